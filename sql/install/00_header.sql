@@ -1,0 +1,1 @@
+-- schema is created by CREATE EXTENSION (control: schema = dms_stream)

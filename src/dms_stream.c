@@ -1,0 +1,106 @@
+/*-------------------------------------------------------------------------
+ *
+ * dms_stream.c
+ *	  Module entry point: load-time checks and the extension's settings.
+ *
+ * dms_stream runs background workers and must therefore be loaded through
+ * shared_preload_libraries.  _PG_init refuses any other way of loading it
+ * with a hint saying what to change.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/guc.h"
+
+#include "dms_stream.h"
+
+PG_MODULE_MAGIC;
+
+char	   *dms_stream_database = NULL;
+int			dms_stream_naptime_ms = 1000;
+int			dms_stream_max_task_workers = 4;
+int			dms_stream_poll_interval_ms = 5000;
+int			dms_stream_log_min_messages = LOG;
+
+static const struct config_enum_entry log_level_options[] = {
+	{"debug2", DEBUG2, false},
+	{"debug1", DEBUG1, false},
+	{"log", LOG, false},
+	{"info", INFO, false},
+	{"notice", NOTICE, false},
+	{"warning", WARNING, false},
+	{"error", ERROR, false},
+	{NULL, 0, false}
+};
+
+void		_PG_init(void);
+
+/*
+ * _PG_init
+ *		Check that we are being preloaded and define the settings.
+ */
+void
+_PG_init(void)
+{
+	if (IsBinaryUpgrade)
+		return;
+
+	if (!process_shared_preload_libraries_in_progress)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("dms_stream can only be loaded via shared_preload_libraries"),
+				 errhint("Add dms_stream to the shared_preload_libraries "
+						 "setting in postgresql.conf and restart the server.")));
+
+	DefineCustomStringVariable("dms_stream.database",
+							   "Database in which the dms_stream launcher runs tasks.",
+							   "The extension must be created in this database.",
+							   &dms_stream_database,
+							   "postgres",
+							   PGC_POSTMASTER,
+							   GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("dms_stream.naptime",
+							"Time the launcher sleeps between checks of the task table.",
+							"Start and stop requests wake the launcher at once; "
+							"this is the fallback interval.",
+							&dms_stream_naptime_ms,
+							1000, 10, 3600 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("dms_stream.max_task_workers",
+							"Maximum number of dms_stream task workers running at once.",
+							"Each also needs a slot in max_worker_processes.",
+							&dms_stream_max_task_workers,
+							4, 1, 64,
+							PGC_POSTMASTER,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("dms_stream.poll_interval",
+							"Interval between listings of an S3 CDC folder for new files.",
+							NULL,
+							&dms_stream_poll_interval_ms,
+							5000, 100, 24 * 3600 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("dms_stream.log_min_messages",
+							 "Lowest level of dms_stream progress messages written to the server log.",
+							 NULL,
+							 &dms_stream_log_min_messages,
+							 LOG,
+							 log_level_options,
+							 PGC_SIGHUP,
+							 GUC_SUPERUSER_ONLY,
+							 NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("dms_stream");
+}
