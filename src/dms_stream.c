@@ -15,6 +15,7 @@
 #include "miscadmin.h"
 #include "utils/guc.h"
 
+#include "dms_json.h"
 #include "dms_stream.h"
 
 PG_MODULE_MAGIC;
@@ -47,6 +48,8 @@ _PG_init(void)
 {
 	if (IsBinaryUpgrade)
 		return;
+
+	dms_json_use_palloc();
 
 	if (!process_shared_preload_libraries_in_progress)
 		ereport(ERROR,

@@ -1,0 +1,46 @@
+-- Privileges.
+--
+-- Everybody may read the configuration but not credentials or rejected row
+-- contents; only dms_stream_admin (and superusers) may change anything.
+
+REVOKE ALL ON ALL TABLES IN SCHEMA dms_stream FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA dms_stream FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA dms_stream FROM PUBLIC;
+
+GRANT SELECT ON dms_stream.endpoint, dms_stream.external_table, dms_stream.external_column,
+	dms_stream.task, dms_stream.delta_load_controller, dms_stream.table_statistics,
+	dms_stream.run_history
+	TO PUBLIC;
+
+GRANT SELECT ON ALL TABLES IN SCHEMA dms_stream TO dms_stream_admin;
+GRANT INSERT, UPDATE, DELETE ON dms_stream.endpoint, dms_stream.endpoint_credential,
+	dms_stream.delta_load_controller
+	TO dms_stream_admin;
+GRANT DELETE ON dms_stream.apply_exceptions TO dms_stream_admin;
+
+-- Validators are harmless and useful to everybody.
+GRANT EXECUTE ON FUNCTION dms_stream.check_identifier(text, text),
+	dms_stream.check_endpoint_settings(text, text, jsonb),
+	dms_stream.check_task_settings(jsonb),
+	dms_stream.check_table_mappings(jsonb),
+	dms_stream.parse_external_table_definition(text)
+	TO PUBLIC;
+
+-- Trigger functions run as part of the admin's own statements.
+GRANT EXECUTE ON FUNCTION dms_stream.touch_updated_at(), dms_stream.endpoint_guard(),
+	dms_stream.endpoint_check(),
+	dms_stream.endpoint_sync_external_tables(), dms_stream.task_guard(),
+	dms_stream.delta_load_guard(), dms_stream.require_endpoint(text),
+	dms_stream.require_task(text)
+	TO dms_stream_admin;
+
+GRANT EXECUTE ON FUNCTION
+	dms_stream.create_endpoint(text, text, text, jsonb, text, text, text),
+	dms_stream.alter_endpoint(text, jsonb, text, text, text, boolean),
+	dms_stream.drop_endpoint(text),
+	dms_stream.set_endpoint_credentials(text, text, text, text),
+	dms_stream.register_external_table_definition(text, text),
+	dms_stream.create_task(text, text, text, text, jsonb, jsonb),
+	dms_stream.modify_task(text, text, jsonb, jsonb),
+	dms_stream.drop_task(text)
+	TO dms_stream_admin;
