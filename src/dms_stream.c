@@ -15,7 +15,9 @@
 #include "miscadmin.h"
 #include "utils/guc.h"
 
+#include "aws_credentials.h"
 #include "dms_json.h"
+#include "http.h"
 #include "dms_stream.h"
 
 PG_MODULE_MAGIC;
@@ -104,6 +106,9 @@ _PG_init(void)
 							 PGC_SIGHUP,
 							 GUC_SUPERUSER_ONLY,
 							 NULL, NULL, NULL);
+
+	dms_http_define_settings();
+	aws_credentials_define_settings();
 
 	MarkGUCPrefixReserved("dms_stream");
 }
