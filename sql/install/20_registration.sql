@@ -115,10 +115,13 @@ BEGIN
 	END IF;
 	definition := CASE jsonb_typeof(etd) WHEN 'string' THEN etd #>> '{}' ELSE etd::text END;
 
-	INSERT INTO dms_stream.external_table (endpoint_name, table_owner, table_name, table_path, table_index)
-	SELECT DISTINCT NEW.endpoint_name, p.table_owner, p.table_name, p.table_path, p.table_index
-	  FROM dms_stream.parse_external_table_definition(definition) p;
-
+	-- One parse feeds both tables (the foreign key is checked at statement end).
+	WITH p AS (
+		SELECT * FROM dms_stream.parse_external_table_definition(definition)
+	), tables AS (
+		INSERT INTO dms_stream.external_table (endpoint_name, table_owner, table_name, table_path, table_index)
+		SELECT DISTINCT NEW.endpoint_name, p.table_owner, p.table_name, p.table_path, p.table_index FROM p
+	)
 	INSERT INTO dms_stream.external_column
 		(endpoint_name, table_owner, table_name, column_ordinal, column_name, column_type,
 		 column_length, column_precision, column_scale, column_nullable, column_is_pk,
@@ -126,7 +129,7 @@ BEGIN
 	SELECT NEW.endpoint_name, p.table_owner, p.table_name, p.column_ordinal, p.column_name,
 		   p.column_type, p.column_length, p.column_precision, p.column_scale,
 		   p.column_nullable, p.column_is_pk, p.column_date_format
-	  FROM dms_stream.parse_external_table_definition(definition) p;
+	  FROM p;
 	RETURN NULL;
 END
 $$;
