@@ -1,0 +1,1468 @@
+/*-------------------------------------------------------------------------
+ *
+ * kinesis.c
+ *	  Kinesis Data Streams client and PutRecords batcher; see kinesis.h for
+ *	  the contract.
+ *
+ * Batcher internals.  Records kept by the batcher sit in a ring, oldest
+ * first, in the order they were added; a record leaves the ring once it and
+ * every older record are acknowledged.  Each record holds its PutRecords
+ * entry already encoded as JSON ({"Data":"<base64>","PartitionKey":...}), so
+ * a retry costs no encoding and a request body is a concatenation.
+ * Partition keys are interned in a hash table that also carries the
+ * per-round state used to keep records of one key in order: which request
+ * of the round takes the key, and whether the key is held back for the rest
+ * of the round.
+ *
+ * Forming a round walks the ring from the oldest record.  A record that is
+ * not yet due (waiting after a failure) holds its key back; otherwise it
+ * goes into the request that already took its key in this round, or, for a
+ * key new to the round, into the open request with the fewest bytes.  A
+ * record that does not fit closes its request, so no later (smaller) record
+ * of the same key can slip in ahead of it.  The walk ends when every
+ * request is closed or the ring is exhausted.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "common/hashfn.h"
+#include "common/pg_prng.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "storage/latch.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+
+#include "aws_credentials.h"
+#include "http.h"
+#include "kinesis.h"
+
+#define KINESIS_TARGET_PREFIX	"Kinesis_20131202."
+#define KINESIS_CONTENT_TYPE	"application/x-amz-json-1.1"
+
+/* Largest ExplicitHashKey: 2^128 - 1. */
+#define KINESIS_MAX_HASH_KEY	"340282366920938463463374607431768211455"
+
+/* Backoff of a failed record: equal jitter over min(cap, base * 2^n). */
+#define KINESIS_RETRY_BASE_MS			50
+#define KINESIS_RETRY_THROTTLE_BASE_MS	100
+#define KINESIS_RETRY_CAP_MS			10000
+
+/* Pages of ListShards before giving up (a loop guard). */
+#define KINESIS_MAX_LIST_PAGES			10000
+
+/* Fixed parts of an encoded PutRecords entry. */
+#define ENTRY_DATA_OPEN		"{\"Data\":\""
+#define ENTRY_KEY_OPEN		"\",\"PartitionKey\":\""
+#define ENTRY_HASH_OPEN		"\",\"ExplicitHashKey\":\""
+#define ENTRY_CLOSE			"\"}"
+
+typedef enum KinesisEntryState
+{
+	ENTRY_PENDING,				/* waiting to be sent (again) */
+	ENTRY_SENT,					/* in the round being sent */
+	ENTRY_ACKED					/* accepted by Kinesis */
+} KinesisEntryState;
+
+/* An interned partition key; "key" must come first (dynahash key). */
+typedef struct KinesisKey
+{
+	char	   *key;
+	int			refcount;		/* unacknowledged records with this key */
+	uint64		round;			/* the round req and blocked refer to */
+	int			req;			/* request of that round taking the key, or -1 */
+	bool		blocked;		/* no more records of the key in that round */
+	uint64		ok_mark;		/* serial of a request where a later entry of
+								 * the key was accepted */
+} KinesisKey;
+
+/* A record kept by the batcher. */
+typedef struct KinesisEntry
+{
+	char	   *json;			/* encoded entry; NULL once acknowledged */
+	uint32		json_len;
+	uint32		size;			/* data + partition key bytes */
+	KinesisKey *key;			/* NULL once acknowledged */
+	uint64		tag;
+	TimestampTz retry_at;		/* not to be sent before this */
+	uint16		failures;
+	uint8		state;			/* KinesisEntryState */
+	bool		overtaken;		/* counted in entries_reordered */
+} KinesisEntry;
+
+/* One PutRecords request of a round, while it is formed. */
+typedef struct KinesisSlot
+{
+	int		   *entries;		/* ring indexes, in order */
+	int			nentries;
+	int64		size;			/* data + key bytes */
+	int64		body_len;		/* JSON body length */
+	bool		closed;
+} KinesisSlot;
+
+struct KinesisBatcher
+{
+	KinesisClient *client;
+	KinesisBatcherOptions opts;
+	MemoryContext cxt;			/* the batcher and its records */
+	MemoryContext round_cxt;	/* request bodies and answers of a round */
+	HTAB	   *keys;			/* KinesisKey by partition key */
+
+	KinesisEntry *ring;
+	int			ring_size;		/* a power of two */
+	int			head;			/* ring index of the oldest record */
+	int			count;			/* records kept, acknowledged ones included */
+	int64		unacked;
+	int64		pending;		/* records waiting to be sent */
+	int64		pending_size;	/* their data + key bytes */
+	int64		pending_json;	/* their encoded entries' bytes */
+	int64		buffered_bytes; /* encoded entries of unacknowledged records */
+
+	uint64		round;
+	uint64		request_serial;
+	TimestampTz idle_until;		/* nothing was due before this */
+	bool		have_acked_through;
+	uint64		acked_through;
+
+	KinesisSlot *slots;
+	char	   *body_prefix;	/* {"StreamName":..,"Records":[ */
+	size_t		body_prefix_len;
+	char	   *what;			/* for error messages */
+	AwsHeader	headers[2];
+
+	KinesisBatcherStats stats;
+};
+
+/* A fatal problem found while processing a round, raised at its end. */
+typedef struct KinesisRoundError
+{
+	int			slot;			/* request whose answer failed, or -1 */
+	char	   *message;		/* otherwise: errmsg */
+	char	   *detail;
+	char	   *hint;
+	int			sqlstate;
+} KinesisRoundError;
+
+/*
+ * new_json_object
+ *		An empty jansson object.  jansson's json_object() must not be called
+ *		from the extension: the server exports a function of the same name
+ *		(the SQL json_object), which the dynamic linker binds first.
+ *		json_pack calls jansson's own from inside the library.
+ */
+static json_t *
+new_json_object(void)
+{
+	json_t	   *o = json_pack("{}");
+
+	if (o == NULL)
+		elog(ERROR, "could not create a JSON object");
+	return o;
+}
+
+static const char b64_alphabet[] =
+"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+
+/* ---------------------------------------------------------------- JSON text */
+
+/*
+ * json_escaped_len
+ *		Length of a UTF-8 string once written as the inside of a JSON string.
+ */
+static size_t
+json_escaped_len(const char *s, size_t len)
+{
+	size_t		n = 0;
+	size_t		i;
+
+	for (i = 0; i < len; i++)
+	{
+		unsigned char c = (unsigned char) s[i];
+
+		if (c == '"' || c == '\\')
+			n += 2;
+		else if (c < 0x20)
+			n += 6;
+		else
+			n++;
+	}
+	return n;
+}
+
+/*
+ * json_escape_into
+ *		Write a UTF-8 string as the inside of a JSON string; returns the end.
+ */
+static char *
+json_escape_into(char *dst, const char *s, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t		i;
+
+	for (i = 0; i < len; i++)
+	{
+		unsigned char c = (unsigned char) s[i];
+
+		if (c == '"' || c == '\\')
+		{
+			*dst++ = '\\';
+			*dst++ = (char) c;
+		}
+		else if (c < 0x20)
+		{
+			*dst++ = '\\';
+			*dst++ = 'u';
+			*dst++ = '0';
+			*dst++ = '0';
+			*dst++ = hex[c >> 4];
+			*dst++ = hex[c & 0xF];
+		}
+		else
+			*dst++ = (char) c;
+	}
+	return dst;
+}
+
+/*
+ * append_json_string
+ *		Append a UTF-8 string to buf as a quoted JSON string.
+ */
+static void
+append_json_string(StringInfo buf, const char *s)
+{
+	size_t		len = strlen(s);
+	size_t		elen = json_escaped_len(s, len);
+
+	enlargeStringInfo(buf, (int) elen + 2);
+	buf->data[buf->len++] = '"';
+	buf->len = json_escape_into(buf->data + buf->len, s, len) - buf->data;
+	buf->data[buf->len++] = '"';
+	buf->data[buf->len] = '\0';
+}
+
+/*
+ * base64_encode_into
+ *		Standard base64 (with padding) of len bytes; returns the end.
+ */
+static char *
+base64_encode_into(char *dst, const unsigned char *src, size_t len)
+{
+	size_t		i = 0;
+
+	for (; i + 3 <= len; i += 3)
+	{
+		uint32		v = ((uint32) src[i] << 16) | ((uint32) src[i + 1] << 8) | src[i + 2];
+
+		dst[0] = b64_alphabet[(v >> 18) & 0x3F];
+		dst[1] = b64_alphabet[(v >> 12) & 0x3F];
+		dst[2] = b64_alphabet[(v >> 6) & 0x3F];
+		dst[3] = b64_alphabet[v & 0x3F];
+		dst += 4;
+	}
+	if (i < len)
+	{
+		uint32		v = (uint32) src[i] << 16;
+
+		if (i + 1 < len)
+			v |= (uint32) src[i + 1] << 8;
+		dst[0] = b64_alphabet[(v >> 18) & 0x3F];
+		dst[1] = b64_alphabet[(v >> 12) & 0x3F];
+		dst[2] = (i + 1 < len) ? b64_alphabet[(v >> 6) & 0x3F] : '=';
+		dst[3] = '=';
+		dst += 4;
+	}
+	return dst;
+}
+
+
+/* ---------------------------------------------------------------- client */
+
+/*
+ * kinesis_client_open
+ *		Load a kinesis endpoint and work out the URL and stream members.
+ */
+KinesisClient *
+kinesis_client_open(const char *endpoint_name)
+{
+	KinesisClient *c = palloc0(sizeof(KinesisClient));
+	DmsEndpoint *ep = dms_endpoint_load(endpoint_name);
+	const char *arn = dms_endpoint_setting(ep, "StreamArn");
+	const char *name = dms_endpoint_setting(ep, "StreamName");
+	StringInfoData buf;
+
+	if (strcmp(ep->engine, "kinesis") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("endpoint \"%s\" is not a Kinesis endpoint", endpoint_name),
+				 errdetail("Its engine is \"%s\".", ep->engine),
+				 errhint("Use an endpoint created with engine 'kinesis'.")));
+
+	c->endpoint = ep;
+	c->endpoint_name = ep->name;
+	c->region = ep->region;
+	if (arn != NULL)
+	{
+		const char *slash = strrchr(arn, '/');
+
+		c->stream_arn = pstrdup(arn);
+		c->stream_name = pstrdup(slash ? slash + 1 : arn);
+	}
+	else if (name != NULL)
+		c->stream_name = pstrdup(name);
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("endpoint \"%s\" names no Kinesis stream", endpoint_name),
+				 errhint("Set \"StreamArn\" or \"StreamName\" in the endpoint's settings.")));
+
+	if (ep->endpoint_url != NULL)
+		c->url = psprintf("%s/", ep->endpoint_url);
+	else if (strncmp(ep->region, "cn-", 3) == 0)
+		c->url = psprintf("https://kinesis.%s.amazonaws.com.cn/", ep->region);
+	else
+		c->url = psprintf("https://kinesis.%s.amazonaws.com/", ep->region);
+
+	/* StreamARN is what AWS recommends; StreamName next to it is allowed */
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "\"StreamName\":");
+	append_json_string(&buf, c->stream_name);
+	if (c->stream_arn != NULL)
+	{
+		appendStringInfoString(&buf, ",\"StreamARN\":");
+		append_json_string(&buf, c->stream_arn);
+	}
+	c->stream_members = buf.data;
+	return c;
+}
+
+/*
+ * kinesis_what
+ *		"Kinesis OP on stream "S" of endpoint "E"", for error messages.
+ */
+static char *
+kinesis_what(KinesisClient *c, const char *operation)
+{
+	return psprintf("Kinesis %s on stream \"%s\" of endpoint \"%s\"",
+					operation, c->stream_arn ? c->stream_arn : c->stream_name,
+					c->endpoint_name);
+}
+
+/*
+ * kinesis_call
+ *		Run one API call and return its parsed answer; raise on failure.
+ */
+json_t *
+kinesis_call(KinesisClient *c, const char *operation, json_t *request,
+			 bool add_stream)
+{
+	AwsResolvedCredentials *creds = aws_credentials_resolve(c->endpoint);
+	DmsHttpRequest req;
+	DmsHttpResponse *resp;
+	AwsHeader	headers[2];
+	char	   *body;
+	json_t	   *answer;
+	json_error_t jerr;
+
+	memset(&jerr, 0, sizeof(jerr));
+	if (request == NULL)
+		request = new_json_object();
+	if (add_stream)
+	{
+		json_object_set_new(request, "StreamName", json_string(c->stream_name));
+		if (c->stream_arn != NULL)
+			json_object_set_new(request, "StreamARN", json_string(c->stream_arn));
+	}
+	body = json_dumps(request, JSON_COMPACT);
+	if (body == NULL)
+		elog(ERROR, "could not encode the Kinesis %s request", operation);
+
+	headers[0].name = "Content-Type";
+	headers[0].value = KINESIS_CONTENT_TYPE;
+	headers[1].name = "X-Amz-Target";
+	headers[1].value = psprintf(KINESIS_TARGET_PREFIX "%s", operation);
+
+	memset(&req, 0, sizeof(req));
+	req.method = "POST";
+	req.url = c->url;
+	req.headers = headers;
+	req.nheaders = 2;
+	req.body = body;
+	req.body_len = strlen(body);
+	req.credentials = &creds->credentials;
+	req.service = "kinesis";
+	req.region = c->region;
+	req.max_retries = -1;
+
+	resp = dms_http_request(&req);
+	if (!resp->ok)
+		dms_http_raise_error(ERROR, kinesis_what(c, operation), &req, resp);
+
+	answer = json_loadb(resp->body, resp->body_len, 0, &jerr);
+	if (answer == NULL || !json_is_object(answer))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg("%s returned an answer that is not a JSON object",
+						kinesis_what(c, operation)),
+				 errdetail("%s at line %d, column %d; the answer starts with \"%.100s\".",
+						   answer ? "not an object" : jerr.text, jerr.line,
+						   jerr.column, resp->body)));
+	return answer;
+}
+
+/*
+ * kinesis_describe_stream_summary
+ *		The StreamDescriptionSummary of the stream.
+ */
+json_t *
+kinesis_describe_stream_summary(KinesisClient *c)
+{
+	json_t	   *answer = kinesis_call(c, "DescribeStreamSummary", NULL, true);
+	json_t	   *summary = json_object_get(answer, "StreamDescriptionSummary");
+
+	if (!json_is_object(summary))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg("%s returned no StreamDescriptionSummary",
+						kinesis_what(c, "DescribeStreamSummary"))));
+	return summary;
+}
+
+/*
+ * kinesis_list_shards
+ *		Every shard of the stream, following NextToken from page to page.
+ */
+json_t *
+kinesis_list_shards(KinesisClient *c)
+{
+	json_t	   *shards = json_array();
+	char	   *token = NULL;
+	int			page;
+
+	for (page = 0; page < KINESIS_MAX_LIST_PAGES; page++)
+	{
+		json_t	   *request = new_json_object();
+		json_t	   *answer;
+		json_t	   *list;
+		const char *next;
+
+		CHECK_FOR_INTERRUPTS();
+		/* with NextToken, the stream must not be named again */
+		if (token != NULL)
+			json_object_set_new(request, "NextToken", json_string(token));
+		else
+			json_object_set_new(request, "MaxResults", json_integer(1000));
+		answer = kinesis_call(c, "ListShards", request, token == NULL);
+
+		list = json_object_get(answer, "Shards");
+		if (!json_is_array(list))
+			ereport(ERROR,
+					(errcode(ERRCODE_PROTOCOL_VIOLATION),
+					 errmsg("%s returned no Shards array", kinesis_what(c, "ListShards"))));
+		json_array_extend(shards, list);
+
+		next = json_string_value(json_object_get(answer, "NextToken"));
+		if (next == NULL || *next == '\0')
+			return shards;
+		token = pstrdup(next);
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_PROTOCOL_VIOLATION),
+			 errmsg("%s returned more than %d pages", kinesis_what(c, "ListShards"),
+					KINESIS_MAX_LIST_PAGES)));
+	return NULL;				/* keep the compiler quiet */
+}
+
+/*
+ * kinesis_get_shard_iterator
+ *		A shard iterator of the given type.
+ */
+char *
+kinesis_get_shard_iterator(KinesisClient *c, const char *shard_id,
+						   const char *iterator_type,
+						   const char *starting_sequence_number)
+{
+	json_t	   *request = new_json_object();
+	json_t	   *answer;
+	const char *it;
+
+	json_object_set_new(request, "ShardId", json_string(shard_id));
+	json_object_set_new(request, "ShardIteratorType", json_string(iterator_type));
+	if (starting_sequence_number != NULL)
+		json_object_set_new(request, "StartingSequenceNumber",
+							json_string(starting_sequence_number));
+	answer = kinesis_call(c, "GetShardIterator", request, true);
+	it = json_string_value(json_object_get(answer, "ShardIterator"));
+	if (it == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg("%s returned no ShardIterator for shard \"%s\"",
+						kinesis_what(c, "GetShardIterator"), shard_id)));
+	return pstrdup(it);
+}
+
+/*
+ * kinesis_get_records
+ *		One GetRecords call.
+ */
+json_t *
+kinesis_get_records(KinesisClient *c, const char *shard_iterator, int limit)
+{
+	json_t	   *request = new_json_object();
+	json_t	   *answer;
+
+	if (limit < 1 || limit > KINESIS_MAX_GET_RECORDS)
+		elog(ERROR, "GetRecords limit %d is out of range", limit);
+	json_object_set_new(request, "ShardIterator", json_string(shard_iterator));
+	json_object_set_new(request, "Limit", json_integer(limit));
+	answer = kinesis_call(c, "GetRecords", request, false);
+	if (!json_is_array(json_object_get(answer, "Records")))
+		ereport(ERROR,
+				(errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg("%s returned no Records array", kinesis_what(c, "GetRecords"))));
+	return answer;
+}
+
+
+/* ---------------------------------------------------------------- records */
+
+/*
+ * kinesis_record_check
+ *		Check a record against Kinesis's limits; see kinesis.h.
+ */
+KinesisRecordStatus
+kinesis_record_check(const char *data, size_t data_len,
+					 const char *partition_key, const char *explicit_hash_key,
+					 int64 max_record_bytes, char **problem)
+{
+	size_t		key_len;
+	size_t		i;
+	int			units = 0;
+
+	if (problem)
+		*problem = NULL;
+
+	if (partition_key == NULL || partition_key[0] == '\0')
+	{
+		if (problem)
+			*problem = pstrdup("the partition key is empty; Kinesis needs 1 to 256 characters");
+		return KINESIS_RECORD_NO_KEY;
+	}
+
+	key_len = strlen(partition_key);
+	if (pg_encoding_verifymbstr(PG_UTF8, partition_key, (int) key_len) != (int) key_len)
+	{
+		if (problem)
+			*problem = pstrdup("the partition key is not valid UTF-8");
+		return KINESIS_RECORD_KEY_NOT_UTF8;
+	}
+
+	/* Characters as AWS counts them: UTF-16 code units. */
+	for (i = 0; i < key_len; i++)
+	{
+		unsigned char ch = (unsigned char) partition_key[i];
+
+		if ((ch & 0xC0) != 0x80)
+			units += (ch >= 0xF0) ? 2 : 1;
+	}
+	if (units > KINESIS_MAX_PARTITION_KEY_CHARS)
+	{
+		if (problem)
+			*problem = psprintf("the partition key has %d characters; Kinesis allows at most %d",
+								units, KINESIS_MAX_PARTITION_KEY_CHARS);
+		return KINESIS_RECORD_KEY_TOO_LONG;
+	}
+
+	if ((int64) (data_len + key_len) > max_record_bytes)
+	{
+		if (problem)
+			*problem = psprintf("the record has %zu bytes (data %zu + partition key %zu); "
+								"a Kinesis record holds at most " INT64_FORMAT " bytes",
+								data_len + key_len, data_len, key_len, max_record_bytes);
+		return KINESIS_RECORD_TOO_LARGE;
+	}
+
+	if (explicit_hash_key != NULL)
+	{
+		size_t		hlen = strlen(explicit_hash_key);
+		bool		ok = hlen >= 1 && hlen <= 39 &&
+			strspn(explicit_hash_key, "0123456789") == hlen &&
+			(explicit_hash_key[0] != '0' || hlen == 1) &&
+			(hlen < 39 || strcmp(explicit_hash_key, KINESIS_MAX_HASH_KEY) <= 0);
+
+		if (!ok)
+		{
+			if (problem)
+				*problem = psprintf("the explicit hash key \"%.60s\" is not a decimal integer from 0 to 2^128-1",
+									explicit_hash_key);
+			return KINESIS_RECORD_BAD_HASH_KEY;
+		}
+	}
+	return KINESIS_RECORD_OK;
+}
+
+
+/* ---------------------------------------------------------------- batcher */
+
+/*
+ * key_hash / key_match
+ *		dynahash callbacks for KinesisKey: the key is a char pointer.
+ */
+static uint32
+key_hash(const void *key, Size keysize)
+{
+	const char *s = *(const char *const *) key;
+
+	return hash_bytes((const unsigned char *) s, (int) strlen(s));
+}
+
+static int
+key_match(const void *key1, const void *key2, Size keysize)
+{
+	return strcmp(*(const char *const *) key1, *(const char *const *) key2);
+}
+
+/*
+ * kinesis_batcher_default_options
+ *		Defaults close to Flink's and Debezium's Kinesis sinks.
+ */
+void
+kinesis_batcher_default_options(KinesisBatcherOptions *opts)
+{
+	memset(opts, 0, sizeof(*opts));
+	opts->max_in_flight = 4;
+	opts->max_request_records = KINESIS_MAX_REQUEST_RECORDS;
+	opts->max_request_bytes = KINESIS_MAX_REQUEST_BYTES;
+	opts->max_body_bytes = KINESIS_DEFAULT_MAX_BODY_BYTES;
+	opts->max_record_bytes = KINESIS_MAX_RECORD_BYTES;
+	opts->max_buffered_bytes = 64 * 1024 * 1024;
+	opts->max_buffered_records = 100000;
+	opts->max_record_retries = 30;
+	opts->strict_key_order = false;
+}
+
+/*
+ * check_option
+ *		Raise if an option is outside its range.
+ */
+static void
+check_option(const char *name, int64 value, int64 min, int64 max)
+{
+	if (value < min || value > max)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("Kinesis batcher option %s = " INT64_FORMAT " is out of range", name, value),
+				 errdetail("Valid values are " INT64_FORMAT " to " INT64_FORMAT ".", min, max)));
+}
+
+/*
+ * kinesis_batcher_create
+ *		A batcher for client's stream.
+ */
+KinesisBatcher *
+kinesis_batcher_create(KinesisClient *client, const KinesisBatcherOptions *opts)
+{
+	MemoryContext cxt;
+	MemoryContext old;
+	KinesisBatcher *b;
+	HASHCTL		ctl;
+	StringInfoData buf;
+	int			i;
+
+	check_option("max_in_flight", opts->max_in_flight, 1, DMS_HTTP_MAX_PARALLEL);
+	check_option("max_request_records", opts->max_request_records, 1, KINESIS_MAX_REQUEST_RECORDS);
+	check_option("max_record_bytes", opts->max_record_bytes, 1, 10 * 1024 * 1024);
+	check_option("max_request_bytes", opts->max_request_bytes, opts->max_record_bytes,
+				 10 * 1024 * 1024);
+	/* an entry of the largest record must fit a body on its own */
+	check_option("max_body_bytes", opts->max_body_bytes,
+				 opts->max_record_bytes / 3 * 4 + 64 * 1024, 64 * 1024 * 1024);
+	check_option("max_buffered_bytes", opts->max_buffered_bytes, 1024 * 1024,
+				 (int64) MaxAllocSize * 4);
+	check_option("max_buffered_records", opts->max_buffered_records, 1, 100000000);
+	check_option("max_record_retries", opts->max_record_retries, 0, 10000);
+
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "dms_stream Kinesis batcher",
+								ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+
+	b = palloc0(sizeof(KinesisBatcher));
+	b->client = client;
+	b->opts = *opts;
+	b->cxt = cxt;
+	b->round_cxt = AllocSetContextCreate(cxt, "dms_stream Kinesis round",
+										 ALLOCSET_DEFAULT_SIZES);
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(char *);
+	ctl.entrysize = sizeof(KinesisKey);
+	ctl.hash = key_hash;
+	ctl.match = key_match;
+	ctl.hcxt = cxt;
+	b->keys = hash_create("dms_stream Kinesis partition keys", 1024, &ctl,
+						  HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+
+	b->ring_size = 1024;
+	b->ring = palloc0(sizeof(KinesisEntry) * b->ring_size);
+
+	b->slots = palloc0(sizeof(KinesisSlot) * opts->max_in_flight);
+	for (i = 0; i < opts->max_in_flight; i++)
+		b->slots[i].entries = palloc(sizeof(int) * opts->max_request_records);
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "{%s,\"Records\":[", client->stream_members);
+	b->body_prefix = buf.data;
+	b->body_prefix_len = buf.len;
+	b->what = kinesis_what(client, "PutRecords");
+	b->headers[0].name = "Content-Type";
+	b->headers[0].value = KINESIS_CONTENT_TYPE;
+	b->headers[1].name = "X-Amz-Target";
+	b->headers[1].value = KINESIS_TARGET_PREFIX "PutRecords";
+
+	MemoryContextSwitchTo(old);
+	return b;
+}
+
+/*
+ * batcher_release_key
+ *		Drop a record's reference to its partition key.
+ */
+static void
+batcher_release_key(KinesisBatcher *b, KinesisKey *k)
+{
+	if (--k->refcount == 0)
+	{
+		char	   *s = k->key;
+
+		hash_search(b->keys, &s, HASH_REMOVE, NULL);
+		pfree(s);
+	}
+}
+
+/*
+ * batcher_sleep_until
+ *		Wait for a due time, servicing interrupts at least once a second.
+ */
+static void
+batcher_sleep_until(TimestampTz until)
+{
+	for (;;)
+	{
+		long		ms = (long) ((until - GetCurrentTimestamp() + 999) / 1000);
+		int			events = WL_LATCH_SET | WL_TIMEOUT;
+
+		if (ms <= 0)
+			break;
+		if (IsUnderPostmaster)
+			events |= WL_EXIT_ON_PM_DEATH;
+		(void) WaitLatch(MyLatch, events, Min(ms, 1000L), PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
+ * batcher_form_round
+ *		Fill the request slots with due records (see the file header).
+ *		Returns the number of non-empty requests; *earliest gets the first
+ *		due time of a record held back by its backoff (0 if none).
+ */
+static int
+batcher_form_round(KinesisBatcher *b, TimestampTz now, TimestampTz *earliest)
+{
+	int			nslots;
+	int			nclosed = 0;
+	int			used = 0;
+	int			off;
+	int			i;
+
+	/* as many requests as the queued records need, up to max_in_flight */
+	nslots = (int) Max((b->pending + b->opts.max_request_records - 1) / b->opts.max_request_records,
+					   Max((b->pending_size + b->opts.max_request_bytes - 1) / b->opts.max_request_bytes,
+						   (b->pending_json + b->opts.max_body_bytes - 1) / b->opts.max_body_bytes));
+	nslots = Max(1, Min(nslots, b->opts.max_in_flight));
+
+	*earliest = 0;
+	b->round++;
+	for (i = 0; i < b->opts.max_in_flight; i++)
+	{
+		b->slots[i].nentries = 0;
+		b->slots[i].size = 0;
+		b->slots[i].body_len = b->body_prefix_len + 2;
+		b->slots[i].closed = false;
+	}
+
+	for (off = 0; off < b->count && nclosed < nslots; off++)
+	{
+		int			idx = (b->head + off) & (b->ring_size - 1);
+		KinesisEntry *e = &b->ring[idx];
+		KinesisKey *k;
+		KinesisSlot *s;
+
+		if (e->state != ENTRY_PENDING)
+			continue;
+		k = e->key;
+		if (k->round != b->round)
+		{
+			k->round = b->round;
+			k->req = -1;
+			k->blocked = false;
+		}
+		else if (k->blocked)
+			continue;
+
+		if (e->retry_at > now)
+		{
+			k->blocked = true;
+			if (*earliest == 0 || e->retry_at < *earliest)
+				*earliest = e->retry_at;
+			continue;
+		}
+
+		if (k->req < 0)
+		{
+			int			best = -1;
+
+			for (i = 0; i < nslots; i++)
+				if (!b->slots[i].closed &&
+					(best < 0 || b->slots[i].body_len < b->slots[best].body_len))
+					best = i;
+			Assert(best >= 0);
+			k->req = best;
+		}
+		s = &b->slots[k->req];
+		if (s->closed)
+		{
+			k->blocked = true;
+			continue;
+		}
+		if (s->nentries > 0 &&
+			(s->size + e->size > b->opts.max_request_bytes ||
+			 s->body_len + e->json_len + 1 > b->opts.max_body_bytes))
+		{
+			s->closed = true;
+			nclosed++;
+			k->blocked = true;
+			continue;
+		}
+
+		if (s->nentries == 0)
+			used++;
+		else
+			s->body_len++;		/* the comma */
+		s->entries[s->nentries++] = idx;
+		s->size += e->size;
+		s->body_len += e->json_len;
+		e->state = ENTRY_SENT;
+		b->pending--;
+		b->pending_size -= e->size;
+		b->pending_json -= e->json_len;
+		if (b->opts.strict_key_order)
+			k->blocked = true;
+		if (s->nentries >= b->opts.max_request_records)
+		{
+			s->closed = true;
+			nclosed++;
+		}
+	}
+	return used;
+}
+
+/*
+ * batcher_backoff
+ *		When a record that failed for the n-th time is due again.
+ */
+static TimestampTz
+batcher_backoff(TimestampTz now, int failures, bool throttled)
+{
+	double		ceiling = (throttled ? KINESIS_RETRY_THROTTLE_BASE_MS : KINESIS_RETRY_BASE_MS) *
+		(double) (1L << Min(failures - 1, 20));
+	double		ms;
+
+	if (ceiling > KINESIS_RETRY_CAP_MS)
+		ceiling = KINESIS_RETRY_CAP_MS;
+	ms = ceiling / 2 + pg_prng_double(&pg_global_prng_state) * ceiling / 2;
+	return now + (TimestampTz) (ms * 1000.0);
+}
+
+/*
+ * batcher_requeue
+ *		Put a record that was not accepted back in the queue, due after a
+ *		backoff.  Returns false when it has failed too often.
+ */
+static bool
+batcher_requeue(KinesisBatcher *b, KinesisEntry *e, TimestampTz now, bool throttled)
+{
+	e->state = ENTRY_PENDING;
+	b->pending++;
+	b->pending_size += e->size;
+	b->pending_json += e->json_len;
+	if (e->failures < PG_UINT16_MAX)
+		e->failures++;
+	e->retry_at = batcher_backoff(now, e->failures, throttled);
+	b->stats.entries_retried++;
+	return e->failures <= b->opts.max_record_retries;
+}
+
+/*
+ * batcher_ack
+ *		A record was accepted: free its entry and tell the caller.
+ */
+static void
+batcher_ack(KinesisBatcher *b, KinesisEntry *e, const char *shard_id,
+			const char *sequence_number, TimestampTz now)
+{
+	e->state = ENTRY_ACKED;
+	b->unacked--;
+	b->buffered_bytes -= e->json_len;
+	pfree(e->json);
+	e->json = NULL;
+	batcher_release_key(b, e->key);
+	e->key = NULL;
+	b->stats.records_acked++;
+	b->stats.bytes_acked += e->size;
+	b->stats.last_ack = now;
+	if (b->opts.on_ack)
+		b->opts.on_ack(b->opts.ack_arg, e->tag, shard_id, sequence_number);
+}
+
+/*
+ * batcher_pop_acked
+ *		Drop the acknowledged records at the head of the ring.
+ */
+static void
+batcher_pop_acked(KinesisBatcher *b)
+{
+	while (b->count > 0 && b->ring[b->head].state == ENTRY_ACKED)
+	{
+		b->acked_through = b->ring[b->head].tag;
+		b->have_acked_through = true;
+		b->head = (b->head + 1) & (b->ring_size - 1);
+		b->count--;
+	}
+}
+
+/*
+ * is_throttling_code
+ *		True for the codes Kinesis uses when a shard or account is over its
+ *		limits.
+ */
+static bool
+is_throttling_code(const char *code)
+{
+	return code != NULL &&
+		(strcmp(code, "ProvisionedThroughputExceededException") == 0 ||
+		 strcmp(code, "ThrottlingException") == 0 ||
+		 strcmp(code, "LimitExceededException") == 0 ||
+		 strcmp(code, "KMSThrottlingException") == 0);
+}
+
+/*
+ * round_error
+ *		Remember the first fatal problem of a round.
+ */
+static void
+round_error(KinesisRoundError *err, int sqlstate, char *message, char *detail,
+			char *hint)
+{
+	if (err->slot >= 0 || err->message != NULL)
+		return;
+	err->sqlstate = sqlstate;
+	err->message = message;
+	err->detail = detail;
+	err->hint = hint;
+}
+
+/*
+ * batcher_process_answer
+ *		Apply a 200 answer to PutRecords: acknowledge the accepted entries,
+ *		queue the failed ones again (matched by index).
+ */
+static void
+batcher_process_answer(KinesisBatcher *b, KinesisSlot *s, DmsHttpResponse *resp,
+					   TimestampTz now, KinesisRoundError *err)
+{
+	json_error_t jerr;
+	json_t	   *root = json_loadb(resp->body, resp->body_len, 0, &jerr);
+	json_t	   *records = root ? json_object_get(root, "Records") : NULL;
+	uint64		serial = ++b->request_serial;
+	int			i;
+
+	if (!json_is_array(records) || (int) json_array_size(records) != s->nentries)
+	{
+		/* nothing can be matched: treat like a failed request */
+		for (i = 0; i < s->nentries; i++)
+			batcher_requeue(b, &b->ring[s->entries[i]], now, false);
+		round_error(err, ERRCODE_PROTOCOL_VIOLATION,
+					psprintf("%s returned an invalid answer", b->what),
+					psprintf("Expected a Records array of %d entries; the answer starts with \"%.200s\".",
+							 s->nentries, resp->body),
+					NULL);
+		return;
+	}
+
+	/* Entries overtaken by a later accepted entry of the same key. */
+	for (i = s->nentries - 1; i >= 0; i--)
+	{
+		KinesisEntry *e = &b->ring[s->entries[i]];
+		json_t	   *r = json_array_get(records, i);
+
+		if (json_string_value(json_object_get(r, "ErrorCode")) == NULL)
+			e->key->ok_mark = serial;
+		else if (e->key->ok_mark == serial && !e->overtaken)
+		{
+			e->overtaken = true;
+			b->stats.entries_reordered++;
+		}
+	}
+
+	for (i = 0; i < s->nentries; i++)
+	{
+		KinesisEntry *e = &b->ring[s->entries[i]];
+		json_t	   *r = json_array_get(records, i);
+		const char *code = json_string_value(json_object_get(r, "ErrorCode"));
+		const char *message;
+		bool		throttled;
+
+		if (code == NULL)
+		{
+			batcher_ack(b, e,
+						json_string_value(json_object_get(r, "ShardId")),
+						json_string_value(json_object_get(r, "SequenceNumber")),
+						now);
+			continue;
+		}
+
+		message = json_string_value(json_object_get(r, "ErrorMessage"));
+		throttled = is_throttling_code(code);
+		b->stats.entries_failed++;
+		if (throttled)
+			b->stats.entries_throttled++;
+
+		if (!throttled && !dms_http_is_retryable_code(code))
+		{
+			batcher_requeue(b, e, now, false);
+			round_error(err, ERRCODE_EXTERNAL_ROUTINE_EXCEPTION,
+						psprintf("%s refused a record: %s", b->what, code),
+						psprintf("Record with tag " UINT64_FORMAT ": %s.", e->tag,
+								 message ? message : "no message"),
+						pstrdup("Kinesis reports only throttling and internal failures per record; "
+								"this code means the record itself cannot be stored."));
+			continue;
+		}
+		if (!batcher_requeue(b, e, now, throttled))
+			round_error(err, throttled ? ERRCODE_INSUFFICIENT_RESOURCES :
+						ERRCODE_EXTERNAL_ROUTINE_EXCEPTION,
+						psprintf("%s failed: a record was refused %d times", b->what,
+								 (int) e->failures),
+						psprintf("Record with tag " UINT64_FORMAT ", last error %s: %s.",
+								 e->tag, code, message ? message : "no message"),
+						throttled ?
+						pstrdup("The stream kept throttling; add shards, spread the partition keys, "
+								"or allow more retries (max_record_retries).") :
+						pstrdup("Kinesis kept failing; try again later."));
+	}
+}
+
+/*
+ * batcher_send_round
+ *		Build the bodies of the formed requests, send them concurrently and
+ *		apply the answers.  Raises at the end if anything was fatal, after
+ *		every accepted record has been acknowledged.
+ */
+static void
+batcher_send_round(KinesisBatcher *b, int nused)
+{
+	MemoryContext old = MemoryContextSwitchTo(b->round_cxt);
+	int			nslots = b->opts.max_in_flight;
+	DmsHttpRequest *reqs = palloc0(sizeof(DmsHttpRequest) * nused);
+	DmsHttpResponse *resps = palloc0(sizeof(DmsHttpResponse) * nused);
+	int		   *slot_of = palloc(sizeof(int) * nused);
+	AwsResolvedCredentials *creds = aws_credentials_resolve(b->client->endpoint);
+	KinesisRoundError err = {-1, NULL, NULL, NULL, 0};
+	TimestampTz start;
+	TimestampTz now;
+	int			n = 0;
+	int			i;
+	int			j;
+
+	for (i = 0; i < nslots; i++)
+	{
+		KinesisSlot *s = &b->slots[i];
+		char	   *body;
+		char	   *p;
+
+		if (s->nentries == 0)
+			continue;
+		body = palloc(s->body_len + 1);
+		memcpy(body, b->body_prefix, b->body_prefix_len);
+		p = body + b->body_prefix_len;
+		for (j = 0; j < s->nentries; j++)
+		{
+			KinesisEntry *e = &b->ring[s->entries[j]];
+
+			if (j > 0)
+				*p++ = ',';
+			memcpy(p, e->json, e->json_len);
+			p += e->json_len;
+		}
+		*p++ = ']';
+		*p++ = '}';
+		*p = '\0';
+		Assert(p - body == s->body_len);
+
+		reqs[n].method = "POST";
+		reqs[n].url = b->client->url;
+		reqs[n].headers = b->headers;
+		reqs[n].nheaders = 2;
+		reqs[n].body = body;
+		reqs[n].body_len = s->body_len;
+		reqs[n].credentials = &creds->credentials;
+		reqs[n].service = "kinesis";
+		reqs[n].region = b->client->region;
+		reqs[n].max_retries = -1;
+		slot_of[n] = i;
+		n++;
+		b->stats.largest_request_records = Max(b->stats.largest_request_records, s->nentries);
+		b->stats.largest_request_bytes = Max(b->stats.largest_request_bytes, s->size);
+		b->stats.largest_request_body = Max(b->stats.largest_request_body, s->body_len);
+	}
+	Assert(n == nused);
+
+	b->stats.rounds++;
+	b->stats.requests += n;
+	if (n > b->stats.max_in_flight)
+		b->stats.max_in_flight = n;
+
+	start = GetCurrentTimestamp();
+	dms_http_perform(reqs, resps, n);
+	now = GetCurrentTimestamp();
+	b->stats.http_ms += (double) (now - start) / 1000.0;
+
+	for (i = 0; i < n; i++)
+	{
+		KinesisSlot *s = &b->slots[slot_of[i]];
+		DmsHttpResponse *resp = &resps[i];
+
+		b->stats.request_attempts += resp->attempts;
+		if (resp->ok)
+		{
+			b->stats.requests_ok++;
+			batcher_process_answer(b, s, resp, now, &err);
+			continue;
+		}
+
+		if (resp->retryable)
+		{
+			bool		throttled = is_throttling_code(resp->error_code) || resp->status == 429;
+			bool		exhausted = false;
+
+			b->stats.requests_requeued++;
+			if (throttled)
+				b->stats.requests_throttled++;
+			for (j = 0; j < s->nentries; j++)
+				if (!batcher_requeue(b, &b->ring[s->entries[j]], now, throttled))
+					exhausted = true;
+			if (exhausted && err.slot < 0 && err.message == NULL)
+				err.slot = i;
+		}
+		else
+		{
+			for (j = 0; j < s->nentries; j++)
+				batcher_requeue(b, &b->ring[s->entries[j]], now, false);
+			if (err.slot < 0 && err.message == NULL)
+				err.slot = i;
+		}
+	}
+
+	batcher_pop_acked(b);
+
+	if (err.slot >= 0)
+		dms_http_raise_error(ERROR, b->what, &reqs[err.slot], &resps[err.slot]);
+	if (err.message != NULL)
+		ereport(ERROR,
+				(errcode(err.sqlstate),
+				 errmsg_internal("%s", err.message),
+				 err.detail ? errdetail_internal("%s", err.detail) : 0,
+				 err.hint ? errhint("%s", err.hint) : 0));
+
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(b->round_cxt);
+}
+
+/*
+ * batcher_round
+ *		Send one round if any record is due.  With wait, sleep until a
+ *		held-back record is due when none is; returns whether anything was
+ *		sent.
+ */
+static bool
+batcher_round(KinesisBatcher *b, bool wait)
+{
+	for (;;)
+	{
+		TimestampTz now = GetCurrentTimestamp();
+		TimestampTz earliest;
+		int			n;
+
+		CHECK_FOR_INTERRUPTS();
+		if (b->pending == 0)
+			return false;
+		n = batcher_form_round(b, now, &earliest);
+		if (n > 0)
+		{
+			b->idle_until = 0;
+			batcher_send_round(b, n);
+			return true;
+		}
+		if (earliest == 0)
+			elog(ERROR, "Kinesis batcher found no record to send and none waiting");
+		b->idle_until = earliest;
+		if (!wait)
+			return false;
+		batcher_sleep_until(earliest);
+		b->stats.backoff_ms += (double) (GetCurrentTimestamp() - now) / 1000.0;
+	}
+}
+
+/*
+ * batcher_grow_ring
+ *		Double the ring, keeping the records in order from index 0.
+ */
+static void
+batcher_grow_ring(KinesisBatcher *b)
+{
+	int			newsize = b->ring_size * 2;
+	KinesisEntry *ring = MemoryContextAllocHuge(b->cxt, sizeof(KinesisEntry) * newsize);
+	int			i;
+
+	for (i = 0; i < b->count; i++)
+		ring[i] = b->ring[(b->head + i) & (b->ring_size - 1)];
+	pfree(b->ring);
+	b->ring = ring;
+	b->ring_size = newsize;
+	b->head = 0;
+}
+
+/*
+ * kinesis_batcher_add
+ *		Validate and queue a record; see kinesis.h.
+ */
+KinesisRecordStatus
+kinesis_batcher_add(KinesisBatcher *b, const char *data, size_t data_len,
+					const char *partition_key, const char *explicit_hash_key,
+					uint64 tag, char **problem)
+{
+	KinesisRecordStatus status;
+	size_t		key_len;
+	size_t		key_esc;
+	size_t		hash_len;
+	size_t		json_len;
+	KinesisEntry *e;
+	KinesisKey *k;
+	bool		found;
+	char	   *p;
+
+	status = kinesis_record_check(data, data_len, partition_key, explicit_hash_key,
+								  b->opts.max_record_bytes, problem);
+	if (status != KINESIS_RECORD_OK)
+	{
+		b->stats.records_rejected++;
+		return status;
+	}
+
+	key_len = strlen(partition_key);
+	key_esc = json_escaped_len(partition_key, key_len);
+	hash_len = explicit_hash_key ? strlen(explicit_hash_key) : 0;
+	json_len = strlen(ENTRY_DATA_OPEN) + (data_len + 2) / 3 * 4 +
+		strlen(ENTRY_KEY_OPEN) + key_esc +
+		(explicit_hash_key ? strlen(ENTRY_HASH_OPEN) + hash_len : 0) +
+		strlen(ENTRY_CLOSE);
+
+	/* Wait for room: the memory bounds hold whatever the caller adds. */
+	while (b->unacked > 0 &&
+		   (b->count >= b->opts.max_buffered_records ||
+			b->buffered_bytes + (int64) json_len > b->opts.max_buffered_bytes))
+	{
+		if (b->pending == 0)
+			elog(ERROR, "Kinesis batcher holds unacknowledged records but none to send");
+		batcher_round(b, true);
+	}
+
+	if (b->count == b->ring_size)
+		batcher_grow_ring(b);
+
+	e = &b->ring[(b->head + b->count) & (b->ring_size - 1)];
+	memset(e, 0, sizeof(*e));
+	e->json = MemoryContextAllocHuge(b->cxt, json_len + 1);
+	p = e->json;
+	memcpy(p, ENTRY_DATA_OPEN, strlen(ENTRY_DATA_OPEN));
+	p += strlen(ENTRY_DATA_OPEN);
+	p = base64_encode_into(p, (const unsigned char *) data, data_len);
+	memcpy(p, ENTRY_KEY_OPEN, strlen(ENTRY_KEY_OPEN));
+	p += strlen(ENTRY_KEY_OPEN);
+	p = json_escape_into(p, partition_key, key_len);
+	if (explicit_hash_key)
+	{
+		memcpy(p, ENTRY_HASH_OPEN, strlen(ENTRY_HASH_OPEN));
+		p += strlen(ENTRY_HASH_OPEN);
+		memcpy(p, explicit_hash_key, hash_len);
+		p += hash_len;
+	}
+	memcpy(p, ENTRY_CLOSE, strlen(ENTRY_CLOSE));
+	p += strlen(ENTRY_CLOSE);
+	*p = '\0';
+	Assert((size_t) (p - e->json) == json_len);
+
+	k = hash_search(b->keys, &partition_key, HASH_ENTER, &found);
+	if (!found)
+	{
+		k->key = MemoryContextStrdup(b->cxt, partition_key);
+		k->refcount = 0;
+		k->round = 0;
+		k->req = -1;
+		k->blocked = false;
+		k->ok_mark = 0;
+	}
+	k->refcount++;
+
+	e->json_len = (uint32) json_len;
+	e->size = (uint32) (data_len + key_len);
+	e->key = k;
+	e->tag = tag;
+	e->state = ENTRY_PENDING;
+	b->count++;
+	b->unacked++;
+	b->pending++;
+	b->pending_size += e->size;
+	b->pending_json += json_len;
+	b->buffered_bytes += json_len;
+
+	b->stats.records_added++;
+	if (b->stats.first_add == 0)
+		b->stats.first_add = GetCurrentTimestamp();
+	if (b->buffered_bytes > b->stats.max_buffered_bytes)
+		b->stats.max_buffered_bytes = b->buffered_bytes;
+	if (b->count > b->stats.max_buffered_records)
+		b->stats.max_buffered_records = b->count;
+
+	/* Enough to fill every request of a round: send one. */
+	if (b->pending >= (int64) b->opts.max_in_flight * b->opts.max_request_records ||
+		b->pending_size >= (int64) b->opts.max_in_flight * b->opts.max_request_bytes)
+	{
+		if (b->idle_until == 0 || GetCurrentTimestamp() >= b->idle_until)
+			batcher_round(b, false);
+	}
+	return KINESIS_RECORD_OK;
+}
+
+/*
+ * kinesis_batcher_flush
+ *		Send until every record added so far is acknowledged.
+ */
+void
+kinesis_batcher_flush(KinesisBatcher *b)
+{
+	while (b->unacked > 0)
+		batcher_round(b, true);
+	batcher_pop_acked(b);
+	Assert(b->count == 0);
+}
+
+/*
+ * kinesis_batcher_acked_through
+ *		Tag of the end of the acknowledged prefix of the records added.
+ */
+bool
+kinesis_batcher_acked_through(KinesisBatcher *b, uint64 *tag)
+{
+	if (b->have_acked_through)
+		*tag = b->acked_through;
+	return b->have_acked_through;
+}
+
+/*
+ * kinesis_batcher_unacked
+ *		Records added and not yet acknowledged.
+ */
+int64
+kinesis_batcher_unacked(KinesisBatcher *b)
+{
+	return b->unacked;
+}
+
+/*
+ * kinesis_batcher_stats
+ *		The batcher's counters.
+ */
+const KinesisBatcherStats *
+kinesis_batcher_stats(KinesisBatcher *b)
+{
+	return &b->stats;
+}
+
+/*
+ * kinesis_batcher_stats_json
+ *		The counters as a JSON object, with throughput over the time from
+ *		the first record added to the last acknowledgement.
+ */
+json_t *
+kinesis_batcher_stats_json(KinesisBatcher *b)
+{
+	const KinesisBatcherStats *st = &b->stats;
+	json_t	   *o = new_json_object();
+	double		elapsed_ms = 0;
+
+	if (st->first_add != 0 && st->last_ack > st->first_add)
+		elapsed_ms = (double) (st->last_ack - st->first_add) / 1000.0;
+
+	json_object_set_new(o, "records", json_integer(st->records_acked));
+	json_object_set_new(o, "bytes", json_integer(st->bytes_acked));
+	json_object_set_new(o, "records_added", json_integer(st->records_added));
+	json_object_set_new(o, "records_rejected", json_integer(st->records_rejected));
+	json_object_set_new(o, "unacked", json_integer(b->unacked));
+	json_object_set_new(o, "rounds", json_integer(st->rounds));
+	json_object_set_new(o, "requests", json_integer(st->requests));
+	json_object_set_new(o, "requests_ok", json_integer(st->requests_ok));
+	json_object_set_new(o, "request_attempts", json_integer(st->request_attempts));
+	json_object_set_new(o, "request_retries", json_integer(st->request_attempts - st->requests));
+	json_object_set_new(o, "requests_requeued", json_integer(st->requests_requeued));
+	json_object_set_new(o, "requests_throttled", json_integer(st->requests_throttled));
+	json_object_set_new(o, "entries_failed", json_integer(st->entries_failed));
+	json_object_set_new(o, "entries_throttled", json_integer(st->entries_throttled));
+	json_object_set_new(o, "entries_retried", json_integer(st->entries_retried));
+	json_object_set_new(o, "entries_reordered", json_integer(st->entries_reordered));
+	json_object_set_new(o, "max_in_flight", json_integer(st->max_in_flight));
+	json_object_set_new(o, "largest_request_records", json_integer(st->largest_request_records));
+	json_object_set_new(o, "largest_request_bytes", json_integer(st->largest_request_bytes));
+	json_object_set_new(o, "largest_request_body", json_integer(st->largest_request_body));
+	json_object_set_new(o, "max_buffered_bytes", json_integer(st->max_buffered_bytes));
+	json_object_set_new(o, "max_buffered_records", json_integer(st->max_buffered_records));
+	json_object_set_new(o, "http_ms", json_real(st->http_ms));
+	json_object_set_new(o, "backoff_ms", json_real(st->backoff_ms));
+	json_object_set_new(o, "elapsed_ms", json_real(elapsed_ms));
+	if (elapsed_ms > 0)
+	{
+		json_object_set_new(o, "records_per_second",
+							json_real(st->records_acked * 1000.0 / elapsed_ms));
+		json_object_set_new(o, "mb_per_second",
+							json_real(st->bytes_acked / 1048576.0 * 1000.0 / elapsed_ms));
+	}
+	if (b->have_acked_through)
+		json_object_set_new(o, "acked_through", json_integer((json_int_t) b->acked_through));
+	json_object_set_new(o, "strict_key_order", json_boolean(b->opts.strict_key_order));
+	return o;
+}
+
+/*
+ * kinesis_batcher_destroy
+ *		Free the batcher and every record it holds.
+ */
+void
+kinesis_batcher_destroy(KinesisBatcher *b)
+{
+	MemoryContextDelete(b->cxt);
+}

@@ -1,0 +1,268 @@
+/*-------------------------------------------------------------------------
+ *
+ * kinesis.h
+ *	  Kinesis Data Streams client of dms_stream: the JSON 1.1 API calls the
+ *	  replication jobs and the SQL utilities need, and the PutRecords
+ *	  batcher that delivers records at least once.
+ *
+ * The client speaks the awsJson1.1 protocol (POST /, X-Amz-Target
+ * Kinesis_20131202.<Operation>, Content-Type application/x-amz-json-1.1)
+ * to the endpoint's endpoint_url, or to https://kinesis.<region>.amazonaws.com
+ * when it has none.  A stream named by StreamArn is sent as StreamARN, with
+ * StreamName (the ARN's last part) next to it, as the API allows; a stream
+ * named by StreamName is sent as StreamName.  Requests are signed with the
+ * endpoint's credentials (aws_credentials_resolve) and run through the HTTP
+ * layer (http.h), which retries throttling, 5xx and connection failures.
+ * Any other failure is raised as an ERROR naming the operation, the stream
+ * and the endpoint.
+ *
+ * The batcher
+ * -----------
+ * kinesis_batcher_add validates a record and queues it; it never sends a
+ * record Kinesis would refuse and never drops one silently: a record over
+ * the record size limit (data + partition key, 1 MiB by default), an empty
+ * partition key or one over 256 characters, a key that is not UTF-8, or a
+ * malformed ExplicitHashKey is refused with a status and a message, and the
+ * caller decides what to do with it (raise, or log it as an apply exception).
+ *
+ * Queued records are sent in rounds: a round forms up to max_in_flight
+ * PutRecords requests of at most 500 records, max_request_bytes of data and
+ * partition keys (5 MiB) and max_body_bytes of JSON (Data is base64, 4/3 of
+ * its size; the default keeps under kinesalite's 7 MiB body cap), sends them
+ * concurrently with dms_http_perform and processes the answers.  A round
+ * starts when enough records are queued to fill every request, when the
+ * memory bounds (max_buffered_bytes, max_buffered_records) are reached, or
+ * in kinesis_batcher_flush.  Memory therefore depends on the settings, not
+ * on how many records are added.
+ *
+ * A PutRecords answer may fail some entries (ProvisionedThroughputExceeded-
+ * Exception, InternalFailure).  Exactly those entries, matched by their
+ * index in the answer's Records array, are queued again in their original
+ * place, ahead of every newer record, and become due again after a backoff
+ * (full jitter, doubling with each failure of the record); a record that
+ * fails max_record_retries times raises an ERROR.  A whole request that
+ * still fails after the HTTP layer's retries with a retryable error has all
+ * of its records queued again the same way; a non-retryable answer
+ * (ValidationException, ResourceNotFoundException, AccessDenied, a bad
+ * signature...) raises an ERROR.
+ *
+ * Order.  Kinesis keeps the order of records per shard as they arrive.  The
+ * batcher keeps records of one partition key in order across requests:
+ *	- within a round, all records of a partition key go into the same
+ *	  request, in the order they were added, so concurrent requests never
+ *	  race for one key;
+ *	- while a record waits to be retried, newer records with its partition
+ *	  key are held back, so they cannot overtake it in a later request.
+ * One case remains that Kinesis itself causes and the batcher cannot undo:
+ * inside one request, Kinesis may reject an entry and accept a later entry
+ * of the same shard.  When that later entry has the same partition key, it
+ * is stored before the retried one.  The batcher counts the records so
+ * overtaken (stats.entries_reordered, known exactly for records of the same
+ * partition key; for other keys on the same shard the shard of a failed
+ * entry is not reported, so they are not counted).  Setting strict_key_order
+ * puts at most one record of a partition key in each request, which removes
+ * this case at the cost of fewer records per request for hot keys.
+ * Duplicates remain possible, as with every Kinesis producer: a request that
+ * Kinesis stored but whose answer was lost (connection reset, timeout) is
+ * sent again.
+ *
+ * Acknowledgement.  Each record carries a caller tag (an event id, an LSN,
+ * a checkpoint token).  on_ack, when set, is called for every record Kinesis
+ * accepted (not necessarily in tag order); kinesis_batcher_acked_through
+ * gives the tag of the newest record such that it and every record added
+ * before it are acknowledged, which is what a caller may commit as its
+ * progress; kinesis_batcher_flush returns once every record added so far is
+ * acknowledged.
+ *
+ * Memory: the client and the batcher live in the memory context current
+ * when they are created; the client must outlive its batchers.  Request
+ * bodies and answers of a round live in a context of the batcher that is
+ * reset after the round.  After an ERROR raised by the batcher (including a
+ * query cancel while it waits) it must not be used again, other than to be
+ * destroyed; records it had not acknowledged must be sent again by the
+ * caller, from its last committed progress.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef DMS_KINESIS_H
+#define DMS_KINESIS_H
+
+#include "datatype/timestamp.h"
+
+#include "dms_json.h"
+#include "endpoint.h"
+
+/* Kinesis limits (classic generation; see dms_reference.md 7.2). */
+#define KINESIS_MAX_REQUEST_RECORDS		500
+#define KINESIS_MAX_REQUEST_BYTES		(5 * 1024 * 1024)
+#define KINESIS_MAX_RECORD_BYTES		(1024 * 1024)
+#define KINESIS_MAX_PARTITION_KEY_CHARS 256
+#define KINESIS_DEFAULT_MAX_BODY_BYTES	7000000
+#define KINESIS_MAX_GET_RECORDS			10000
+
+/* A Kinesis stream reached through a dms_stream endpoint. */
+typedef struct KinesisClient
+{
+	DmsEndpoint *endpoint;
+	char	   *endpoint_name;
+	char	   *url;			/* https://kinesis.REGION.amazonaws.com/ or custom */
+	char	   *region;
+	char	   *stream_name;	/* StreamName, or the last part of StreamArn */
+	char	   *stream_arn;		/* StreamArn, or NULL */
+	char	   *stream_members; /* "StreamName":"..."[,"StreamARN":"..."] */
+} KinesisClient;
+
+/*
+ * Open the stream of a kinesis endpoint (reads dms_stream.endpoint through
+ * SPI).  Errors if the endpoint does not exist or is not a Kinesis one.
+ */
+extern KinesisClient *kinesis_client_open(const char *endpoint_name);
+
+/*
+ * One API call: operation is e.g. "DescribeStreamSummary", request a JSON
+ * object (NULL for {}); with add_stream the stream members are added to it.
+ * Returns the parsed answer; raises an ERROR on any failure.
+ */
+extern json_t *kinesis_call(KinesisClient *client, const char *operation,
+							json_t *request, bool add_stream);
+
+/* DescribeStreamSummary: the StreamDescriptionSummary object. */
+extern json_t *kinesis_describe_stream_summary(KinesisClient *client);
+
+/* ListShards, every page: an array of Shard objects. */
+extern json_t *kinesis_list_shards(KinesisClient *client);
+
+/*
+ * GetShardIterator.  iterator_type is TRIM_HORIZON, LATEST,
+ * AT_SEQUENCE_NUMBER or AFTER_SEQUENCE_NUMBER (the last two need
+ * starting_sequence_number).
+ */
+extern char *kinesis_get_shard_iterator(KinesisClient *client,
+										const char *shard_id,
+										const char *iterator_type,
+										const char *starting_sequence_number);
+
+/*
+ * GetRecords: the whole answer (Records, NextShardIterator,
+ * MillisBehindLatest).  limit is 1..10000.
+ */
+extern json_t *kinesis_get_records(KinesisClient *client,
+								   const char *shard_iterator, int limit);
+
+/* Why a record was refused. */
+typedef enum KinesisRecordStatus
+{
+	KINESIS_RECORD_OK = 0,
+	KINESIS_RECORD_NO_KEY,		/* partition key NULL or empty */
+	KINESIS_RECORD_KEY_TOO_LONG,	/* more than 256 characters */
+	KINESIS_RECORD_KEY_NOT_UTF8,	/* partition key is not valid UTF-8 */
+	KINESIS_RECORD_TOO_LARGE,	/* data + partition key over the limit */
+	KINESIS_RECORD_BAD_HASH_KEY /* ExplicitHashKey not 0..2^128-1 */
+} KinesisRecordStatus;
+
+/*
+ * Acknowledgement of one record; shard and sequence number as Kinesis gave
+ * (valid during the call only).  It runs in a memory context that is reset
+ * after the round: switch to a context of your own to keep anything.
+ */
+typedef void (*KinesisAckCallback) (void *arg, uint64 tag,
+									const char *shard_id,
+									const char *sequence_number);
+
+typedef struct KinesisBatcherOptions
+{
+	int			max_in_flight;	/* concurrent requests, 1..64 (default 4) */
+	int			max_request_records;	/* 1..500 (default 500) */
+	int64		max_request_bytes;	/* data + keys per request (5 MiB) */
+	int64		max_body_bytes; /* JSON body per request (7,000,000) */
+	int64		max_record_bytes;	/* data + key per record (1 MiB) */
+	int64		max_buffered_bytes; /* memory for unacknowledged records (64 MiB) */
+	int			max_buffered_records;	/* records kept (default 100,000) */
+	int			max_record_retries; /* failures of one record before ERROR (30) */
+	bool		strict_key_order;	/* one record per key per request */
+	KinesisAckCallback on_ack;	/* may be NULL */
+	void	   *ack_arg;
+} KinesisBatcherOptions;
+
+/* Counters of a batcher, since it was created. */
+typedef struct KinesisBatcherStats
+{
+	int64		records_added;	/* accepted by kinesis_batcher_add */
+	int64		records_rejected;	/* refused by kinesis_batcher_add */
+	int64		records_acked;	/* accepted by Kinesis */
+	int64		bytes_acked;	/* their data + partition key bytes */
+	int64		rounds;			/* dms_http_perform calls */
+	int64		requests;		/* PutRecords requests sent (not attempts) */
+	int64		requests_ok;	/* answered 200 */
+	int64		request_attempts;	/* HTTP attempts, retries included */
+	int64		requests_requeued;	/* failed after retries, records queued again */
+	int64		requests_throttled; /* of those, because of throttling */
+	int64		entries_failed; /* entries an answer reported as failed */
+	int64		entries_throttled;	/* ... with ProvisionedThroughputExceeded */
+	int64		entries_retried;	/* records sent again after a failure */
+	int64		entries_reordered;	/* overtaken inside a request (see above) */
+	int			max_in_flight;	/* most requests of one round */
+	int			largest_request_records;	/* most records in one request */
+	int64		largest_request_bytes;	/* most data + key bytes in one */
+	int64		largest_request_body;	/* longest JSON body */
+	int64		max_buffered_bytes; /* peak memory of queued records */
+	int64		max_buffered_records;	/* peak records kept */
+	double		http_ms;		/* time spent in dms_http_perform */
+	double		backoff_ms;		/* time spent waiting for due retries */
+	TimestampTz first_add;		/* 0 before the first record */
+	TimestampTz last_ack;
+} KinesisBatcherStats;
+
+typedef struct KinesisBatcher KinesisBatcher;
+
+/* Fill opts with the defaults. */
+extern void kinesis_batcher_default_options(KinesisBatcherOptions *opts);
+
+/* A batcher sending to client's stream; opts are checked and copied. */
+extern KinesisBatcher *kinesis_batcher_create(KinesisClient *client,
+											  const KinesisBatcherOptions *opts);
+
+/*
+ * Check a record against the limits without queueing it.  data_len counts
+ * the raw bytes; partition_key (UTF-8) may be NULL, explicit_hash_key may be
+ * NULL.  On a refusal, *problem (if not NULL) gets a palloc'd sentence.
+ */
+extern KinesisRecordStatus kinesis_record_check(const char *data, size_t data_len,
+												const char *partition_key,
+												const char *explicit_hash_key,
+												int64 max_record_bytes,
+												char **problem);
+
+/*
+ * Queue a record (the data and keys are copied).  Returns KINESIS_RECORD_OK,
+ * or the reason the record was refused (nothing queued, *problem set as in
+ * kinesis_record_check).  May send rounds first, waiting for room when the
+ * memory bounds are reached.
+ */
+extern KinesisRecordStatus kinesis_batcher_add(KinesisBatcher *b,
+											   const char *data, size_t data_len,
+											   const char *partition_key,
+											   const char *explicit_hash_key,
+											   uint64 tag, char **problem);
+
+/* Send until every record added so far is acknowledged. */
+extern void kinesis_batcher_flush(KinesisBatcher *b);
+
+/*
+ * The tag of the newest record that, with every record added before it, is
+ * acknowledged; false if there is none yet.
+ */
+extern bool kinesis_batcher_acked_through(KinesisBatcher *b, uint64 *tag);
+
+/* Records added and not yet acknowledged. */
+extern int64 kinesis_batcher_unacked(KinesisBatcher *b);
+
+extern const KinesisBatcherStats *kinesis_batcher_stats(KinesisBatcher *b);
+
+/* The stats as a JSON object (for SQL functions and logs). */
+extern json_t *kinesis_batcher_stats_json(KinesisBatcher *b);
+
+/* Release the batcher's memory (queued records are dropped). */
+extern void kinesis_batcher_destroy(KinesisBatcher *b);
+
+#endif							/* DMS_KINESIS_H */
