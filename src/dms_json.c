@@ -46,6 +46,20 @@ dms_json_use_palloc(void)
 }
 
 /*
+ * dms_json_new_object
+ *		An empty JSON object (see the note in dms_json.h on json_object).
+ */
+json_t *
+dms_json_new_object(void)
+{
+	json_t	   *o = json_pack("{}");
+
+	if (o == NULL)
+		elog(ERROR, "could not create a JSON object");
+	return o;
+}
+
+/*
  * dms_json_parse
  *		Parse text as JSON, reporting syntax errors with line and column.
  *

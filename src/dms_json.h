@@ -25,6 +25,16 @@
 
 #include <jansson.h>
 
+/*
+ * jansson's json_object() must never be called from the extension: the
+ * server exports a function of the same name (the SQL json_object), and the
+ * dynamic linker binds our calls to it.  Any json_object() written in
+ * dms_stream code is redirected here; json_pack reaches jansson's own
+ * json_object from inside the library.
+ */
+extern json_t *dms_json_new_object(void);
+#define json_object() dms_json_new_object()
+
 /* What is being read: names the document in every error message. */
 typedef struct DmsJsonDoc
 {

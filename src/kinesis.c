@@ -146,23 +146,6 @@ typedef struct KinesisRoundError
 	int			sqlstate;
 } KinesisRoundError;
 
-/*
- * new_json_object
- *		An empty jansson object.  jansson's json_object() must not be called
- *		from the extension: the server exports a function of the same name
- *		(the SQL json_object), which the dynamic linker binds first.
- *		json_pack calls jansson's own from inside the library.
- */
-static json_t *
-new_json_object(void)
-{
-	json_t	   *o = json_pack("{}");
-
-	if (o == NULL)
-		elog(ERROR, "could not create a JSON object");
-	return o;
-}
-
 static const char b64_alphabet[] =
 "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
@@ -369,7 +352,7 @@ kinesis_call(KinesisClient *c, const char *operation, json_t *request,
 
 	memset(&jerr, 0, sizeof(jerr));
 	if (request == NULL)
-		request = new_json_object();
+		request = dms_json_new_object();
 	if (add_stream)
 	{
 		json_object_set_new(request, "StreamName", json_string(c->stream_name));
@@ -444,7 +427,7 @@ kinesis_list_shards(KinesisClient *c)
 
 	for (page = 0; page < KINESIS_MAX_LIST_PAGES; page++)
 	{
-		json_t	   *request = new_json_object();
+		json_t	   *request = dms_json_new_object();
 		json_t	   *answer;
 		json_t	   *list;
 		const char *next;
@@ -485,7 +468,7 @@ kinesis_get_shard_iterator(KinesisClient *c, const char *shard_id,
 						   const char *iterator_type,
 						   const char *starting_sequence_number)
 {
-	json_t	   *request = new_json_object();
+	json_t	   *request = dms_json_new_object();
 	json_t	   *answer;
 	const char *it;
 
@@ -511,7 +494,7 @@ kinesis_get_shard_iterator(KinesisClient *c, const char *shard_id,
 json_t *
 kinesis_get_records(KinesisClient *c, const char *shard_iterator, int limit)
 {
-	json_t	   *request = new_json_object();
+	json_t	   *request = dms_json_new_object();
 	json_t	   *answer;
 
 	if (limit < 1 || limit > KINESIS_MAX_GET_RECORDS)
@@ -1413,7 +1396,7 @@ json_t *
 kinesis_batcher_stats_json(KinesisBatcher *b)
 {
 	const KinesisBatcherStats *st = &b->stats;
-	json_t	   *o = new_json_object();
+	json_t	   *o = dms_json_new_object();
 	double		elapsed_ms = 0;
 
 	if (st->first_add != 0 && st->last_ack > st->first_add)

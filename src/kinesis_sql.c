@@ -45,23 +45,6 @@ PG_FUNCTION_INFO_V1(dms_kinesis_put_binary_records);
 #define PUT_MAX_LISTED_REJECTS	100
 
 /*
- * new_json_object
- *		An empty jansson object.  jansson's json_object() must not be called
- *		from the extension: the server exports a function of the same name
- *		(the SQL json_object), which the dynamic linker binds first.
- *		json_pack calls jansson's own from inside the library.
- */
-static json_t *
-new_json_object(void)
-{
-	json_t	   *o = json_pack("{}");
-
-	if (o == NULL)
-		elog(ERROR, "could not create a JSON object");
-	return o;
-}
-
-/*
  * json_to_jsonb
  *		A jansson value as a jsonb datum (UTF-8 converted to the database
  *		encoding).
@@ -103,7 +86,7 @@ dms_kinesis_describe_stream(PG_FUNCTION_ARGS)
 {
 	char	   *name = required_text_arg(fcinfo, 0, "endpoint_name");
 	KinesisClient *client = kinesis_client_open(name);
-	json_t	   *out = new_json_object();
+	json_t	   *out = dms_json_new_object();
 
 	json_object_set_new(out, "EndpointName", json_string(client->endpoint_name));
 	json_object_set(out, "StreamDescriptionSummary",
@@ -543,7 +526,7 @@ put_records_common(FunctionCallInfo fcinfo, bool is_text)
 	ack.acked = palloc0(sizeof(bool) * Max(n, 1));
 	ack.n = n;
 	ack.double_acks = 0;
-	ack.by_shard = new_json_object();
+	ack.by_shard = dms_json_new_object();
 	ack.cxt = CurrentMemoryContext;
 	opts.on_ack = put_on_ack;
 	opts.ack_arg = &ack;
@@ -606,7 +589,7 @@ put_records_common(FunctionCallInfo fcinfo, bool is_text)
 			nrejected++;
 			if (json_array_size(rejected) < PUT_MAX_LISTED_REJECTS)
 			{
-				json_t	   *o = new_json_object();
+				json_t	   *o = dms_json_new_object();
 
 				json_object_set_new(o, "index", json_integer(i + 1));
 				json_object_set_new(o, "reason", json_string(problem));
