@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# demo.sh — the README's main command: dms_stream on local emulators.
+#
+# Installs what is needed (unless SKIP_INSTALL=1), builds and installs the
+# extension, starts the test bed (PostgreSQL 15, s3rver and kinesalite behind
+# SigV4-verifying proxies, all on 127.0.0.1), and walks through the seed's
+# scenario as far as the extension goes today: the S3 source with the
+# schema01.table01 external table definition, the Kinesis target, a
+# full-load-and-cdc task, and the delta-load controller row of the orders
+# example.  Everything started is stopped on exit; DMS_DEMO_KEEP=1 leaves the
+# bed running for exploring (stop it with test/bed/stop.sh).
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+if [[ "${SKIP_INSTALL:-0}" != 1 ]]; then
+    bash test/setup.sh
+fi
+make -s
+make -s install >/dev/null
+
+source test/bed/env.sh
+if [[ "${DMS_DEMO_KEEP:-0}" != 1 ]]; then
+    trap 'bash test/bed/stop.sh >/dev/null 2>&1 || true' EXIT
+fi
+bash test/bed/start.sh --fresh
+
+banner() { printf '\n=== %s\n' "$*"; }
+sql() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
+
+banner "S3 bucket and Kinesis stream on the emulators (aws CLI, signed and verified by the proxies)"
+"$AWS" --endpoint-url "$S3_PROXY_URL" s3api create-bucket --bucket dms-demo-source >/dev/null
+"$AWS" --endpoint-url "$S3_PROXY_URL" s3api create-bucket --bucket dms-demo-lake >/dev/null
+"$AWS" --endpoint-url "$KINESIS_PROXY_URL" kinesis create-stream --stream-name dms-demo-target --shard-count 2
+printf '%s\n' \
+    '2024-05-01 10:00:00,10.1000/xyz001,1,12.50,a1b2c3' \
+    '2024-05-01 10:00:01,10.1000/xyz002,2,99.99,d4e5f6' \
+    > "$DMS_BED_DIR/LOAD001.csv"
+"$AWS" --endpoint-url "$S3_PROXY_URL" s3 cp --only-show-errors "$DMS_BED_DIR/LOAD001.csv" \
+    s3://dms-demo-source/sourcedata/schema01/table01/LOAD001.csv
+"$AWS" --endpoint-url "$S3_PROXY_URL" s3 ls --recursive s3://dms-demo-source/
+
+banner "Configuration in DMS's own vocabulary"
+sql -v s3="$S3_PROXY_URL" -v kin="$KINESIS_PROXY_URL" <<'SQL'
+DROP EXTENSION IF EXISTS dms_stream CASCADE;
+CREATE EXTENSION dms_stream;
+
+SELECT dms_stream.create_endpoint('s3-source', 's3', 'source',
+  '{"BucketName": "dms-demo-source", "BucketFolder": "sourcedata", "CdcPath": "changedata",
+    "CsvDelimiter": ",", "ExternalTableDefinition": {"TableCount": "1", "Tables": [{
+      "TableName": "table01", "TablePath": "schema01/table01/", "TableOwner": "schema01",
+      "TableColumns": [
+        {"ColumnName": "ingest_time", "ColumnType": "DATETIME", "ColumnNullable": "false", "ColumnIsPk": "true"},
+        {"ColumnName": "doi", "ColumnType": "STRING", "ColumnLength": "30"},
+        {"ColumnName": "id", "ColumnType": "INT8"},
+        {"ColumnName": "value", "ColumnType": "NUMERIC", "ColumnPrecision": "5", "ColumnScale": "2"},
+        {"ColumnName": "data_sig", "ColumnType": "STRING", "ColumnLength": "10"}],
+      "TableColumnsTotal": "5"}]}}',
+  endpoint_url => :'s3', region => 'us-east-1', s3_addressing_style => 'path');
+SELECT dms_stream.set_endpoint_credentials('s3-source', 'S3RVER', 'S3RVER');
+
+SELECT dms_stream.create_endpoint('kinesis-target', 'kinesis', 'target',
+  '{"StreamArn": "arn:aws:kinesis:us-east-1:000000000000:stream/dms-demo-target",
+    "MessageFormat": "json-unformatted", "IncludeTransactionDetails": "true",
+    "IncludePartitionValue": "true", "PartitionIncludeSchemaTable": "true"}',
+  endpoint_url => :'kin', region => 'us-east-1');
+SELECT dms_stream.set_endpoint_credentials('kinesis-target', 'S3RVER', 'S3RVER');
+
+SELECT dms_stream.create_task('s3-to-kinesis', 's3-source', 'kinesis-target', 'full-load-and-cdc',
+  '{"rules": [{"rule-type": "selection", "rule-id": "1", "rule-name": "1",
+               "object-locator": {"schema-name": "schema01", "table-name": "%"}, "rule-action": "include"},
+              {"rule-type": "object-mapping", "rule-id": "2", "rule-name": "2", "rule-action": "map-record-to-record",
+               "object-locator": {"schema-name": "schema01", "table-name": "table01"},
+               "mapping-parameters": {"partition-key-type": "primary-key"}}]}',
+  '{"FullLoadSettings": {"MaxFullLoadSubTasks": 8}, "TargetMetadata": {"ParallelLoadThreads": 4}}');
+
+CREATE SCHEMA dwh;
+CREATE TABLE dwh.orders_rds (row_id bigint PRIMARY KEY, customer text, amount numeric(10,2),
+                             placed_at timestamptz DEFAULT now());
+INSERT INTO dwh.orders_rds (row_id, customer, amount)
+SELECT g, 'customer ' || g, g * 1.25 FROM generate_series(377100, 377145) g;
+SELECT dms_stream.create_endpoint('lake', 's3', 'target',
+  '{"BucketName": "dms-demo-lake", "DataFormat": "parquet", "CompressionType": "zstd"}',
+  endpoint_url => :'s3', region => 'us-east-1', s3_addressing_style => 'path');
+INSERT INTO dms_stream.delta_load_controller
+  (target_table_name, source_schema, source_table, filter_column, filter_operator,
+   start_value, end_value, active_flag, output_s3_prefix, target_endpoint)
+VALUES ('orders_s3', 'dwh', 'orders_rds', 'row_id', 'lte', '377145', '377145', true, 'etl/raw', 'lake');
+SQL
+
+sql <<'SQL'
+\echo
+\echo endpoints:
+SELECT endpoint_name, engine, endpoint_type, endpoint_url, jsonb_pretty(settings - 'ExternalTableDefinition') AS settings
+  FROM dms_stream.endpoint ORDER BY 1;
+\echo the external table definition, normalised:
+SELECT table_owner || '.' || table_name AS "table", column_ordinal AS "#", column_name, column_type,
+       column_length AS len, column_precision AS prec, column_scale AS scale, column_is_pk AS pk
+  FROM dms_stream.external_column ORDER BY column_ordinal;
+\echo tasks:
+SELECT task_name, source_endpoint, target_endpoint, migration_type, status FROM dms_stream.task;
+\echo delta-load controller:
+SELECT target_table_name, source_schema || '.' || source_table AS source, filter_column,
+       filter_operator, start_value, output_s3_prefix, active_flag FROM dms_stream.delta_load_controller;
+SQL
+
+banner "The extension itself talks to S3 and Kinesis (signed in C, verified by the proxies): test_endpoint"
+sql <<'SQL'
+SELECT 's3-source' AS endpoint, * FROM dms_stream.test_endpoint('s3-source')
+UNION ALL SELECT 'kinesis-target', * FROM dms_stream.test_endpoint('kinesis-target')
+UNION ALL SELECT 'lake', * FROM dms_stream.test_endpoint('lake');
+\echo objects under the BucketFolder of s3-source, listed by the extension:
+SELECT key, size FROM dms_stream.s3_list_objects('s3-source');
+SQL
+
+banner "A malformed definition is rejected with the JSON path, what is wrong and how to fix it"
+sql <<'SQL' || true
+\set SHOW_CONTEXT never
+SELECT * FROM dms_stream.register_external_table_definition('s3-source',
+  '{"TableCount": "1", "Tables": [{"TableName": "table01", "TablePath": "schema01/table01/",
+    "TableOwner": "schema01", "TableColumnsTotal": "2", "TableColumns": [
+      {"ColumnName": "id", "ColumnType": "INT8"},
+      {"ColumnName": "value", "ColumnType": "NUMERIC", "ColumnPrecision": "40", "ColumnScale": "2"}]}]}');
+SQL
+
+banner "Every request above was checked by the SigV4-verifying proxies"
+for p in "$S3_PROXY_URL" "$KINESIS_PROXY_URL"; do
+    curl -s "$p/__proxy/stats" | "$DMS_BED_PYTHON" -c '
+import json, sys
+d = json.load(sys.stdin)
+print("%-26s %3d requests, %3d signatures verified, %d rejected" % (sys.argv[1], d["requests"], d["verified"], d["rejected_total"]))' "$p"
+done
