@@ -301,16 +301,21 @@ http_timer_cb(CURLM *multi, long timeout_ms, void *userp)
 /*
  * http_buf_append
  *		Append to a buffer without ever raising an error; false if memory
- *		ran out.  The buffer stays NUL-terminated.
+ *		ran out.  The buffer stays NUL-terminated.  Growth doubles but never
+ *		goes past limit bytes of content (plus the NUL), so a response read
+ *		into a buffer capped at its expected size costs that size, not twice.
  */
 static bool
-http_buf_append(HttpBuf *b, const char *data, size_t len)
+http_buf_append(HttpBuf *b, const char *data, size_t len, size_t limit)
 {
 	if (b->len + len + 1 > b->cap)
 	{
-		size_t		newcap = Max(Max(b->cap * 2, b->len + len + 1), 1024);
+		size_t		need = b->len + len + 1;
+		size_t		newcap = Max(Max(b->cap * 2, need), 1024);
 		char	   *n;
 
+		if (newcap > limit + 1 && need <= limit + 1)
+			newcap = limit + 1;
 		if (newcap > MaxAllocHugeSize)
 			return false;
 		n = MemoryContextAllocExtended(b->cxt, newcap,
@@ -360,7 +365,7 @@ http_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 		t->oversize = true;
 		return 0;
 	}
-	if (!http_buf_append(&t->body, ptr, n))
+	if (!http_buf_append(&t->body, ptr, n, t->max_bytes))
 	{
 		t->oom = true;
 		return 0;
@@ -386,7 +391,7 @@ http_header_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 		t->oversize = true;
 		return 0;
 	}
-	if (!http_buf_append(&t->rawhdr, ptr, n))
+	if (!http_buf_append(&t->rawhdr, ptr, n, 1024 * 1024))
 	{
 		t->oom = true;
 		return 0;
