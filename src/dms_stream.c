@@ -16,6 +16,7 @@
 #include "utils/guc.h"
 
 #include "aws_credentials.h"
+#include "csv.h"
 #include "dms_json.h"
 #include "http.h"
 #include "dms_stream.h"
@@ -109,6 +110,7 @@ _PG_init(void)
 
 	dms_http_define_settings();
 	aws_credentials_define_settings();
+	csv_define_settings();
 
 	MarkGUCPrefixReserved("dms_stream");
 }
