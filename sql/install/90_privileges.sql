@@ -44,3 +44,9 @@ GRANT EXECUTE ON FUNCTION
 	dms_stream.modify_task(text, text, jsonb, jsonb),
 	dms_stream.drop_task(text)
 	TO dms_stream_admin;
+
+-- Mapping and message diagnostics touch no credentials.
+GRANT EXECUTE ON FUNCTION
+	dms_stream.mapping_preview(jsonb, text, text, text[], text[], text[]),
+	dms_stream.render_message(jsonb, jsonb, jsonb, text, text, text, jsonb, text[], jsonb, jsonb, text, timestamptz, jsonb, text)
+	TO PUBLIC;

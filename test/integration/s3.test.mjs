@@ -414,7 +414,13 @@ test('an UploadPart failing beyond the retries fails clearly and aborts the mult
   // s3rver answers AbortMultipartUpload with 405: the extension says so
   assert.match(err, /WARNING: .*could not abort the S3 multipart upload of s3:\/\/.*fail\/part2\.bin/);
 
-  const reqs = await journal(mark, key);
+  // The proxy journals a request once it has answered it, which can be just
+  // after psql returned: wait for the abort to show up (or give up).
+  let reqs = [];
+  await waitFor(async () => {
+    reqs = await journal(mark, key);
+    return reqs.some((r) => r.method === 'DELETE');
+  }, { timeoutMs: 10000, what: 'AbortMultipartUpload in the proxy journal' }).catch(() => {});
   const create = reqs.find((r) => r.method === 'POST' && /\?uploads$/.test(r.path));
   assert.ok(create, 'CreateMultipartUpload was sent');
   const uploadId = reqs.find((r) => /uploadId=/.test(r.path)).path.match(/uploadId=([^&]+)/)[1];
