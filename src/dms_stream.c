@@ -19,6 +19,7 @@
 #include "csv.h"
 #include "dms_json.h"
 #include "http.h"
+#include "launcher.h"
 #include "dms_stream.h"
 
 PG_MODULE_MAGIC;
@@ -110,6 +111,7 @@ _PG_init(void)
 
 	dms_http_define_settings();
 	aws_credentials_define_settings();
+	launcher_init();
 	csv_define_settings();
 
 	MarkGUCPrefixReserved("dms_stream");

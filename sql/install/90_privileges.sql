@@ -45,8 +45,9 @@ GRANT EXECUTE ON FUNCTION
 	dms_stream.drop_task(text)
 	TO dms_stream_admin;
 
--- Mapping and message diagnostics touch no credentials.
+-- Mapping and message diagnostics and URI encoding touch no credentials.
 GRANT EXECUTE ON FUNCTION
+	dms_stream.aws_uri_encode(text, boolean),
 	dms_stream.mapping_preview(jsonb, text, text, text[], text[], text[]),
 	dms_stream.render_message(jsonb, jsonb, jsonb, text, text, text, jsonb, text[], jsonb, jsonb, text, timestamptz, jsonb, text)
 	TO PUBLIC;
