@@ -51,3 +51,7 @@ GRANT EXECUTE ON FUNCTION
 	dms_stream.mapping_preview(jsonb, text, text, text[], text[], text[]),
 	dms_stream.render_message(jsonb, jsonb, jsonb, text, text, text, jsonb, text[], jsonb, jsonb, text, timestamptz, jsonb, text)
 	TO PUBLIC;
+
+-- Task status and statistics views are for everybody, like the tables under them.
+GRANT SELECT ON dms_stream.task_status, dms_stream.table_statistics_view TO PUBLIC;
+GRANT SELECT ON dms_stream.task_checkpoint, dms_stream.task_progress TO PUBLIC;
