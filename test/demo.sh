@@ -5,9 +5,10 @@
 # extension, starts the test bed (PostgreSQL 15, s3rver and kinesalite behind
 # SigV4-verifying proxies, all on 127.0.0.1), and walks through the seed's
 # scenario as far as the extension goes today: the S3 source with the
-# schema01.table01 external table definition, the Kinesis target, a
-# full-load-and-cdc task, and the delta-load controller row of the orders
-# example.  Everything started is stopped on exit; DMS_DEMO_KEEP=1 leaves the
+# schema01.table01 external table definition and three full-load files, the
+# Kinesis target, a full-load task run by the background worker with the
+# records read back from the stream, and the delta-load controller row of
+# the orders example.  Everything started is stopped on exit; DMS_DEMO_KEEP=1 leaves the
 # bed running for exploring (stop it with test/bed/stop.sh).
 set -euo pipefail
 
@@ -33,12 +34,19 @@ banner "S3 bucket and Kinesis stream on the emulators (aws CLI, signed and verif
 "$AWS" --endpoint-url "$S3_PROXY_URL" s3api create-bucket --bucket dms-demo-source >/dev/null
 "$AWS" --endpoint-url "$S3_PROXY_URL" s3api create-bucket --bucket dms-demo-lake >/dev/null
 "$AWS" --endpoint-url "$KINESIS_PROXY_URL" kinesis create-stream --stream-name dms-demo-target --shard-count 2
-printf '%s\n' \
-    '2024-05-01 10:00:00,10.1000/xyz001,1,12.50,a1b2c3' \
-    '2024-05-01 10:00:01,10.1000/xyz002,2,99.99,d4e5f6' \
-    > "$DMS_BED_DIR/LOAD001.csv"
-"$AWS" --endpoint-url "$S3_PROXY_URL" s3 cp --only-show-errors "$DMS_BED_DIR/LOAD001.csv" \
-    s3://dms-demo-source/sourcedata/schema01/table01/LOAD001.csv
+# Three full-load files of the seed's table01, 1,000 rows each.
+for f in 1 2 3; do
+    "$DMS_BED_PYTHON" - "$f" > "$DMS_BED_DIR/LOAD00$f.csv" <<'PY'
+import sys
+f = int(sys.argv[1])
+for i in range(1000):
+    n = (f - 1) * 1000 + i
+    print("2024-05-01 %02d:%02d:%02d.%06d,10.1000/xyz%06d,%d,%d.%02d,sig%07d"
+          % (n // 3600 % 24, n // 60 % 60, n % 60, n, n, n, n % 1000, n % 100, n))
+PY
+    "$AWS" --endpoint-url "$S3_PROXY_URL" s3 cp --only-show-errors "$DMS_BED_DIR/LOAD00$f.csv" \
+        "s3://dms-demo-source/sourcedata/schema01/table01/LOAD00$f.csv"
+done
 "$AWS" --endpoint-url "$S3_PROXY_URL" s3 ls --recursive s3://dms-demo-source/
 
 banner "Configuration in DMS's own vocabulary"
@@ -67,13 +75,13 @@ SELECT dms_stream.create_endpoint('kinesis-target', 'kinesis', 'target',
   endpoint_url => :'kin', region => 'us-east-1');
 SELECT dms_stream.set_endpoint_credentials('kinesis-target', 'S3RVER', 'S3RVER');
 
-SELECT dms_stream.create_task('s3-to-kinesis', 's3-source', 'kinesis-target', 'full-load-and-cdc',
+SELECT dms_stream.create_task('s3-to-kinesis', 's3-source', 'kinesis-target', 'full-load',
   '{"rules": [{"rule-type": "selection", "rule-id": "1", "rule-name": "1",
                "object-locator": {"schema-name": "schema01", "table-name": "%"}, "rule-action": "include"},
               {"rule-type": "object-mapping", "rule-id": "2", "rule-name": "2", "rule-action": "map-record-to-record",
                "object-locator": {"schema-name": "schema01", "table-name": "table01"},
                "mapping-parameters": {"partition-key-type": "primary-key"}}]}',
-  '{"FullLoadSettings": {"MaxFullLoadSubTasks": 8}, "TargetMetadata": {"ParallelLoadThreads": 4}}');
+  '{"FullLoadSettings": {"MaxFullLoadSubTasks": 8}, "TargetMetadata": {"ParallelLoadThreads": 4, "ParallelLoadBufferSize": 500}}');
 
 CREATE SCHEMA dwh;
 CREATE TABLE dwh.orders_rds (row_id bigint PRIMARY KEY, customer text, amount numeric(10,2),
@@ -112,6 +120,27 @@ UNION ALL SELECT 'kinesis-target', * FROM dms_stream.test_endpoint('kinesis-targ
 UNION ALL SELECT 'lake', * FROM dms_stream.test_endpoint('lake');
 \echo objects under the BucketFolder of s3-source, listed by the extension:
 SELECT key, size FROM dms_stream.s3_list_objects('s3-source');
+SQL
+
+banner "Full load: the background worker streams the files to Kinesis in DMS's message format"
+sql -c "SELECT dms_stream.start_task('s3-to-kinesis');" >/dev/null
+for _ in $(seq 1 120); do
+    st=$(psql -X -At -c "SELECT status FROM dms_stream.task WHERE task_name = 's3-to-kinesis'")
+    [[ $st == stopped || $st == failed ]] && break
+    sleep 1
+done
+sql <<'SQL'
+SELECT task, status, stop_reason, progress_percent, records_per_second, last_error FROM dms_stream.task_status;
+SELECT "SchemaName", "TableName", "FullLoadRows", "FullLoadErrorRows", "TableState" FROM dms_stream.table_statistics_view;
+\echo records read back from the stream, by operation:
+SELECT data_json #>> '{metadata,operation}' AS operation, count(*) AS records,
+       count(DISTINCT data_json #>> '{metadata,event-id}') AS distinct_event_ids
+  FROM dms_stream.kinesis_read_records('kinesis-target', max_records => 10000) GROUP BY 1;
+\echo one of them, as a Lambda or KCL consumer sees it:
+\x on
+SELECT shard_id, sequence_number, partition_key, rtrim(data_text, E'\n') AS data
+  FROM dms_stream.kinesis_read_records('kinesis-target', max_records => 10000)
+ WHERE data_json #>> '{data,id}' = '1500';
 SQL
 
 banner "A malformed definition is rejected with the JSON path, what is wrong and how to fix it"
