@@ -661,7 +661,7 @@ parse_transaction(Jsonb *jb, DmsTransaction *tx)
 /*
  * validated_kinesis_settings
  *		Validate KinesisSettings as for a Kinesis target endpoint; a stream
- *		is not needed to render messages, so a placeholder StreamName is
+ *		is not needed to render messages, so a stand-in StreamName is
  *		added for the check when neither StreamArn nor StreamName is given.
  */
 static json_t *
