@@ -24,6 +24,7 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/interrupt.h"
+#include "storage/latch.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
@@ -101,6 +102,11 @@ typedef struct JobTable
 	int			file;			/* index of the file being read */
 	int64		offset;			/* next byte of it to fetch */
 	char	   *previous;		/* last chunk fed (the reader may use it) */
+
+	/* CDC */
+	int64		cdc_pending[4];	/* acknowledged, not yet in the statistics
+								 * (by DmsRowOperation) */
+	bool		cdc_off;		/* suspended (SUSPEND_TABLE) or unusable */
 } JobTable;
 
 /* What the ring remembers of a queued record. */
@@ -108,6 +114,8 @@ typedef struct JobRingEntry
 {
 	JobTable   *table;
 	JobPosition pos;			/* where the record ends */
+	JobTable   *stat_table;		/* CDC: the row's table, else NULL */
+	DmsRowOperation op;			/* CDC: the row's operation */
 } JobRingEntry;
 
 /* A rejected row waiting for the checkpoint that passes it. */
@@ -121,6 +129,10 @@ typedef struct JobException
 	char	   *code;
 	char	   *reason;
 	char	   *raw;
+	/* CDC: the row's table as named in it (NULL: the JobTable's) */
+	char	   *owner;
+	char	   *name;
+	char	   *target;
 } JobException;
 
 /* Everything a run needs. */
@@ -163,6 +175,12 @@ typedef struct Job
 	DmsColumnValue *column_values;	/* one per column of the widest table */
 
 	S3SourceJobResult *result;
+
+	/* CDC */
+	char	   *migration_type;
+	JobTable  **by_index;		/* selected table per definition index */
+	JobTable	cdc;			/* the CDC files being read, as a table */
+	char	   *cdc_prefix;		/* BucketFolder/CdcPath/ */
 } Job;
 
 /*
@@ -316,7 +334,8 @@ job_load_task(Job *job, MemoryContext job_cxt)
 			 "            WHEN 'string' THEN e.settings ->> 'ExternalTableDefinition'"
 			 "            ELSE (e.settings -> 'ExternalTableDefinition')::text END,"
 			 "       t.task_settings,"
-			 "       t.task_settings #>> '{FullLoadSettings,MaxFullLoadSubTasks}'"
+			 "       t.task_settings #>> '{FullLoadSettings,MaxFullLoadSubTasks}',"
+			 "       t.migration_type"
 			 "  FROM dms_stream.task t"
 			 "  JOIN dms_stream.endpoint e ON e.endpoint_name = t.source_endpoint"
 			 " WHERE t.task_name = $1",
@@ -347,6 +366,7 @@ job_load_task(Job *job, MemoryContext job_cxt)
 		d = SPI_getbinval(tup, desc, 11, &isnull);
 		task_settings = DatumGetJsonbPCopy(d);
 		subtasks = SPI_getvalue(tup, desc, 12);
+		job->migration_type = SPI_getvalue(tup, desc, 13);
 	}
 	job->max_subtasks = subtasks ? atoi(subtasks) : 8;
 	job->max_subtasks = Max(job->max_subtasks, 1);
@@ -564,7 +584,7 @@ job_rows_committed(Job *job)
 
 	for (t = 0; t < job->ntables; t++)
 		rows += job->tables[t].committed.rows;
-	return rows;
+	return rows + job->cdc.committed.rows;
 }
 
 /*
@@ -680,9 +700,18 @@ job_write_exceptions(Job *job, JobTable *jt, const JobPosition *pos)
 		if (ex->logged)
 		{
 			params[0] = job->task_name;
-			params[1] = jt->plan->target_table ? jt->plan->target_table : jt->et->name;
-			params[2] = jt->et->owner;
-			params[3] = jt->et->name;
+			if (ex->owner != NULL || ex->name != NULL || jt->et == NULL)
+			{
+				params[1] = ex->target ? ex->target : ex->name;
+				params[2] = ex->owner;
+				params[3] = ex->name;
+			}
+			else
+			{
+				params[1] = jt->plan->target_table ? jt->plan->target_table : jt->et->name;
+				params[2] = jt->et->owner;
+				params[3] = jt->et->name;
+			}
 			params[4] = job_file_uri(job, jt, ex->file);
 			params[5] = job_int64_text(ex->line);
 			params[6] = ex->column > 0 ? psprintf("%d", ex->column) : NULL;
@@ -756,6 +785,8 @@ job_note_acks(Job *job, JobTable **active, int nactive)
 			JobRingEntry *e = &job->ring[t % job->ring_size];
 
 			e->table->acked = e->pos;
+			if (e->stat_table != NULL)
+				e->stat_table->cdc_pending[e->op]++;
 		}
 		job->acked_tag = tag;
 	}
@@ -977,6 +1008,7 @@ job_row(Job *job, JobTable *jt, CsvResult res, CsvRecord *rec)
 	tag = job->next_tag + 1;
 	entry = &job->ring[tag % job->ring_size];
 	entry->table = jt;
+	entry->stat_table = NULL;
 	entry->pos.file = file;
 	entry->pos.offset = rec->end.offset;
 	entry->pos.line = rec->end.line;
@@ -1169,6 +1201,659 @@ job_table_begin(Job *job, JobTable *jt)
 }
 
 /*
+ * CDC (migration types cdc and full-load-and-cdc).
+ *
+ * The CDC files of all tables are in one folder, BucketFolder/CdcPath/
+ * (only files directly in it), read in key order; each record is
+ * "operation,table,schema,columns..." and is routed to its table
+ * (dms_row_route with no load table).  Rows of tables the selection rules
+ * exclude are skipped; rows naming a table the definition lacks are data
+ * errors (apply_exceptions error_code "unknown_table").  I/INSERT becomes
+ * a DMS "insert", U/UPDATE an "update" whose data is the row (the after
+ * image), D/DELETE a "delete" whose data is the row as given.
+ *
+ * High-water mark.  The CDC position is a task_checkpoint row with
+ * schema_name and table_name "(cdc)": file_key is the CDC file being read
+ * (table_done false: resume there at next_offset / next_line) or the last
+ * file completed (table_done true: the high-water mark), rows_sent and
+ * error_rows count the CDC records of the task.  It moves, with the
+ * statistics (Inserts/Updates/Deletes per table) and the rejected rows, only
+ * for records Kinesis acknowledged, as in the full load.  A new task reads
+ * every file of the folder from the first; a resumed one goes on after the
+ * mark.
+ *
+ * Late files.  As DMS does, a file is only read when its key sorts after
+ * the mark: a file uploaded later whose key sorts before a file already
+ * read is never replicated.  So that it is not lost silently, such a file
+ * is reported once with a WARNING and a row in apply_exceptions (error_code
+ * "late_cdc_file").  Detection: every poll lists the whole folder (so the
+ * listing does not use start-after, which would hide late files) and takes
+ * the keys after the mark; a key before the mark that the previous poll's
+ * listing did not have is late.  At the first poll of a worker, a key before
+ * the mark is late if its LastModified is after the time the mark was
+ * committed (uploaded while the task was stopped; this relies on the S3 and
+ * server clocks agreeing).  Each late file is reported at most once per
+ * task.
+ *
+ * Polling: every dms_stream.poll_interval, in WaitLatch (stop_task ends
+ * the wait at once).  Each poll writes task_progress, so task_status.lag is
+ * the time since the worker last listed the folder or checkpointed.
+ */
+#define JOB_CDC_NAME	"(cdc)"
+
+/*
+ * job_cdc_render
+ *		Type and render the columns of a routed CDC row into
+ *		job->column_values.  False with *column, *code, *reason and
+ *		*truncation set when the row is bad.
+ */
+static bool
+job_cdc_render(Job *job, const DmsRow *row, int *column, const char **code,
+			   char **reason, bool *truncation)
+{
+	const ExternalTable *et = row->table;
+	DmsValueResult vres;
+	int		   *starts;
+	int			c;
+	int			truncated_column = 0;
+	char	   *truncated_reason = NULL;
+
+	resetStringInfo(&job->values);
+	starts = palloc(sizeof(int) * (et->ncolumns + 1));
+	for (c = 0; c < et->ncolumns; c++)
+	{
+		const CsvField *f = &row->columns[c];
+		DmsColumnValue *v = &job->column_values[c];
+
+		starts[c] = job->values.len;
+		if (!dms_value_render(&et->columns[c], f->data, f->len, f->quoted,
+							  &job->value_options, &job->values, &vres))
+		{
+			if (vres.error_class == DMS_VALUE_DATA_ERROR)
+			{
+				*column = row->first_field + c;
+				*code = "bad_value";
+				*reason = psprintf("column %s: %s", et->columns[c].name, vres.message);
+				*truncation = false;
+				return false;
+			}
+			if (truncated_column == 0)
+			{
+				truncated_column = row->first_field + c;
+				truncated_reason = psprintf("column %s: %s", et->columns[c].name, vres.message);
+			}
+		}
+		v->is_null = vres.is_null;
+		v->is_empty = vres.is_empty;
+		v->is_missing = false;
+	}
+	starts[et->ncolumns] = job->values.len;
+	for (c = 0; c < et->ncolumns; c++)
+	{
+		job->column_values[c].json = job->values.data + starts[c];
+		job->column_values[c].len = starts[c + 1] - starts[c];
+	}
+	if (truncated_column > 0)
+	{
+		*column = truncated_column;
+		*code = "truncated";
+		*reason = truncated_reason;
+		*truncation = true;
+		return false;
+	}
+	return true;
+}
+
+/*
+ * job_cdc_write_statistics
+ *		Add the acknowledged operations of each table to its statistics
+ *		(inside a transaction).
+ */
+static void
+job_cdc_write_statistics(Job *job)
+{
+	int			t;
+
+	for (t = 0; t < job->ntables; t++)
+	{
+		JobTable   *jt = &job->tables[t];
+		const char *params[6];
+
+		if (jt->cdc_pending[DMS_ROW_INSERT] == 0 && jt->cdc_pending[DMS_ROW_UPDATE] == 0 &&
+			jt->cdc_pending[DMS_ROW_DELETE] == 0)
+			continue;
+		params[0] = job->task_name;
+		params[1] = jt->et->owner;
+		params[2] = jt->et->name;
+		params[3] = job_int64_text(jt->cdc_pending[DMS_ROW_INSERT]);
+		params[4] = job_int64_text(jt->cdc_pending[DMS_ROW_UPDATE]);
+		params[5] = job_int64_text(jt->cdc_pending[DMS_ROW_DELETE]);
+		job_exec("INSERT INTO dms_stream.table_statistics AS s"
+				 "       (task_name, schema_name, table_name, inserts, updates, deletes,"
+				 "        table_state, last_update_time)"
+				 " VALUES ($1, $2, $3, $4::bigint, $5::bigint, $6::bigint, 'Table completed', now())"
+				 " ON CONFLICT (task_name, schema_name, table_name) DO UPDATE"
+				 "   SET inserts = s.inserts + EXCLUDED.inserts,"
+				 "       updates = s.updates + EXCLUDED.updates,"
+				 "       deletes = s.deletes + EXCLUDED.deletes,"
+				 "       last_update_time = now()",
+				 6, params, SPI_OK_INSERT);
+		memset(jt->cdc_pending, 0, sizeof(jt->cdc_pending));
+	}
+}
+
+/*
+ * job_cdc_checkpoint
+ *		Commit the CDC position pos (done: its file is completed), the
+ *		rejected rows before it, the statistics and the progress.
+ */
+static void
+job_cdc_checkpoint(Job *job, const JobPosition *pos, bool done)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	JobTable   *cdc = &job->cdc;
+	const char *params[7];
+
+	job_xact_begin();
+	job_write_exceptions(job, cdc, pos);
+	cdc->committed = *pos;
+	params[0] = job->task_name;
+	params[1] = cdc->files[pos->file].key;
+	params[2] = job_int64_text(pos->offset);
+	params[3] = job_int64_text(pos->line);
+	params[4] = done ? "true" : "false";
+	params[5] = job_int64_text(pos->rows);
+	params[6] = job_int64_text(cdc->errors);
+	job_exec("INSERT INTO dms_stream.task_checkpoint AS c"
+			 "       (task_name, schema_name, table_name, file_key, next_offset, next_line,"
+			 "        table_done, rows_sent, error_rows, updated_at)"
+			 " VALUES ($1, '" JOB_CDC_NAME "', '" JOB_CDC_NAME "', $2, $3::bigint, $4::bigint,"
+			 "         $5::boolean, $6::bigint, $7::bigint, now())"
+			 " ON CONFLICT (task_name, schema_name, table_name) DO UPDATE"
+			 "   SET file_key = EXCLUDED.file_key, next_offset = EXCLUDED.next_offset,"
+			 "       next_line = EXCLUDED.next_line, table_done = EXCLUDED.table_done,"
+			 "       rows_sent = EXCLUDED.rows_sent, error_rows = EXCLUDED.error_rows,"
+			 "       updated_at = now()",
+			 7, params, SPI_OK_INSERT);
+	job_cdc_write_statistics(job);
+	job_write_progress(job);
+	job_xact_end(cxt);
+	cdc->last_checkpoint = GetCurrentTimestamp();
+}
+
+/*
+ * job_cdc_note_acks
+ *		Take acknowledgements; checkpoint now and then.
+ */
+static void
+job_cdc_note_acks(Job *job)
+{
+	JobTable   *cdc = &job->cdc;
+
+	job_note_acks(job, NULL, 0);
+	if (job_position_after(&cdc->acked, &cdc->committed) &&
+		TimestampDifferenceExceeds(cdc->last_checkpoint, GetCurrentTimestamp(),
+								   JOB_CHECKPOINT_INTERVAL_MS))
+		job_cdc_checkpoint(job, &cdc->acked, false);
+}
+
+/*
+ * job_cdc_reject
+ *		A bad CDC row (of table jt when known; owner / name as the row names
+ *		them): apply the policy.
+ */
+static void
+job_cdc_reject(Job *job, JobTable *jt, const char *owner, const char *name,
+			   const CsvRecord *rec, int column, const char *code, const char *reason,
+			   bool truncation)
+{
+	JobPolicy	policy = truncation ? job->truncation_policy : job->data_policy;
+	JobTable   *cdc = &job->cdc;
+	MemoryContext old;
+	JobException *ex;
+
+	if (policy == JOB_POLICY_STOP_TASK)
+	{
+		JobPosition at;
+
+		at.file = cdc->file;
+		at.offset = rec->start.offset;
+		at.line = rec->start.line;
+		at.rows = cdc->queued.rows;
+		kinesis_batcher_flush(job->batcher);
+		job_note_acks(job, NULL, 0);
+		job_cdc_checkpoint(job, &at, false);
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("bad row in %s line %lld%s: %s",
+						job_file_uri(job, cdc, cdc->file), (long long) rec->start.line,
+						column > 0 ? psprintf(" column %d", column) : "", reason),
+				 errdetail("%s is STOP_TASK, so the task stopped at this row.",
+						   truncation ? "DataTruncationErrorPolicy" : "DataErrorPolicy"),
+				 errhint("Correct the file and resume the task, or set the policy to LOG_ERROR.")));
+	}
+	if (policy == JOB_POLICY_SUSPEND_TABLE && jt != NULL && !jt->cdc_off)
+	{
+		jt->cdc_off = true;
+		ereport(WARNING,
+				(errmsg("dms_stream task \"%s\": CDC of table %s.%s suspended at %s line %lld: %s",
+						job->task_name, jt->et->owner, jt->et->name,
+						job_file_uri(job, cdc, cdc->file), (long long) rec->start.line, reason)));
+	}
+
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	ex = palloc0(sizeof(JobException));
+	ex->file = cdc->file;
+	ex->offset = rec->start.offset;
+	ex->line = rec->start.line;
+	ex->column = column;
+	ex->logged = policy != JOB_POLICY_IGNORE_RECORD;
+	ex->code = (char *) code;
+	ex->reason = pstrdup(reason);
+	ex->owner = owner ? pstrdup(owner) : NULL;
+	ex->name = name ? pstrdup(name) : NULL;
+	if (jt != NULL)
+		ex->target = pstrdup(jt->plan->target_table ? jt->plan->target_table : jt->et->name);
+	if (ex->logged && rec->raw != NULL)
+	{
+		StringInfoData raw;
+
+		initStringInfo(&raw);
+		csv_append_escaped_invalid(&raw, rec->raw, rec->raw_len);
+		if (rec->raw_truncated)
+			appendStringInfoString(&raw, "...");
+		ex->raw = raw.data;
+	}
+	cdc->exceptions = lappend(cdc->exceptions, ex);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * job_cdc_row
+ *		One record of the current CDC file.
+ */
+static void
+job_cdc_row(Job *job, CsvResult res, CsvRecord *rec)
+{
+	JobTable   *cdc = &job->cdc;
+	JobTable   *jt;
+	DmsRow		row;
+	DmsRowError rerr;
+	int			column = 0;
+	const char *code = NULL;
+	char	   *reason = NULL;
+	bool		truncation = false;
+	char	   *owner = NULL;
+	char	   *name = NULL;
+	DmsChange	change;
+	JobRingEntry *entry;
+	uint64		tag;
+	char	   *problem = NULL;
+	KinesisRecordStatus status;
+
+	cdc->queued.file = cdc->file;
+	cdc->queued.offset = rec->end.offset;
+	cdc->queued.line = rec->end.line;
+
+	if (res == CSV_BAD_RECORD)
+	{
+		job_cdc_reject(job, NULL, NULL, NULL, rec, rec->error.column,
+					   job_csv_error_code(rec->error.code), rec->error.message,
+					   rec->error.code == CSV_ERR_RECORD_TOO_LONG);
+		return;
+	}
+	if (rec->nfields >= 3)
+	{
+		name = pnstrdup(rec->fields[1].data, rec->fields[1].len);
+		owner = pnstrdup(rec->fields[2].data, rec->fields[2].len);
+	}
+	memset(&row, 0, sizeof(row));
+	row.table_index = -1;
+	if (!dms_row_route(job->renderer, -1, rec->fields, rec->nfields, &row, &rerr))
+	{
+		jt = row.table_index >= 0 ? job->by_index[row.table_index] : NULL;
+		if (row.table_index >= 0 && (jt == NULL || jt->cdc_off))
+			return;				/* a table not replicated */
+		job_cdc_reject(job, jt, owner, name, rec, rerr.field,
+					   rec->nfields >= 3 && row.table_index < 0 && rerr.field == 2 ?
+					   "unknown_table" : "bad_row",
+					   rerr.message, rerr.error_class == DMS_VALUE_TRUNCATED);
+		return;
+	}
+	jt = job->by_index[row.table_index];
+	if (jt == NULL || jt->cdc_off)
+		return;					/* excluded by the selection rules */
+	if (!job_cdc_render(job, &row, &column, &code, &reason, &truncation))
+	{
+		job_cdc_reject(job, jt, owner, name, rec, column, code, reason, truncation);
+		return;
+	}
+	if (!mapping_row_passes(jt->plan, job->column_values))
+		return;
+
+	memset(&change, 0, sizeof(change));
+	change.operation = row.operation == DMS_ROW_UPDATE ? DMS_OP_UPDATE :
+		row.operation == DMS_ROW_DELETE ? DMS_OP_DELETE : DMS_OP_INSERT;
+	change.values = job->column_values;
+	change.event_id = job_event_id(cdc, cdc->file, rec->start.line);
+	change.timestamp = GetCurrentTimestamp();
+	if (!dms_message_build(jt->writer, &change, &job->message, &job->key))
+		return;
+
+	tag = job->next_tag + 1;
+	entry = &job->ring[tag % job->ring_size];
+	entry->table = cdc;
+	entry->stat_table = jt;
+	entry->op = row.operation;
+	entry->pos.file = cdc->file;
+	entry->pos.offset = rec->end.offset;
+	entry->pos.line = rec->end.line;
+	entry->pos.rows = cdc->queued.rows + 1;
+	status = kinesis_batcher_add(job->batcher, job->message.data, job->message.len,
+								 job->key.data, NULL, tag, &problem);
+	if (status != KINESIS_RECORD_OK)
+	{
+		job_cdc_reject(job, jt, owner, name, rec, 0, "record_refused",
+					   problem ? problem : "Kinesis would refuse this record", false);
+		return;
+	}
+	job->next_tag = tag;
+	cdc->queued.rows++;
+	if (job->next_tag - job->acked_tag >= (uint64) job->ring_size - 8)
+		kinesis_batcher_flush(job->batcher);
+	job_cdc_note_acks(job);
+}
+
+/*
+ * job_cdc_file
+ *		Read and send CDC file number file of job->cdc.files from offset /
+ *		line; commit its end as the new high-water mark.
+ */
+static void
+job_cdc_file(Job *job, int file, int64 offset, int64 line)
+{
+	JobTable   *cdc = &job->cdc;
+	JobFile    *f = &cdc->files[file];
+	CsvPosition start;
+	CsvReader  *reader;
+	CsvRecord	rec;
+	CsvResult	res;
+	char	   *previous = NULL;
+	JobPosition end_pos;
+	bool		finished = false;
+
+	start.offset = offset;
+	start.line = line;
+	cdc->file = file;
+	cdc->queued.file = file;
+	cdc->queued.offset = offset;
+	cdc->queued.line = line;
+	cdc->committed.file = file;
+	cdc->committed.offset = offset;
+	cdc->committed.line = line;
+	cdc->acked = cdc->committed;
+	reader = csv_reader_create(&job->csv, &start);
+	while (!finished)
+	{
+		task_worker_set_phase("cdc: s3://%s/%s at line %lld", job->bucket, f->key,
+							  (long long) cdc->queued.line);
+		CHECK_FOR_INTERRUPTS();
+		if (offset < f->size)
+		{
+			size_t		len;
+			char	   *data;
+			int64		end = Min(offset + JOB_CHUNK_BYTES, f->size) - 1;
+
+			data = s3_get_object(job->source, job->bucket, f->key, offset, end, &len);
+			if (len == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("s3://%s/%s ended at byte %lld, before its listed size %lld",
+								job->bucket, f->key, (long long) offset, (long long) f->size)));
+			csv_reader_feed(reader, data, len);
+			if (previous)
+				pfree(previous);
+			previous = data;
+			offset += len;
+		}
+		else
+		{
+			csv_reader_finish(reader);
+			finished = true;
+		}
+		while ((res = csv_reader_next(reader, &rec)) != CSV_NEED_MORE && res != CSV_END)
+		{
+			MemoryContext old = MemoryContextSwitchTo(job->row_cxt);
+
+			job_cdc_row(job, res, &rec);
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(job->row_cxt);
+		}
+	}
+	csv_reader_free(reader);
+	if (previous)
+		pfree(previous);
+
+	kinesis_batcher_flush(job->batcher);
+	job_note_acks(job, NULL, 0);
+	end_pos = cdc->queued;
+	end_pos.file = file;
+	end_pos.offset = f->size;
+	job_cdc_checkpoint(job, &end_pos, true);
+}
+
+/*
+ * job_cdc_late_file
+ *		Report a late CDC file (once per task).
+ */
+static void
+job_cdc_late_file(Job *job, const char *key, const char *mark)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	const char *params[3];
+	char	   *uri = psprintf("s3://%s/%s", job->bucket, key);
+	char	   *reason = psprintf("CDC file %s was uploaded after %s was processed and sorts before it: "
+								  "as in AWS DMS, it is not replicated", uri, mark);
+
+	params[0] = job->task_name;
+	params[1] = uri;
+	params[2] = reason;
+	job_xact_begin();
+	if (job_exec("INSERT INTO dms_stream.apply_exceptions"
+				 "       (task_name, source_uri, error_code, error)"
+				 " SELECT $1, $2, 'late_cdc_file', $3"
+				 "  WHERE NOT EXISTS (SELECT 1 FROM dms_stream.apply_exceptions"
+				 "                     WHERE task_name = $1 AND source_uri = $2"
+				 "                       AND error_code = 'late_cdc_file')"
+				 " RETURNING 1",
+				 3, params, SPI_OK_INSERT_RETURNING) != NULL)
+		ereport(WARNING,
+				(errmsg("dms_stream task \"%s\": late CDC file %s is not replicated", job->task_name, uri),
+				 errdetail("Its name sorts before %s, the last CDC file processed; "
+						   "AWS DMS skips such files too.", mark),
+				 errhint("Give CDC files names that sort after every file already uploaded.")));
+	job_xact_end(cxt);
+}
+
+/*
+ * job_cdc_run
+ *		Poll the CDC folder and replicate new files until stopped.
+ */
+static void
+job_cdc_run(Job *job)
+{
+	JobTable   *cdc = &job->cdc;
+	const char *params[1] = {job->task_name};
+	const char *cdc_path = NULL;
+	char	   *mark = NULL;	/* checkpoint file */
+	bool		mark_done = true;
+	int64		resume_offset = 0;
+	int64		resume_line = 1;
+	TimestampTz mark_time = 0;
+	bool		first = true;
+	MemoryContext list_cxt[2];	/* this poll's listing, the previous one's */
+	char	  **prev_keys = NULL;	/* keys of the previous listing, sorted */
+	int			nprev = 0;
+	uint64		polls = 0;
+	int			t;
+	json_t	   *v;
+
+	/* Tables by definition index; writers for those that can be sent. */
+	job->by_index = palloc0(sizeof(JobTable *) * Max(job->def->ntables, 1));
+	for (t = 0; t < job->ntables; t++)
+	{
+		JobTable   *jt = &job->tables[t];
+
+		if (jt->plan->error != NULL)
+		{
+			ereport(WARNING,
+					(errmsg("dms_stream task \"%s\": table %s.%s cannot be replicated: %s",
+							job->task_name, jt->et->owner, jt->et->name, jt->plan->error)));
+			continue;
+		}
+		if (jt->writer == NULL)
+			jt->writer = dms_message_writer_create(jt->plan, &job->message_settings);
+		job->by_index[jt->index] = jt;
+	}
+
+	v = json_object_get(job->source->settings, "CdcPath");
+	if (v != NULL && json_is_string(v))
+		cdc_path = json_string_value(v);
+	if (cdc_path == NULL || cdc_path[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("S3 source endpoint \"%s\" of task \"%s\" has no CdcPath",
+						job->source->name, job->task_name),
+				 errhint("CDC tasks read the CDC files under BucketFolder/CdcPath.")));
+	while (*cdc_path == '/')
+		cdc_path++;
+	job->cdc_prefix = s3_folder_key(job->source, cdc_path);
+	if (job->cdc_prefix[0] != '\0' && job->cdc_prefix[strlen(job->cdc_prefix) - 1] != '/')
+		job->cdc_prefix = psprintf("%s/", job->cdc_prefix);
+
+	/* The CDC checkpoint. */
+	job_xact_begin();
+	job_exec("SELECT file_key, next_offset, next_line, table_done, rows_sent, error_rows"
+			 "  FROM dms_stream.task_checkpoint"
+			 " WHERE task_name = $1 AND schema_name = '" JOB_CDC_NAME "'"
+			 "   AND table_name = '" JOB_CDC_NAME "'",
+			 1, params, SPI_OK_SELECT);
+	if (SPI_processed == 1)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		MemoryContext old = MemoryContextSwitchTo(GetMemoryChunkContext(job));
+		bool		isnull;
+
+		mark = SPI_getvalue(tup, desc, 1);
+		resume_offset = strtoll(SPI_getvalue(tup, desc, 2), NULL, 10);
+		resume_line = strtoll(SPI_getvalue(tup, desc, 3), NULL, 10);
+		mark_done = strcmp(SPI_getvalue(tup, desc, 4), "t") == 0;
+		cdc->committed.rows = strtoll(SPI_getvalue(tup, desc, 5), NULL, 10);
+		cdc->errors = strtoll(SPI_getvalue(tup, desc, 6), NULL, 10);
+		job->rows_at_start += cdc->committed.rows;
+		MemoryContextSwitchTo(old);
+		job_exec("SELECT updated_at FROM dms_stream.task_checkpoint"
+				 " WHERE task_name = $1 AND schema_name = '" JOB_CDC_NAME "'"
+				 "   AND table_name = '" JOB_CDC_NAME "'",
+				 1, params, SPI_OK_SELECT);
+		mark_time = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
+													  SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	job_xact_end(GetMemoryChunkContext(job));
+
+	list_cxt[0] = AllocSetContextCreate(GetMemoryChunkContext(job), "dms_stream cdc listing",
+										ALLOCSET_DEFAULT_SIZES);
+	list_cxt[1] = AllocSetContextCreate(GetMemoryChunkContext(job), "dms_stream cdc listing",
+										ALLOCSET_DEFAULT_SIZES);
+	for (;; polls++)
+	{
+		MemoryContext poll_cxt = list_cxt[polls % 2];
+		MemoryContext old;
+		List	   *objects;
+		ListCell   *lc;
+		char	  **keys;
+		int			nkeys = 0;
+		int			nfiles = 0;
+		int			p = 0;
+		int			f;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		MemoryContextReset(poll_cxt);
+		old = MemoryContextSwitchTo(poll_cxt);
+		task_worker_set_phase("cdc: listing s3://%s/%s", job->bucket, job->cdc_prefix);
+		objects = s3_list_objects(job->source, job->bucket, job->cdc_prefix, NULL, 0, 0);
+		cdc->files = palloc0(sizeof(JobFile) * Max(list_length(objects), 1));
+		keys = palloc(sizeof(char *) * Max(list_length(objects), 1));
+		foreach(lc, objects)
+		{
+			S3Object   *obj = lfirst(lc);
+			size_t		len = strlen(obj->key);
+			int			cmp;
+
+			if (len == 0 || obj->key[len - 1] == '/' ||
+				strchr(obj->key + strlen(job->cdc_prefix), '/') != NULL)
+				continue;
+			keys[nkeys++] = obj->key;
+			cmp = mark ? strcmp(obj->key, mark) : 1;
+			if (cmp > 0 || (cmp == 0 && !mark_done))
+			{
+				cdc->files[nfiles].key = obj->key;
+				cdc->files[nfiles].size = obj->size;
+				nfiles++;
+			}
+			else if (cmp < 0)
+			{
+				/*
+				 * Before the mark: late unless the previous listing had it
+				 * (both listings are in key order: walk them together).  At
+				 * the first poll, late if uploaded after the mark's commit.
+				 */
+				while (p < nprev && strcmp(prev_keys[p], obj->key) < 0)
+					p++;
+				if (first ? obj->last_modified > mark_time :
+					(p >= nprev || strcmp(prev_keys[p], obj->key) != 0))
+					job_cdc_late_file(job, obj->key, mark);
+			}
+		}
+		first = false;
+
+		for (f = 0; f < nfiles; f++)
+		{
+			JobFile    *jf = &cdc->files[f];
+			bool		resume = mark != NULL && !mark_done && strcmp(jf->key, mark) == 0;
+
+			job_cdc_file(job, f, resume ? resume_offset : 0, resume ? resume_line : 1);
+			if (mark != NULL)
+				pfree(mark);
+			mark = MemoryContextStrdup(GetMemoryChunkContext(job), jf->key);
+			mark_done = true;
+		}
+		/* This listing is the previous one of the next poll. */
+		prev_keys = keys;
+		nprev = nkeys;
+		MemoryContextReset(list_cxt[(polls + 1) % 2]);
+
+		task_worker_set_phase("cdc: waiting for new files in s3://%s/%s",
+							  job->bucket, job->cdc_prefix);
+		job_xact_begin();
+		job_write_progress(job);
+		job_xact_end(poll_cxt);
+		MemoryContextSwitchTo(old);
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 dms_stream_poll_interval_ms, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+/*
  * s3_source_job_run
  *		Run or resume the full load of a task (see s3_source_job.h): up to
  *		MaxFullLoadSubTasks tables at once, one chunk of each in turn.
@@ -1191,7 +1876,8 @@ s3_source_job_run(const char *task_name, int64 run_id, S3SourceJobResult *result
 
 	task_worker_set_phase("reading the task");
 	job_load_task(job, job_cxt);
-	job_list_files(job);
+	if (strcmp(job->migration_type, "cdc") != 0)
+		job_list_files(job);
 
 	for (t = 0; t < job->def->ntables; t++)
 		max_columns = Max(max_columns, job->def->tables[t].ncolumns);
@@ -1202,7 +1888,7 @@ s3_source_job_run(const char *task_name, int64 run_id, S3SourceJobResult *result
 	job->row_cxt = AllocSetContextCreate(job_cxt, "dms_stream row", ALLOCSET_SMALL_SIZES);
 	active = palloc0(sizeof(JobTable *) * Max(job->ntables, 1));
 
-	for (;;)
+	for (; strcmp(job->migration_type, "cdc") != 0;)
 	{
 		int			i;
 
@@ -1230,6 +1916,9 @@ s3_source_job_run(const char *task_name, int64 run_id, S3SourceJobResult *result
 			job_note_acks(job, active, nactive);
 		}
 	}
+
+	if (strcmp(job->migration_type, "full-load") != 0)
+		job_cdc_run(job);		/* returns only by an ERROR or exit */
 
 	task_worker_set_phase("full load finished");
 	job_xact_begin();

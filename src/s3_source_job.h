@@ -34,6 +34,17 @@
  * "Table error" and goes on with the next; STOP_TASK raises an ERROR naming
  * the file and line (the worker then marks the task failed).
  *
+ * CDC (migration types cdc and full-load-and-cdc, after the full load of
+ * the latter): the files directly under BucketFolder/CdcPath/ are read in
+ * key order, every dms_stream.poll_interval, and each row is sent as a DMS
+ * insert, update (data: the after image) or delete (data: the row as given)
+ * of the table it names, with the same event ids, acknowledged checkpoints
+ * and error policies as the full load; the CDC position (high-water mark)
+ * is the task_checkpoint row of schema and table "(cdc)"; a file whose key
+ * sorts before the mark and that appears later is not replicated, as in
+ * AWS DMS, and is reported (WARNING, apply_exceptions "late_cdc_file").
+ * The rules are described in s3_source_job.c above job_cdc_render.
+ *
  *-------------------------------------------------------------------------
  */
 #ifndef DMS_S3_SOURCE_JOB_H
@@ -49,9 +60,11 @@ typedef struct S3SourceJobResult
 } S3SourceJobResult;
 
 /*
- * Run (or resume) the full load of task_name, recorded in run_history row
- * run_id.  Must be called outside a transaction, in a memory context that
- * lives as long as the call; raises an ERROR when the task must fail.
+ * Run (or resume) the full load and/or CDC of task_name, recorded in
+ * run_history row run_id.  Must be called outside a transaction, in a memory
+ * context that lives as long as the call; raises an ERROR when the task must
+ * fail.  With CDC it returns only by an ERROR (or the process exits on
+ * SIGTERM at an interrupt check).
  */
 extern void s3_source_job_run(const char *task_name, int64 run_id,
 							  S3SourceJobResult *result);

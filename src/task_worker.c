@@ -271,12 +271,13 @@ task_worker_main(Datum main_arg)
 	MemoryContextSwitchTo(job_cxt);
 	PG_TRY();
 	{
-		if (strcmp(kind, "s3 full-load") != 0)
+		if (strcmp(kind, "s3 full-load") != 0 && strcmp(kind, "s3 cdc") != 0 &&
+			strcmp(kind, "s3 full-load-and-cdc") != 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("task \"%s\": %s tasks are not supported by this version",
 							task_name, kind),
-					 errhint("Tasks with an S3 source and migration type full-load can run.")));
+					 errhint("Tasks with an S3 source can run.")));
 		s3_source_job_run(task_name, run_id, &result);
 	}
 	PG_CATCH();

@@ -9,7 +9,9 @@
  * dms_stream.run_history, marks the task running and runs the task's job
  * (s3_source_job.h for an S3 source).  It ends the task itself when the job
  * ends: stopped with "Stop Reason FULL_LOAD_ONLY_FINISHED" after a full
- * load, failed with the error as last_error when the job raised one.
+ * load, failed with the error as last_error when the job raised one.  A
+ * task with CDC (cdc, full-load-and-cdc) runs until stopped: its job polls
+ * the CDC folder (phase "cdc: ..."), waiting on the process latch.
  *
  * SIGTERM (stop_task, server shutdown) ends the worker at the next
  * interrupt check, also inside HTTP waits; the job's last committed

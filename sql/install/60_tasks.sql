@@ -10,6 +10,9 @@
 -- Where the full load of a table stands: the file being read and the byte
 -- offset and line of the next record to send.  Written only after Kinesis
 -- acknowledged every record before that point; a resumed task starts there.
+-- CDC tasks keep their position in a row with schema_name and table_name
+-- '(cdc)': the CDC file being read (table_done false) or the last one
+-- completed (table_done true, the high-water mark; see s3_source_job.c).
 CREATE TABLE dms_stream.task_checkpoint (
 	task_name			text NOT NULL
 		REFERENCES dms_stream.task ON DELETE CASCADE ON UPDATE CASCADE,
