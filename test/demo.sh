@@ -6,9 +6,10 @@
 # SigV4-verifying proxies, all on 127.0.0.1), and walks through the seed's
 # scenario as far as the extension goes today: the S3 source with the
 # schema01.table01 external table definition and three full-load files, the
-# Kinesis target, a full-load task run by the background worker with the
-# records read back from the stream, and the delta-load controller row of
-# the orders example.  Everything started is stopped on exit; DMS_DEMO_KEEP=1 leaves the
+# Kinesis target, a full-load-and-cdc task run by the background worker, CDC
+# files dropped while it runs, the records read back from the stream and
+# counted per operation, and the delta-load controller row of the orders
+# example.  Everything started is stopped on exit; DMS_DEMO_KEEP=1 leaves the
 # bed running for exploring (stop it with test/bed/stop.sh).
 set -euo pipefail
 
@@ -75,7 +76,7 @@ SELECT dms_stream.create_endpoint('kinesis-target', 'kinesis', 'target',
   endpoint_url => :'kin', region => 'us-east-1');
 SELECT dms_stream.set_endpoint_credentials('kinesis-target', 'S3RVER', 'S3RVER');
 
-SELECT dms_stream.create_task('s3-to-kinesis', 's3-source', 'kinesis-target', 'full-load',
+SELECT dms_stream.create_task('s3-to-kinesis', 's3-source', 'kinesis-target', 'full-load-and-cdc',
   '{"rules": [{"rule-type": "selection", "rule-id": "1", "rule-name": "1",
                "object-locator": {"schema-name": "schema01", "table-name": "%"}, "rule-action": "include"},
               {"rule-type": "object-mapping", "rule-id": "2", "rule-name": "2", "rule-action": "map-record-to-record",
@@ -122,25 +123,56 @@ UNION ALL SELECT 'lake', * FROM dms_stream.test_endpoint('lake');
 SELECT key, size FROM dms_stream.s3_list_objects('s3-source');
 SQL
 
-banner "Full load: the background worker streams the files to Kinesis in DMS's message format"
+banner "Full load, then CDC: the background worker streams the files to Kinesis in DMS's message format"
+sql -c "ALTER SYSTEM SET dms_stream.poll_interval = '1s'" -c "SELECT pg_reload_conf()" >/dev/null
 sql -c "SELECT dms_stream.start_task('s3-to-kinesis');" >/dev/null
-for _ in $(seq 1 120); do
-    st=$(psql -X -At -c "SELECT status FROM dms_stream.task WHERE task_name = 's3-to-kinesis'")
-    [[ $st == stopped || $st == failed ]] && break
-    sleep 1
-done
+wait_for() {    # wait_for SQL-returning-t WHAT
+    for _ in $(seq 1 180); do
+        [[ $(psql -X -At -c "$1") == t ]] && return 0
+        [[ $(psql -X -At -c "SELECT status FROM dms_stream.task WHERE task_name = 's3-to-kinesis'") == failed ]] && break
+        sleep 1
+    done
+    echo "demo: gave up waiting for $2" >&2
+    psql -X -c "SELECT task, status, phase, last_error FROM dms_stream.task_status" >&2
+    exit 1
+}
+wait_for "SELECT coalesce(bool_and(\"TableState\" = 'Table completed'), false) FROM dms_stream.table_statistics_view" "the full load"
 sql <<'SQL'
-SELECT task, status, stop_reason, progress_percent, records_per_second, last_error FROM dms_stream.task_status;
-SELECT "SchemaName", "TableName", "FullLoadRows", "FullLoadErrorRows", "TableState" FROM dms_stream.table_statistics_view;
+SELECT task, status, phase, progress_percent, records_per_second FROM dms_stream.task_status;
+SQL
+
+# Two CDC files, as another system would drop them: operation, table, schema, columns.
+"$DMS_BED_PYTHON" - > "$DMS_BED_DIR/CDC00001.csv" <<'PY'
+for n in range(3000, 3100):
+    print("INSERT,table01,schema01,2024-05-02 00:00:%02d,10.1000/new%06d,%d,%d.50,new%07d" % (n % 60, n, n, n % 1000, n))
+for n in range(0, 50):
+    print("U,table01,schema01,2024-05-01 %02d:%02d:%02d,10.1000/upd%06d,%d,1.25,upd%07d" % (n // 3600, n // 60 % 60, n % 60, n, n, n))
+PY
+"$DMS_BED_PYTHON" - > "$DMS_BED_DIR/CDC00002.csv" <<'PY'
+for n in range(50, 70):
+    print("delete,table01,schema01,2024-05-01 %02d:%02d:%02d,10.1000/xyz%06d,%d,%d.%02d,sig%07d" % (n // 3600, n // 60 % 60, n % 60, n, n, n % 1000, n % 100, n))
+PY
+for f in CDC00001 CDC00002; do
+    "$AWS" --endpoint-url "$S3_PROXY_URL" s3 cp --only-show-errors "$DMS_BED_DIR/$f.csv" \
+        "s3://dms-demo-source/sourcedata/changedata/$f.csv"
+done
+wait_for "SELECT \"Inserts\" = 100 AND \"Updates\" = 50 AND \"Deletes\" = 20 FROM dms_stream.table_statistics_view" "the CDC files"
+sql -c "SELECT dms_stream.stop_task('s3-to-kinesis');" >/dev/null
+wait_for "SELECT status = 'stopped' FROM dms_stream.task WHERE task_name = 's3-to-kinesis'" "the task to stop"
+
+sql <<'SQL'
+SELECT task, status, stop_reason, last_error FROM dms_stream.task_status;
+SELECT "SchemaName", "TableName", "FullLoadRows", "Inserts", "Updates", "Deletes", "FullLoadErrorRows", "TableState"
+  FROM dms_stream.table_statistics_view;
 \echo records read back from the stream, by operation:
 SELECT data_json #>> '{metadata,operation}' AS operation, count(*) AS records,
        count(DISTINCT data_json #>> '{metadata,event-id}') AS distinct_event_ids
-  FROM dms_stream.kinesis_read_records('kinesis-target', max_records => 10000) GROUP BY 1;
+  FROM dms_stream.kinesis_read_records('kinesis-target', max_records => 10000) GROUP BY 1 ORDER BY 1;
 \echo one of them, as a Lambda or KCL consumer sees it:
 \x on
 SELECT shard_id, sequence_number, partition_key, rtrim(data_text, E'\n') AS data
   FROM dms_stream.kinesis_read_records('kinesis-target', max_records => 10000)
- WHERE data_json #>> '{data,id}' = '1500';
+ WHERE data_json #>> '{data,id}' = '3001';
 SQL
 
 banner "A malformed definition is rejected with the JSON path, what is wrong and how to fix it"
