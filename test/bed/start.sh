@@ -143,7 +143,18 @@ EOF
     fi
     chown postgres:postgres "$conf"
     local log="$DMS_BED_PGRUN/pg.log"
-    if ! runuser -u postgres -- "$pgctl" -D "$DMS_BED_PGDATA" -l "$log" -w -t 60 start >"$LOGS/pg_ctl.log" 2>&1; then
+    # The bed's ports lie in the kernel's ephemeral range: a passing client
+    # socket can hold one for a moment, so a refused bind is retried.
+    local attempt
+    for attempt in 1 2 3 4 5; do
+        if runuser -u postgres -- "$pgctl" -D "$DMS_BED_PGDATA" -l "$log" -w -t 60 start >"$LOGS/pg_ctl.log" 2>&1; then
+            break
+        fi
+        tail -n 20 "$log" 2>/dev/null | grep -q 'could not bind .*Address already in use' || break
+        echo "bed: port $PGPORT busy (attempt $attempt), retrying" >&2
+        sleep 2
+    done
+    if ! runuser -u postgres -- "$PGBIN/pg_ctl" -D "$DMS_BED_PGDATA" status >/dev/null 2>&1; then
         echo "bed: PostgreSQL failed to start" >&2
         log_tail "$LOGS/pg_ctl.log" 10
         log_tail "$log"
