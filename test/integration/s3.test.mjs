@@ -482,7 +482,12 @@ test('retries under injected 503 SlowDown succeed, for parts and for ranged GETs
   const [[bytes, parts, digest]] = await sql(`SELECT * FROM dms_stream.s3_put_generated_object(${lit(ep)}, ${lit(key)}, 12000000, 5242880, 7)`);
   assert.equal(bytes, '12000000');
   assert.equal(parts, '3');
-  const reqs = await journal(mark, key);
+  // The proxy journals a request once it has answered it: wait for the last one.
+  let reqs = [];
+  await waitFor(async () => {
+    reqs = await journal(mark, key);
+    return reqs.filter((r) => r.faults.includes('throttle')).length >= 4;
+  }, { timeoutMs: 10000, what: 'the throttled parts in the proxy journal' }).catch(() => {});
   assert.equal(reqs.filter((r) => r.faults.includes('throttle')).length, 4);
   assert.equal(reqs.filter((r) => r.faults.includes('throttle')).every((r) => r.status === 503), true);
   assert.equal(sha(await cliGet(key)), digest);
@@ -492,7 +497,12 @@ test('retries under injected 503 SlowDown succeed, for parts and for ranged GETs
   const [[, digest2, requests]] = await sql(`SELECT * FROM dms_stream.s3_object_checksum(${lit(ep)}, ${lit(key)}, 4000000)`);
   assert.equal(digest2, digest);
   assert.equal(requests, '3');
-  assert.equal((await journal(mark2, key)).filter((r) => r.faults.includes('throttle')).length, 3);
+  let throttled = 0;
+  await waitFor(async () => {
+    throttled = (await journal(mark2, key)).filter((r) => r.faults.includes('throttle')).length;
+    return throttled >= 3;
+  }, { timeoutMs: 10000, what: 'the throttled GETs in the proxy journal' }).catch(() => {});
+  assert.equal(throttled, 3);
 });
 
 test('a wrong secret gives SignatureDoesNotMatch, naming the endpoint', async () => {

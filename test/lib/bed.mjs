@@ -86,6 +86,9 @@ export function run(cmd, args, { input, env: extraEnv, timeoutMs = 120000 } = {}
         stderr: Buffer.concat(err).toString(),
       });
     });
+    // A program that exits without reading its input (curl) closes the pipe
+    // first: that EPIPE is not an error of the run.
+    child.stdin.on('error', (e) => { if (e.code !== 'EPIPE') reject(e); });
     child.stdin.end(input ?? '');
   });
 }
