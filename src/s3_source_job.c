@@ -921,6 +921,69 @@ job_event_id(JobTable *jt, int file, int64 line)
 }
 
 /*
+ * job_render_columns
+ *		Type and render the columns of a routed row (full load or CDC) into
+ *		job->column_values.  False with *column, *code, *reason and
+ *		*truncation set when the row is bad.
+ */
+static bool
+job_render_columns(Job *job, const DmsRow *row, int *column, const char **code,
+			   char **reason, bool *truncation)
+{
+	const ExternalTable *et = row->table;
+	DmsValueResult vres;
+	int		   *starts;
+	int			c;
+	int			truncated_column = 0;
+	char	   *truncated_reason = NULL;
+
+	resetStringInfo(&job->values);
+	starts = palloc(sizeof(int) * (et->ncolumns + 1));
+	for (c = 0; c < et->ncolumns; c++)
+	{
+		const CsvField *f = &row->columns[c];
+		DmsColumnValue *v = &job->column_values[c];
+
+		starts[c] = job->values.len;
+		if (!dms_value_render(&et->columns[c], f->data, f->len, f->quoted,
+							  &job->value_options, &job->values, &vres))
+		{
+			if (vres.error_class == DMS_VALUE_DATA_ERROR)
+			{
+				*column = row->first_field + c;
+				*code = "bad_value";
+				*reason = psprintf("column %s: %s", et->columns[c].name, vres.message);
+				*truncation = false;
+				return false;
+			}
+			if (truncated_column == 0)
+			{
+				truncated_column = row->first_field + c;
+				truncated_reason = psprintf("column %s: %s", et->columns[c].name, vres.message);
+			}
+		}
+		v->is_null = vres.is_null;
+		v->is_empty = vres.is_empty;
+		v->is_missing = false;
+	}
+	starts[et->ncolumns] = job->values.len;
+	for (c = 0; c < et->ncolumns; c++)
+	{
+		job->column_values[c].json = job->values.data + starts[c];
+		job->column_values[c].len = starts[c + 1] - starts[c];
+	}
+	if (truncated_column > 0)
+	{
+		*column = truncated_column;
+		*code = "truncated";
+		*reason = truncated_reason;
+		*truncation = true;
+		return false;
+	}
+	return true;
+}
+
+/*
  * job_row
  *		One CSV record of table jt.  Returns false when the table must stop
  *		(SUSPEND_TABLE).
@@ -928,15 +991,13 @@ job_event_id(JobTable *jt, int file, int64 line)
 static bool
 job_row(Job *job, JobTable *jt, CsvResult res, CsvRecord *rec)
 {
-	const ExternalTable *et = jt->et;
 	int			file = jt->file;
 	DmsRow		row;
 	DmsRowError rerr;
-	DmsValueResult vres;
-	int			truncated_column = 0;
-	char		truncated_reason[DMS_VALUE_MESSAGE_SIZE + 64];
-	int			c;
-	int		   *starts;
+	int			column;
+	const char *code;
+	char	   *reason;
+	bool		truncation;
 	uint64		tag;
 	char	   *problem = NULL;
 	KinesisRecordStatus status;
@@ -957,42 +1018,8 @@ job_row(Job *job, JobTable *jt, CsvResult res, CsvRecord *rec)
 						  rerr.error_class == DMS_VALUE_TRUNCATED);
 
 	/* Type and render every column. */
-	resetStringInfo(&job->values);
-	starts = palloc(sizeof(int) * (et->ncolumns + 1));
-	truncated_reason[0] = '\0';
-	for (c = 0; c < et->ncolumns; c++)
-	{
-		const CsvField *f = &row.columns[c];
-		DmsColumnValue *v = &job->column_values[c];
-
-		starts[c] = job->values.len;
-		if (!dms_value_render(&et->columns[c], f->data, f->len, f->quoted,
-							  &job->value_options, &job->values, &vres))
-		{
-			if (vres.error_class == DMS_VALUE_DATA_ERROR)
-				return job_reject(job, jt, file, rec, row.first_field + c, "bad_value",
-								  psprintf("column %s: %s", et->columns[c].name, vres.message),
-								  false);
-			if (truncated_column == 0)
-			{
-				truncated_column = row.first_field + c;
-				snprintf(truncated_reason, sizeof(truncated_reason), "column %s: %s",
-						 et->columns[c].name, vres.message);
-			}
-		}
-		v->is_null = vres.is_null;
-		v->is_empty = vres.is_empty;
-		v->is_missing = false;
-	}
-	starts[et->ncolumns] = job->values.len;
-	for (c = 0; c < et->ncolumns; c++)
-	{
-		job->column_values[c].json = job->values.data + starts[c];
-		job->column_values[c].len = starts[c + 1] - starts[c];
-	}
-	if (truncated_column > 0)
-		return job_reject(job, jt, file, rec, truncated_column, "truncated",
-						  truncated_reason, true);
+	if (!job_render_columns(job, &row, &column, &code, &reason, &truncation))
+		return job_reject(job, jt, file, rec, column, code, reason, truncation);
 
 	if (!mapping_row_passes(jt->plan, job->column_values))
 		return true;
@@ -1242,69 +1269,6 @@ job_table_begin(Job *job, JobTable *jt)
 #define JOB_CDC_NAME	"(cdc)"
 
 /*
- * job_cdc_render
- *		Type and render the columns of a routed CDC row into
- *		job->column_values.  False with *column, *code, *reason and
- *		*truncation set when the row is bad.
- */
-static bool
-job_cdc_render(Job *job, const DmsRow *row, int *column, const char **code,
-			   char **reason, bool *truncation)
-{
-	const ExternalTable *et = row->table;
-	DmsValueResult vres;
-	int		   *starts;
-	int			c;
-	int			truncated_column = 0;
-	char	   *truncated_reason = NULL;
-
-	resetStringInfo(&job->values);
-	starts = palloc(sizeof(int) * (et->ncolumns + 1));
-	for (c = 0; c < et->ncolumns; c++)
-	{
-		const CsvField *f = &row->columns[c];
-		DmsColumnValue *v = &job->column_values[c];
-
-		starts[c] = job->values.len;
-		if (!dms_value_render(&et->columns[c], f->data, f->len, f->quoted,
-							  &job->value_options, &job->values, &vres))
-		{
-			if (vres.error_class == DMS_VALUE_DATA_ERROR)
-			{
-				*column = row->first_field + c;
-				*code = "bad_value";
-				*reason = psprintf("column %s: %s", et->columns[c].name, vres.message);
-				*truncation = false;
-				return false;
-			}
-			if (truncated_column == 0)
-			{
-				truncated_column = row->first_field + c;
-				truncated_reason = psprintf("column %s: %s", et->columns[c].name, vres.message);
-			}
-		}
-		v->is_null = vres.is_null;
-		v->is_empty = vres.is_empty;
-		v->is_missing = false;
-	}
-	starts[et->ncolumns] = job->values.len;
-	for (c = 0; c < et->ncolumns; c++)
-	{
-		job->column_values[c].json = job->values.data + starts[c];
-		job->column_values[c].len = starts[c + 1] - starts[c];
-	}
-	if (truncated_column > 0)
-	{
-		*column = truncated_column;
-		*code = "truncated";
-		*reason = truncated_reason;
-		*truncation = true;
-		return false;
-	}
-	return true;
-}
-
-/*
  * job_cdc_write_statistics
  *		Add the acknowledged operations of each table to its statistics
  *		(inside a transaction).
@@ -1523,7 +1487,7 @@ job_cdc_row(Job *job, CsvResult res, CsvRecord *rec)
 	jt = job->by_index[row.table_index];
 	if (jt == NULL || jt->cdc_off)
 		return;					/* excluded by the selection rules */
-	if (!job_cdc_render(job, &row, &column, &code, &reason, &truncation))
+	if (!job_render_columns(job, &row, &column, &code, &reason, &truncation))
 	{
 		job_cdc_reject(job, jt, owner, name, rec, column, code, reason, truncation);
 		return;
