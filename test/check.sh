@@ -16,7 +16,8 @@
 #   --only regress|unit|node|shell|NAME   run only that phase, or only the
 #          integration tests whose file name contains NAME (e.g. --only proxy)
 #   --keep leave the bed running afterwards (stop it with test/bed/stop.sh)
-# Env: SKIP_INSTALL=1 skips setup; DMS_BED_DIR (default /tmp/dms_stream_bed).
+# Env: SKIP_INSTALL=1 skips setup; DMS_BED_DIR (default /tmp/dms_stream_bed);
+#      DMS_PG_PREFIX=DIR installs into a private copy of the server (test/bed/env.sh).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -126,9 +127,24 @@ else
 fi
 
 # ---------------------------------------------------------------- 2. build
+# install_extension: make install, into the private server copy when
+# DMS_PG_PREFIX is set (the copy is made the first time).
+install_extension() {
+    if [[ -z $DMS_PG_PREFIX ]]; then
+        make install
+        return
+    fi
+    if [[ ! -x $PGBIN/postgres ]]; then
+        mkdir -p "$DMS_PG_PREFIX/usr/lib/postgresql" "$DMS_PG_PREFIX/usr/share/postgresql"
+        cp -a /usr/lib/postgresql/15 "$DMS_PG_PREFIX/usr/lib/postgresql/"
+        cp -a /usr/share/postgresql/15 "$DMS_PG_PREFIX/usr/share/postgresql/"
+    fi
+    make install DESTDIR="$DMS_PG_PREFIX"
+}
+
 banner "build (make clean && make WERROR=-Werror && make install)"
 t=$SECONDS
-if { make clean && make -j2 WERROR=-Werror && make install; } >"$LOGS/build.log" 2>&1; then
+if { make clean && make -j2 WERROR=-Werror && install_extension; } >"$LOGS/build.log" 2>&1; then
     grep -E 'warning:' "$LOGS/build.log" | head -n 40 || true
     echo "ok ($((SECONDS - t)) s, log $LOGS/build.log)"
 else

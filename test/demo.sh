@@ -19,10 +19,13 @@ cd "$root"
 if [[ "${SKIP_INSTALL:-0}" != 1 ]]; then
     bash test/setup.sh
 fi
-make -s
-make -s install >/dev/null
-
 source test/bed/env.sh
+make -s
+if [[ -n $DMS_PG_PREFIX ]]; then
+    make -s install DESTDIR="$DMS_PG_PREFIX" >/dev/null
+else
+    make -s install >/dev/null
+fi
 if [[ "${DMS_DEMO_KEEP:-0}" != 1 ]]; then
     trap 'bash test/bed/stop.sh >/dev/null 2>&1 || true' EXIT
 fi

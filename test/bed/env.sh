@@ -20,8 +20,13 @@ export DMS_BED_S3_PROXY_PORT=$((14580 + _off))
 export DMS_BED_KINESIS_PROXY_PORT=$((14581 + _off))
 unset _off
 
-# PostgreSQL (throwaway cluster run as the postgres user)
-export PGBIN=/usr/lib/postgresql/15/bin
+# PostgreSQL (throwaway cluster run as the postgres user). DMS_PG_PREFIX=DIR
+# runs a private copy of the server installed under DIR (check.sh copies
+# /usr/lib/postgresql/15 and /usr/share/postgresql/15 there and installs the
+# extension with DESTDIR=DIR), so that engineers sharing a machine do not
+# replace each other's installed library. Unset: the system's server.
+export DMS_PG_PREFIX="${DMS_PG_PREFIX:-}"
+export PGBIN="$DMS_PG_PREFIX/usr/lib/postgresql/15/bin"
 export PGHOST=127.0.0.1
 export PGPORT=$DMS_BED_PG_PORT
 export PGUSER=postgres

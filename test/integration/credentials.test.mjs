@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:http';
 
-const PGBIN = '/usr/lib/postgresql/15/bin';
+const PGBIN = process.env.PGBIN || '/usr/lib/postgresql/15/bin';
 let dir, data, port, fake, fakeUrl;
 const served = { sts: [], ecs: [], imdsToken: 0, imdsCreds: 0 };
 let ecsExpiry = () => new Date(Date.now() + 3600e3).toISOString();

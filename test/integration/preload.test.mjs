@@ -20,7 +20,7 @@ function freePort() {
   });
 }
 
-const PGBIN = '/usr/lib/postgresql/15/bin';
+const PGBIN = process.env.PGBIN || '/usr/lib/postgresql/15/bin';
 
 function asPostgres(cmd, args) {
   return execFileSync('runuser', ['-u', 'postgres', '--', cmd, ...args], { encoding: 'utf8' });
