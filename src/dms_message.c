@@ -22,7 +22,8 @@
 static const char *const operation_names[] = {
 	"load", "insert", "update", "delete",
 	"create-table", "rename-table", "drop-table", "change-columns",
-	"add-column", "drop-column", "rename-column", "column-type-change", NULL
+	"add-column", "drop-column", "rename-column", "column-type-change",
+	"truncate-table", NULL
 };
 
 /* A JSON key, escaped with its quotes. */
@@ -977,12 +978,65 @@ write_metadata(DmsMessageWriter *mw, JsonWriter *w, const DmsChange *ch,
 			}
 		}
 	}
+	if (!control && ch->unchanged != NULL)
+	{
+		const MappingTablePlan *plan = mw->plan;
+		bool		any = false;
+		int			i;
+
+		for (i = 0; i < plan->noutput; i++)
+		{
+			if (!ch->unchanged[plan->output[i].source])
+				continue;
+			if (!any)
+			{
+				jw_lkey(w, "\"unchanged-columns\"");
+				jw_begin(w, '[');
+				any = true;
+			}
+			jw_element(w);
+			jw_string(w, plan->output[i].name);
+		}
+		if (any)
+			jw_end(w, ']');
+	}
 	if (ch->event_id != NULL)
 	{
 		jw_lkey(w, "\"event-id\"");
 		jw_string(w, ch->event_id);
 	}
+	if (!control && ch->transaction_last)
+	{
+		jw_lkey(w, "\"transaction-last\"");
+		appendStringInfoString(w->out, "true");
+	}
 	jw_end(w, '}');
+}
+
+/*
+ * dms_message_mark_last
+ *		Add "transaction-last": true as the last metadata member of a data
+ *		record built by dms_message_build (metadata is the record's last
+ *		member, so the place is fixed from the end).
+ */
+void
+dms_message_mark_last(StringInfo data, bool unformatted)
+{
+	static const char pretty_tail[] = "\n\t}\n}";
+	static const char compact_tail[] = "}}\n";
+	const char *tail = unformatted ? compact_tail : pretty_tail;
+	const char *member = unformatted ? ",\"transaction-last\":true" :
+		",\n\t\t\"transaction-last\": true";
+	int			tlen = strlen(tail);
+	int			mlen = strlen(member);
+	int			at = data->len - tlen;
+
+	if (at < 0 || memcmp(data->data + at, tail, tlen) != 0)
+		elog(ERROR, "dms_message_mark_last: not a record built by dms_message_build");
+	enlargeStringInfo(data, mlen);
+	memmove(data->data + at + mlen, data->data + at, tlen + 1);
+	memcpy(data->data + at, member, mlen);
+	data->len += mlen;
 }
 
 /*
@@ -1071,7 +1125,7 @@ dms_message_build(DmsMessageWriter *mw, const DmsChange *ch, StringInfo data,
 	resetStringInfo(key);
 
 	if (DMS_OPERATION_IS_CONTROL(ch->operation) && ch->operation != DMS_OP_CREATE_TABLE &&
-		!s->include_table_alter_operations)
+		ch->operation != DMS_OP_TRUNCATE_TABLE && !s->include_table_alter_operations)
 		return false;
 
 	w.out = data;
