@@ -709,6 +709,7 @@ dp_begin(LogicalDecodingContext *ctx, ReorderBufferTXN *txn)
 	pc->commit_time = txn->xact_time.commit_time;
 	pc->ordinal = 0;
 	pc->emitted = 0;
+	pc->made_at = GetCurrentTimestamp();
 	snprintf(pc->position, sizeof(pc->position), "%X/%08X", LSN_FORMAT_ARGS(txn->final_lsn));
 }
 
@@ -741,7 +742,7 @@ emit(PgSourceContext *pc, PgSourceRel *r, DmsChange *ch, PgStatKind stat)
 	snprintf(event_id, sizeof(event_id), "%s:" INT64_FORMAT, pc->position, ordinal);
 	ch->transaction = &tx;
 	ch->event_id = event_id;
-	ch->timestamp = GetCurrentTimestamp();
+	ch->timestamp = pc->made_at;
 	if (!dms_message_build(r->writer, ch, &pc->message, &pc->key))
 		return;
 	pc->ordinal = ordinal;

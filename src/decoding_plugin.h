@@ -153,6 +153,7 @@ typedef struct PgSourceContext
 	XLogRecPtr	commit_lsn;
 	XLogRecPtr	end_lsn;
 	TimestampTz commit_time;
+	TimestampTz made_at;		/* the messages' "timestamp" (per transaction) */
 	int64		ordinal;
 	int64		emitted;
 	char		position[32];

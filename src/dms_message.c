@@ -573,9 +573,20 @@ dms_message_writer_create(const MappingTablePlan *plan, const DmsMessageSettings
 void
 dms_message_format_timestamp(TimestampTz ts, char *buf)
 {
+	/* The last two values formatted: records of a change share theirs. */
+	static TimestampTz cached_ts[2] = {DT_NOBEGIN, DT_NOBEGIN};
+	static char cached_buf[2][DMS_MESSAGE_TIMESTAMP_SIZE];
+	static int	next_slot = 0;
 	struct pg_tm tm;
 	fsec_t		fsec;
+	int			i;
 
+	for (i = 0; i < 2; i++)
+		if (cached_ts[i] == ts && ts != DT_NOBEGIN)
+		{
+			memcpy(buf, cached_buf[i], DMS_MESSAGE_TIMESTAMP_SIZE);
+			return;
+		}
 	if (TIMESTAMP_NOT_FINITE(ts) || timestamp2tm(ts, NULL, &tm, &fsec, NULL, NULL) != 0)
 	{
 		strlcpy(buf, TIMESTAMP_IS_NOBEGIN(ts) ? "-infinity" : "infinity", DMS_MESSAGE_TIMESTAMP_SIZE);
@@ -583,6 +594,9 @@ dms_message_format_timestamp(TimestampTz ts, char *buf)
 	}
 	snprintf(buf, DMS_MESSAGE_TIMESTAMP_SIZE, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ",
 			 tm.tm_year, tm.tm_mon, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int) fsec);
+	cached_ts[next_slot] = ts;
+	memcpy(cached_buf[next_slot], buf, DMS_MESSAGE_TIMESTAMP_SIZE);
+	next_slot ^= 1;
 }
 
 /*
@@ -907,6 +921,25 @@ partition_key(DmsMessageWriter *mw, const DmsChange *ch, StringInfo key)
 	return MAPPING_PKT_SCHEMA_TABLE;
 }
 
+/* Integers without the printf machinery. */
+static void
+append_uint64(StringInfo out, uint64 v)
+{
+	char		buf[MAXINT8LEN + 1];
+	int			len = pg_ulltoa_n(v, buf);
+
+	appendBinaryStringInfo(out, buf, len);
+}
+
+static void
+append_int64(StringInfo out, int64 v)
+{
+	char		buf[MAXINT8LEN + 1];
+	int			len = pg_lltoa(v, buf);
+
+	appendBinaryStringInfo(out, buf, len);
+}
+
 /*
  * write_metadata
  *		The metadata object in DMS's field order.
@@ -948,20 +981,20 @@ write_metadata(DmsMessageWriter *mw, JsonWriter *w, const DmsChange *ch,
 	if (!control && ch->operation != DMS_OP_LOAD && tx != NULL && tx->has_id)
 	{
 		jw_lkey(w, "\"transaction-id\"");
-		appendStringInfo(w->out, UINT64_FORMAT, tx->id);
+		append_uint64(w->out, tx->id);
 		if (s->include_transaction_details)
 		{
 			if (tx->has_record_id)
 			{
 				jw_lkey(w, "\"transaction-record-id\"");
-				appendStringInfo(w->out, INT64_FORMAT, tx->record_id);
+				append_int64(w->out, tx->record_id);
 			}
 			if (tx->has_prev)
 			{
 				jw_lkey(w, "\"prev-transaction-id\"");
-				appendStringInfo(w->out, UINT64_FORMAT, tx->prev_id);
+				append_uint64(w->out, tx->prev_id);
 				jw_lkey(w, "\"prev-transaction-record-id\"");
-				appendStringInfo(w->out, INT64_FORMAT, tx->prev_record_id);
+				append_int64(w->out, tx->prev_record_id);
 			}
 			if (tx->has_commit_timestamp)
 			{

@@ -24,6 +24,7 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "portability/instr_time.h"
 #include "postmaster/interrupt.h"
 #include "replication/decode.h"
 #include "replication/logical.h"
@@ -873,6 +874,7 @@ pj_cdc_run(PgJob *job)
 		XLogRecPtr	end_of_wal;
 		XLogRecPtr	from = ctx->reader->EndRecPtr;
 		XLogRecPtr	decoded;
+		instr_time	decode_time;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -883,6 +885,7 @@ pj_cdc_run(PgJob *job)
 		pj_check_lag(job);
 
 		end_of_wal = GetFlushRecPtr(NULL);
+		INSTR_TIME_SET_CURRENT(decode_time);
 		while (ctx->reader->EndRecPtr < end_of_wal && spool->bytes < PG_JOB_BATCH_BYTES)
 		{
 			XLogRecord *record;
@@ -896,11 +899,31 @@ pj_cdc_run(PgJob *job)
 			CHECK_FOR_INTERRUPTS();
 		}
 		decoded = ctx->reader->EndRecPtr;
+		{
+			instr_time	now;
+
+			INSTR_TIME_SET_CURRENT(now);
+			INSTR_TIME_SUBTRACT(now, decode_time);
+			decode_time = now;
+		}
 
 		if (spool->records > 0)
 		{
+			instr_time	t0,
+						t1;
+			const KinesisBatcherStats *bs = kinesis_batcher_stats(job->batcher);
+			double		http0 = bs->http_ms;
+
+			INSTR_TIME_SET_CURRENT(t0);
 			task_worker_set_phase("cdc: sending %lld records", (long long) spool->records);
 			pj_ship_cdc(job, spool);
+			INSTR_TIME_SET_CURRENT(t1);
+			INSTR_TIME_SUBTRACT(t1, t0);
+			if (spool->records >= 10000)
+				elog(LOG, "dms_stream task \"%s\": decoded %lld records (%lld bytes) in %.1f ms, shipped in %.1f ms (http %.1f ms)",
+					 job->task_name, (long long) spool->records, (long long) spool->bytes,
+					 INSTR_TIME_GET_MILLISEC(decode_time), INSTR_TIME_GET_MILLISEC(t1),
+					 bs->http_ms - http0);
 			task_worker_set_phase("cdc: streaming from slot %s", job->slot_name);
 		}
 		pg_spool_reset(spool);

@@ -164,6 +164,7 @@ async function resumeUntil(task, n, count) {
     if (!s.mem.pid) await sleep(2);
   }
   const t0 = performance.now();
+  const perf = process.env.BENCH_PERF ? spawn('perf', ['record', '-g', '-o', process.env.BENCH_PERF, '-p', String(s.mem.pid)], { stdio: 'ignore' }) : null;
   try {
     for (;;) {
       const c = await count();
@@ -175,6 +176,10 @@ async function resumeUntil(task, n, count) {
     }
   } finally {
     s.stop();
+    if (perf) {
+      perf.kill('SIGINT');
+      await new Promise((r) => perf.on('close', r));
+    }
   }
   return { seconds: (performance.now() - t0) / 1000, mem: s.mem };
 }
