@@ -28,6 +28,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import {
   env, psql, psqlTry, proxy, createStream, uniqueName, waitFor, sleep, streamRecords,
@@ -477,5 +478,41 @@ test('slot safety: confirmed over WAL of other tables (heartbeat), lag view, max
     assert.equal(await one(`SELECT count(*) FROM pg_replication_slots WHERE slot_name = ${lit(slot)}`), '1', 'the slot keeps its position');
   } finally {
     await sql('ALTER SYSTEM RESET dms_stream.max_slot_lag; SELECT pg_reload_conf();');
+  }
+});
+
+test('large transaction beyond logical_decoding_work_mem: streamed whole, with bounded worker memory', async () => {
+  const { schema } = await makeSchema();
+  await sql(`ALTER TABLE ${schema}.items DISABLE TRIGGER audit;
+    ALTER SYSTEM SET logical_decoding_work_mem = '256kB'; SELECT pg_reload_conf();`);
+  const { stream, task } = await makeTask(schema, 'cdc', { kinesisSettings: { MessageFormat: 'json-unformatted' } });
+  const N = 100000;
+  try {
+    await sql(`SELECT dms_stream.start_task(${lit(task)});`);
+    await waitStreaming(task);
+    const pid = await worker(task);
+    const kb = () => {
+      try {
+        return Number(/VmHWM:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
+      } catch { return 0; }
+    };
+    const base = kb();
+    await sql(`INSERT INTO ${schema}.items SELECT g, 'row ' || g, g % 1000, repeat(md5(g::text), 6) FROM generate_series(1, ${N}) g;`);
+    await waitFor(async () => (await cdcSent(task)) >= N, { timeoutMs: 300000, intervalMs: 500, what: `${N} records acknowledged` });
+    const peak = kb();
+    console.log(`large transaction: ${N} rows, worker VmHWM ${Math.round(base / 1024)} MB before, ${Math.round(peak / 1024)} MB after`);
+    assert.ok(peak < 200 * 1024, `worker memory bounded (VmHWM ${peak} kB)`);
+    const msgs = (await messages(stream)).map((m) => m.msg);
+    assert.equal(msgs.length, N);
+    const xids = new Set(msgs.map((m) => m.metadata['transaction-id']));
+    assert.equal(xids.size, 1, 'one transaction');
+    msgs.forEach((m, i) => {
+      assert.equal(m.metadata['transaction-record-id'], i + 1);
+      assert.equal(m.data.id, i + 1);
+      assert.equal(m.metadata['transaction-last'] === true, i === N - 1);
+    });
+  } finally {
+    await sql('ALTER SYSTEM RESET logical_decoding_work_mem; SELECT pg_reload_conf();');
+    await stopTask(task);
   }
 });
