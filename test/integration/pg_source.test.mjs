@@ -516,3 +516,38 @@ test('large transaction beyond logical_decoding_work_mem: streamed whole, with b
     await stopTask(task);
   }
 });
+
+test('full-load task: the tables under one snapshot, no slot, then stopped; reload-target starts over', async () => {
+  const { schema } = await makeSchema();
+  await sql(`INSERT INTO ${schema}.items SELECT g, 'r' || g, g, NULL FROM generate_series(1, 3000) g;
+    CREATE TABLE ${schema}.other (k text PRIMARY KEY, at timestamptz, d date, b bytea, f float8, n numeric(6,3), ok boolean);
+    INSERT INTO ${schema}.other VALUES ('a', '2021-02-03 04:05:06.789+00', '2021-02-03', '\\x00ff', 1.5, 12.345, true),
+      ('b', NULL, NULL, NULL, 'NaN', NULL, false);`);
+  const { stream, task, slot } = await makeTask(schema, 'full-load');
+  await sql(`SELECT dms_stream.start_task(${lit(task)});`);
+  const done = await waitFor(async () => {
+    const st = await status(task);
+    return ['stopped', 'failed'].includes(st.status) ? st : null;
+  }, { timeoutMs: 60000, what: 'full load finished' });
+  assert.equal(done.status, 'stopped', done.lastError);
+  assert.equal(await one(`SELECT stop_reason FROM dms_stream.task WHERE task_name = ${lit(task)}`), 'Stop Reason FULL_LOAD_ONLY_FINISHED');
+  assert.equal(await one(`SELECT count(*) FROM pg_replication_slots WHERE slot_name = ${lit(slot)}`), '0', 'no slot for a full load');
+  let msgs = (await messages(stream)).map((m) => m.msg);
+  assert.equal(msgs.length, 3002);
+  assert.ok(msgs.every((m) => m.metadata.operation === 'load'));
+  const other = msgs.filter((m) => m.metadata['table-name'] === 'other').map((m) => m.data);
+  assert.deepEqual(other, [
+    { k: 'a', at: '2021-02-03T04:05:06.789000Z', d: '2021-02-03', b: '0x00FF', f: 1.5, n: 12.345, ok: true },
+    { k: 'b', at: null, d: null, b: null, f: 'NaN', n: null, ok: false },
+  ]);
+  const ids = new Set(msgs.map((m) => m.metadata['event-id']));
+  assert.equal(ids.size, 3002, 'distinct event ids');
+  const st = await sql(`SELECT "TableName", "FullLoadRows", "TableState" FROM dms_stream.table_statistics_view WHERE "TaskName" = ${lit(task)} ORDER BY 1`);
+  assert.deepEqual(st, [['items', '3000', 'Table completed'], ['other', '2', 'Table completed']]);
+
+  await sql(`DELETE FROM ${schema}.items WHERE id > 1000; SELECT dms_stream.start_task(${lit(task)}, 'reload-target');`);
+  await waitFor(async () => (await status(task)).status === 'stopped' && (await messages(stream)).length >= 3002 + 1002,
+    { timeoutMs: 60000, what: 'reloaded' });
+  msgs = (await messages(stream)).map((m) => m.msg);
+  assert.equal(msgs.length, 3002 + 1002, 'the reload sent the table as it is now');
+});
