@@ -722,7 +722,7 @@ pj_start(PgJob *job, bool need_load)
 		CheckSlotPermissions();
 		CheckLogicalDecodingRequirements();
 		if (pj_slot_exists(job))
-			ReplicationSlotDrop(job->slot_name, true);
+			ReplicationSlotDrop(job->slot_name, false);
 		ReplicationSlotCreate(job->slot_name, true, RS_EPHEMERAL, false);
 		pg_source_current = job->pc;
 		ctx = CreateInitDecodingContext("dms_stream", NIL, need_load, InvalidXLogRecPtr,
@@ -857,7 +857,8 @@ pj_cdc_run(PgJob *job)
 	pc->skip_lsn = job->ack_lsn;
 	pc->skip_ordinal = job->ack_ordinal;
 	pg_source_current = pc;
-	ReplicationSlotAcquire(job->slot_name, true);
+	/* Wait if a worker of an earlier run still holds the slot. */
+	ReplicationSlotAcquire(job->slot_name, false);
 	ctx = CreateDecodingContext(InvalidXLogRecPtr, NIL, false,
 								XL_ROUTINE(.page_read = read_local_xlog_page,
 										   .segment_open = wal_segment_open,
