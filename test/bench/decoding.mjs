@@ -107,14 +107,14 @@ async function startLatencySink() {
 
 // ------------------------------------------------------------------ tasks
 
-async function makeTask(table, url, stream = 'bench', migration = 'cdc') {
+async function makeTask(table, url, stream = 'bench', migration = 'cdc', applyThreads = 0) {
   const task = uniqueName('bench-dec');
   await sql(`SELECT dms_stream.create_endpoint(${lit(`${task}-src`)}, 'postgres', 'source', '{}');
     SELECT dms_stream.create_endpoint(${lit(`${task}-tgt`)}, 'kinesis', 'target', ${lit(JSON.stringify({ StreamName: stream, IncludeTransactionDetails: true, MessageFormat: 'json-unformatted' }))}, ${lit(url)});
     SELECT dms_stream.set_endpoint_credentials(${lit(`${task}-tgt`)}, ${lit(env.AWS_ACCESS_KEY_ID)}, ${lit(env.AWS_SECRET_ACCESS_KEY)});
     SELECT dms_stream.create_task(${lit(task)}, ${lit(`${task}-src`)}, ${lit(`${task}-tgt`)}, ${lit(migration)},
       ${lit(JSON.stringify({ rules: [{ 'rule-type': 'selection', 'rule-id': '1', 'rule-name': '1', 'object-locator': { 'schema-name': created.schema, 'table-name': table }, 'rule-action': 'include' }] }))},
-      ${lit(JSON.stringify({ TargetMetadata: { ParallelLoadThreads: 4, ParallelLoadBufferSize: 500 } }))});`);
+      ${lit(JSON.stringify({ TargetMetadata: { ParallelLoadThreads: 4, ParallelLoadBufferSize: 500, ...(applyThreads ? { ParallelApplyThreads: applyThreads } : {}) } }))});`);
   created.tasks.push(task);
   return task;
 }
@@ -226,11 +226,16 @@ async function main() {
   const ack = await startAckServer();
   const rowsOut = [];
 
-  // (a) throughput, ack server
+  // (a) throughput, ack server: partition key schema.table (DMS's CDC default:
+  // one key, so the batcher keeps one request in flight to keep the order),
+  // and primary key (TargetMetadata.ParallelApplyThreads > 0), same WAL.
   {
     const task = await makeTask('items', ack.url);
     await startAndStream(task);
     await stopTask(task);
+    const taskPk = await makeTask('items', ack.url, 'bench', 'cdc', 4);
+    await startAndStream(taskPk);
+    await stopTask(taskPk);
     const w2j = `bench_w2j_${Date.now().toString(36)}`;
     created.slots.push(w2j);
     await sql(`SELECT pg_create_logical_replication_slot(${lit(w2j)}, 'wal2json');`);
@@ -243,7 +248,11 @@ async function main() {
     const d = await resumeUntil(task, ROWS, async () => (await ack.stats()).records);
     const st = await ack.stats();
     await stopTask(task);
-    rowsOut.push({ sink: 'ack server', rows: ROWS, wal, w2j: w.seconds, dms: d.seconds, hwm: d.mem.hwm, requests: st.requests });
+    rowsOut.push({ sink: 'ack server, key schema.table', rows: ROWS, wal, w2j: w.seconds, dms: d.seconds, hwm: d.mem.hwm, requests: st.requests });
+    await ack.reset();
+    const dpk = await resumeUntil(taskPk, ROWS, async () => (await ack.stats()).records);
+    await stopTask(taskPk);
+    rowsOut.push({ sink: 'ack server, key primary key', rows: ROWS, wal, w2j: w.seconds, dms: dpk.seconds, hwm: dpk.mem.hwm });
     console.log(`generated ${ROWS} rows in ${ROWS / TX_ROWS} transactions in ${fmt(genSeconds)} s, ${fmt(wal / 1048576)} MB of WAL`);
     console.log(`wal2json: ${w.n} changes in ${fmt(w.seconds, 2)} s; dms_stream -> ack server: ${ROWS} records in ${fmt(d.seconds, 2)} s (${st.requests} PutRecords, peak VmHWM ${fmt(d.mem.hwm / 1024)} MB)`);
   }
