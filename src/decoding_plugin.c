@@ -708,6 +708,7 @@ dp_begin(LogicalDecodingContext *ctx, ReorderBufferTXN *txn)
 	pc->end_lsn = txn->end_lsn;
 	pc->commit_time = txn->xact_time.commit_time;
 	pc->ordinal = 0;
+	pc->controls = 0;
 	pc->emitted = 0;
 	pc->made_at = GetCurrentTimestamp();
 	snprintf(pc->position, sizeof(pc->position), "%X/%08X", LSN_FORMAT_ARGS(txn->final_lsn));
@@ -723,7 +724,10 @@ emit(PgSourceContext *pc, PgSourceRel *r, DmsChange *ch, PgStatKind stat)
 	DmsTransaction tx;
 	char		event_id[64];
 	PgSpoolEntry e;
-	int64		ordinal = pc->ordinal + 1;
+	bool		control = DMS_OPERATION_IS_CONTROL(ch->operation);
+	int64		ordinal = control ? pc->ordinal : pc->ordinal + 1;
+	int			sub = control ? pc->controls + 1 : 0;
+	int64		key = ordinal * PG_SPOOL_SUBS + sub;
 
 	memset(&tx, 0, sizeof(tx));
 	tx.has_id = true;
@@ -739,15 +743,24 @@ emit(PgSourceContext *pc, PgSourceRel *r, DmsChange *ch, PgStatKind stat)
 	tx.has_commit_timestamp = true;
 	tx.commit_timestamp = pc->commit_time;
 	tx.stream_position = pc->position;
-	snprintf(event_id, sizeof(event_id), "%s:" INT64_FORMAT, pc->position, ordinal);
+	if (control)
+		snprintf(event_id, sizeof(event_id), "%s:" INT64_FORMAT ".%d", pc->position, ordinal, sub);
+	else
+		snprintf(event_id, sizeof(event_id), "%s:" INT64_FORMAT, pc->position, ordinal);
 	ch->transaction = &tx;
 	ch->event_id = event_id;
 	ch->timestamp = pc->made_at;
 	if (!dms_message_build(r->writer, ch, &pc->message, &pc->key))
 		return;
-	pc->ordinal = ordinal;
+	if (control)
+		pc->controls = sub;
+	else
+	{
+		pc->ordinal = ordinal;
+		pc->controls = 0;
+	}
 	if (pc->commit_lsn < pc->skip_lsn ||
-		(pc->commit_lsn == pc->skip_lsn && ordinal <= pc->skip_ordinal))
+		(pc->commit_lsn == pc->skip_lsn && key <= pc->skip_ordinal))
 	{
 		pc->skipped++;
 		return;
@@ -761,7 +774,7 @@ emit(PgSourceContext *pc, PgSourceRel *r, DmsChange *ch, PgStatKind stat)
 	e.xid = pc->xid;
 	e.commit_lsn = pc->commit_lsn;
 	e.end_lsn = pc->end_lsn;
-	e.ordinal = ordinal;
+	e.ordinal = key;
 	pg_spool_write(pc->spool, &e, pc->message.data, pc->key.data);
 	pc->emitted++;
 }
@@ -958,7 +971,7 @@ dp_commit(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, XLogRecPtr commit_
 		e.xid = pc->xid;
 		e.commit_lsn = pc->commit_lsn;
 		e.end_lsn = pc->end_lsn;
-		e.ordinal = pc->ordinal;
+		e.ordinal = pc->ordinal * PG_SPOOL_SUBS + pc->controls;
 		pg_spool_write(pc->spool, &e, NULL, NULL);
 	}
 	if (pc->ordinal > 0)

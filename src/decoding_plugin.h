@@ -42,6 +42,15 @@
 #define PG_SPOOL_RECORD		1	/* a data or control record */
 #define PG_SPOOL_COMMIT		2	/* end of a transaction's records */
 
+/*
+ * Position of a record in its transaction: data records are numbered 1..n
+ * (their transaction-record-id); control records (TRUNCATE, column changes)
+ * take sub-positions after the data record before them, so data record ids
+ * do not depend on whether a column change was noticed (after a restart the
+ * relation cache starts empty).  Key = record id * PG_SPOOL_SUBS + sub.
+ */
+#define PG_SPOOL_SUBS		65536
+
 /* Statistics class of a record (table_statistics columns). */
 typedef enum PgStatKind
 {
@@ -64,8 +73,9 @@ typedef struct PgSpoolEntry
 	uint32		xid;
 	XLogRecPtr	commit_lsn;		/* CDC: the commit record's position */
 	XLogRecPtr	end_lsn;		/* CDC: the end of the commit record */
-	int64		ordinal;		/* record id in the transaction (from 1), or
-								 * the row number of a load */
+	int64		ordinal;		/* CDC: position key in the transaction
+								 * (record id * PG_SPOOL_SUBS + sub); load:
+								 * the row number */
 } PgSpoolEntry;
 
 /* A spool file: written sequentially, then read back sequentially. */
@@ -144,8 +154,8 @@ typedef struct PgSourceContext
 
 	/* decoding */
 	PgSpool    *spool;			/* where records go; NULL: nowhere */
-	XLogRecPtr	skip_lsn;		/* records up to (skip_lsn, skip_ordinal) */
-	int64		skip_ordinal;	/* were acknowledged before: not sent */
+	XLogRecPtr	skip_lsn;		/* records up to (skip_lsn, skip_ordinal), a */
+	int64		skip_ordinal;	/* position key, were acknowledged before */
 	int64		skipped;		/* records so skipped */
 
 	/* the transaction being decoded */
@@ -154,7 +164,8 @@ typedef struct PgSourceContext
 	XLogRecPtr	end_lsn;
 	TimestampTz commit_time;
 	TimestampTz made_at;		/* the messages' "timestamp" (per transaction) */
-	int64		ordinal;
+	int64		ordinal;		/* data records so far */
+	int			controls;		/* control records since the last one */
 	int64		emitted;
 	char		position[32];
 	bool		has_prev;

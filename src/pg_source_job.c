@@ -292,8 +292,9 @@ pj_load_task(PgJob *job, MemoryContext job_cxt)
 	job->spool_dir = psprintf("%s/pg_dms_stream", DataDir);
 	job->pc = pg_source_context_create(job->task_name, job->mappings, &job->settings);
 
-	in_flight = threads ? atoi(threads) : 0;
-	in_flight = Max(in_flight, 4);
+	/* ParallelLoadThreads requests of ParallelLoadBufferSize records. */
+	in_flight = threads ? atoi(threads) : 4;
+	in_flight = Max(in_flight, 1);
 	per_request = buffer_size ? atoi(buffer_size) : 0;
 	if (per_request <= 0)
 		per_request = 500;
@@ -493,7 +494,7 @@ pj_add(PgJob *job, const PgSpoolEntry *e, StringInfo data, StringInfo key, int64
 		job->refused++;
 		ereport(WARNING,
 				(errmsg("dms_stream task \"%s\": record %s:" INT64_FORMAT " refused: %s",
-						job->task_name, lsn_text(e->commit_lsn), e->ordinal,
+						job->task_name, lsn_text(e->commit_lsn), e->ordinal / PG_SPOOL_SUBS,
 						problem ? problem : "Kinesis would refuse it")));
 		kinesis_batcher_flush(job->batcher);
 		pj_note_acks(job);
