@@ -185,6 +185,21 @@ async function resumeUntil(task, n, count) {
   return { seconds: (performance.now() - t0) / 1000, mem: s.mem };
 }
 
+/** Decode and ship milliseconds the worker of task logged (batches of 10,000+ records). */
+function workerTimes(task) {
+  const log = fs.readFileSync(path.join(env.DMS_BED_PGRUN, 'pg.log'), 'utf8');
+  const re = new RegExp(`task "${task}": decoded (\\d+) records \\((\\d+) bytes\\) in ([\\d.]+) ms, shipped in ([\\d.]+) ms \\(http ([\\d.]+) ms\\)`, 'g');
+  const t = { records: 0, bytes: 0, decode: 0, ship: 0, http: 0 };
+  for (const m of log.matchAll(re)) {
+    t.records += Number(m[1]);
+    t.bytes += Number(m[2]);
+    t.decode += Number(m[3]);
+    t.ship += Number(m[4]);
+    t.http += Number(m[5]);
+  }
+  return t;
+}
+
 async function wal2json(slot, peek = false) {
   const t0 = performance.now();
   const n = Number(await one(`SELECT count(*) FROM pg_logical_slot_${peek ? 'peek' : 'get'}_changes(${lit(slot)}, NULL, NULL, 'format-version', '2')`));
@@ -261,11 +276,15 @@ async function main() {
         await stopTask(tasks[kind][r]);
         best[kind] = Math.min(best[kind], d.seconds);
         best.hwm = Math.max(best.hwm, d.mem.hwm);
-        console.log(`run ${r + 1}: wal2json ${w.n} changes in ${fmt(w.seconds, 2)} s; dms_stream (${kind === 'st' ? 'key schema.table' : 'key primary key'}) ${ROWS} records in ${fmt(d.seconds, 2)} s`);
+        const wt = workerTimes(tasks[kind][r]);
+        if (wt.records > 0) best.decode = Math.min(best.decode ?? Infinity, wt.decode / 1000 * (ROWS / wt.records));
+        console.log(`run ${r + 1}: wal2json ${w.n} changes in ${fmt(w.seconds, 2)} s; dms_stream (${kind === 'st' ? 'key schema.table' : 'key primary key'}) ${ROWS} records in ${fmt(d.seconds, 2)} s`
+          + (wt.records ? ` (worker log: decode+render ${fmt(wt.decode / 1000, 2)} s, ship ${fmt(wt.ship / 1000, 2)} s of which http ${fmt(wt.http / 1000, 2)} s, for ${wt.records} records)` : ''));
       }
     }
     rowsOut.push({ sink: 'ack server, key schema.table', rows: ROWS, wal, w2j: best.w2j, dms: best.st, hwm: best.hwm });
     rowsOut.push({ sink: 'ack server, key primary key', rows: ROWS, wal, w2j: best.w2j, dms: best.pk, hwm: best.hwm });
+    if (best.decode) rowsOut.push({ sink: 'decode + render only (worker log, no shipping)', rows: ROWS, wal, w2j: best.w2j, dms: best.decode, hwm: best.hwm });
   }
   // (a') throughput, kinesalite
   if (KL_ROWS > 0) {
