@@ -31,8 +31,8 @@
  * the spool holds 64 MB, outside any transaction of ours; then the spool
  * is shipped through the PutRecords batcher, every record acknowledged,
  * and the position committed to dms_stream.task_checkpoint ('(pg)',
- * '(cdc)': commit LSN and record ordinal of the newest acknowledged
- * record), then the slot confirmed (LogicalConfirmReceivedLocation) up to
+ * '(cdc)': commit LSN in file_key and position key in next_offset of the
+ * newest acknowledged record, see PG_SPOOL_SUBS), then the slot confirmed (LogicalConfirmReceivedLocation) up to
  * the end of the batch and saved at most once a second.  After a crash,
  * decoding resumes from the slot and records at or before the committed
  * position are skipped: duplicates come only from records acknowledged
