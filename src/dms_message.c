@@ -22,7 +22,8 @@
 static const char *const operation_names[] = {
 	"load", "insert", "update", "delete",
 	"create-table", "rename-table", "drop-table", "change-columns",
-	"add-column", "drop-column", "rename-column", "column-type-change", NULL
+	"add-column", "drop-column", "rename-column", "column-type-change",
+	"truncate-table", NULL
 };
 
 /* A JSON key, escaped with its quotes. */
@@ -572,9 +573,20 @@ dms_message_writer_create(const MappingTablePlan *plan, const DmsMessageSettings
 void
 dms_message_format_timestamp(TimestampTz ts, char *buf)
 {
+	/* The last two values formatted: records of a change share theirs. */
+	static TimestampTz cached_ts[2] = {DT_NOBEGIN, DT_NOBEGIN};
+	static char cached_buf[2][DMS_MESSAGE_TIMESTAMP_SIZE];
+	static int	next_slot = 0;
 	struct pg_tm tm;
 	fsec_t		fsec;
+	int			i;
 
+	for (i = 0; i < 2; i++)
+		if (cached_ts[i] == ts && ts != DT_NOBEGIN)
+		{
+			memcpy(buf, cached_buf[i], DMS_MESSAGE_TIMESTAMP_SIZE);
+			return;
+		}
 	if (TIMESTAMP_NOT_FINITE(ts) || timestamp2tm(ts, NULL, &tm, &fsec, NULL, NULL) != 0)
 	{
 		strlcpy(buf, TIMESTAMP_IS_NOBEGIN(ts) ? "-infinity" : "infinity", DMS_MESSAGE_TIMESTAMP_SIZE);
@@ -582,6 +594,9 @@ dms_message_format_timestamp(TimestampTz ts, char *buf)
 	}
 	snprintf(buf, DMS_MESSAGE_TIMESTAMP_SIZE, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ",
 			 tm.tm_year, tm.tm_mon, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int) fsec);
+	cached_ts[next_slot] = ts;
+	memcpy(cached_buf[next_slot], buf, DMS_MESSAGE_TIMESTAMP_SIZE);
+	next_slot ^= 1;
 }
 
 /*
@@ -906,6 +921,25 @@ partition_key(DmsMessageWriter *mw, const DmsChange *ch, StringInfo key)
 	return MAPPING_PKT_SCHEMA_TABLE;
 }
 
+/* Integers without the printf machinery. */
+static void
+append_uint64(StringInfo out, uint64 v)
+{
+	char		buf[MAXINT8LEN + 1];
+	int			len = pg_ulltoa_n(v, buf);
+
+	appendBinaryStringInfo(out, buf, len);
+}
+
+static void
+append_int64(StringInfo out, int64 v)
+{
+	char		buf[MAXINT8LEN + 1];
+	int			len = pg_lltoa(v, buf);
+
+	appendBinaryStringInfo(out, buf, len);
+}
+
 /*
  * write_metadata
  *		The metadata object in DMS's field order.
@@ -947,20 +981,20 @@ write_metadata(DmsMessageWriter *mw, JsonWriter *w, const DmsChange *ch,
 	if (!control && ch->operation != DMS_OP_LOAD && tx != NULL && tx->has_id)
 	{
 		jw_lkey(w, "\"transaction-id\"");
-		appendStringInfo(w->out, UINT64_FORMAT, tx->id);
+		append_uint64(w->out, tx->id);
 		if (s->include_transaction_details)
 		{
 			if (tx->has_record_id)
 			{
 				jw_lkey(w, "\"transaction-record-id\"");
-				appendStringInfo(w->out, INT64_FORMAT, tx->record_id);
+				append_int64(w->out, tx->record_id);
 			}
 			if (tx->has_prev)
 			{
 				jw_lkey(w, "\"prev-transaction-id\"");
-				appendStringInfo(w->out, UINT64_FORMAT, tx->prev_id);
+				append_uint64(w->out, tx->prev_id);
 				jw_lkey(w, "\"prev-transaction-record-id\"");
-				appendStringInfo(w->out, INT64_FORMAT, tx->prev_record_id);
+				append_int64(w->out, tx->prev_record_id);
 			}
 			if (tx->has_commit_timestamp)
 			{
@@ -977,12 +1011,65 @@ write_metadata(DmsMessageWriter *mw, JsonWriter *w, const DmsChange *ch,
 			}
 		}
 	}
+	if (!control && ch->unchanged != NULL)
+	{
+		const MappingTablePlan *plan = mw->plan;
+		bool		any = false;
+		int			i;
+
+		for (i = 0; i < plan->noutput; i++)
+		{
+			if (!ch->unchanged[plan->output[i].source])
+				continue;
+			if (!any)
+			{
+				jw_lkey(w, "\"unchanged-columns\"");
+				jw_begin(w, '[');
+				any = true;
+			}
+			jw_element(w);
+			jw_string(w, plan->output[i].name);
+		}
+		if (any)
+			jw_end(w, ']');
+	}
 	if (ch->event_id != NULL)
 	{
 		jw_lkey(w, "\"event-id\"");
 		jw_string(w, ch->event_id);
 	}
+	if (!control && ch->transaction_last)
+	{
+		jw_lkey(w, "\"transaction-last\"");
+		appendStringInfoString(w->out, "true");
+	}
 	jw_end(w, '}');
+}
+
+/*
+ * dms_message_mark_last
+ *		Add "transaction-last": true as the last metadata member of a data
+ *		record built by dms_message_build (metadata is the record's last
+ *		member, so the place is fixed from the end).
+ */
+void
+dms_message_mark_last(StringInfo data, bool unformatted)
+{
+	static const char pretty_tail[] = "\n\t}\n}";
+	static const char compact_tail[] = "}}\n";
+	const char *tail = unformatted ? compact_tail : pretty_tail;
+	const char *member = unformatted ? ",\"transaction-last\":true" :
+		",\n\t\t\"transaction-last\": true";
+	int			tlen = strlen(tail);
+	int			mlen = strlen(member);
+	int			at = data->len - tlen;
+
+	if (at < 0 || memcmp(data->data + at, tail, tlen) != 0)
+		elog(ERROR, "dms_message_mark_last: not a record built by dms_message_build");
+	enlargeStringInfo(data, mlen);
+	memmove(data->data + at + mlen, data->data + at, tlen + 1);
+	memcpy(data->data + at, member, mlen);
+	data->len += mlen;
 }
 
 /*
@@ -1071,7 +1158,7 @@ dms_message_build(DmsMessageWriter *mw, const DmsChange *ch, StringInfo data,
 	resetStringInfo(key);
 
 	if (DMS_OPERATION_IS_CONTROL(ch->operation) && ch->operation != DMS_OP_CREATE_TABLE &&
-		!s->include_table_alter_operations)
+		ch->operation != DMS_OP_TRUNCATE_TABLE && !s->include_table_alter_operations)
 		return false;
 
 	w.out = data;

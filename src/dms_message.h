@@ -83,7 +83,14 @@
  *				create-table is always sent; rename-table, drop-table,
  *				change-columns, add-column, drop-column, rename-column and
  *				column-type-change only with IncludeTableAlterOperations
- *				(dms_message_build returns false otherwise).  With
+ *				(dms_message_build returns false otherwise).
+ *				truncate-table (a PostgreSQL TRUNCATE) is always sent.
+ *	Transaction end and unchanged columns (PostgreSQL sources)
+ *				A change with transaction_last gets "transaction-last":
+ *				true in its metadata (after stream-position); one whose
+ *				source left column values out (unchanged TOASTed values)
+ *				lists their output names in "unchanged-columns" (before
+ *				event-id): consumers keep the values they have.  With
  *				IncludeControlDetails, "control" holds the caller's object,
  *				or for create-table without one the table definition
  *				(dms_message_append_table_def), or {}.
@@ -120,7 +127,8 @@ typedef enum DmsOperation
 	DMS_OP_ADD_COLUMN,
 	DMS_OP_DROP_COLUMN,
 	DMS_OP_RENAME_COLUMN,
-	DMS_OP_COLUMN_TYPE_CHANGE
+	DMS_OP_COLUMN_TYPE_CHANGE,
+	DMS_OP_TRUNCATE_TABLE		/* always sent, like create-table */
 } DmsOperation;
 
 #define DMS_OPERATION_IS_CONTROL(op)	((op) >= DMS_OP_CREATE_TABLE)
@@ -176,6 +184,11 @@ typedef struct DmsChange
 	const char *event_id;		/* NULL: no event-id */
 	TimestampTz timestamp;		/* when the message is made */
 	const struct json_t *control;	/* control object, NULL: default */
+	bool		transaction_last;	/* last record of its transaction: adds
+									 * "transaction-last": true */
+	const bool *unchanged;		/* per source column, NULL if none: values
+								 * the source did not send (unchanged TOAST),
+								 * listed in "unchanged-columns" */
 } DmsChange;
 
 typedef struct DmsMessageWriter DmsMessageWriter;
@@ -219,6 +232,13 @@ extern bool dms_message_build(DmsMessageWriter *writer, const DmsChange *change,
  * "primary-key": [...]}} for the plan's output columns, compact.
  */
 extern void dms_message_append_table_def(StringInfo out, const MappingTablePlan *plan);
+
+/*
+ * Flag a data record built by dms_message_build as the last of its
+ * transaction, as transaction_last would have: "transaction-last": true
+ * added at the end of its metadata.
+ */
+extern void dms_message_mark_last(StringInfo data, bool unformatted);
 
 /* The type name control records use: INT32, STRING, TIMESTAMP, ... */
 extern const char *dms_control_type_name(DmsColumnType type);

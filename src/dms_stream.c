@@ -20,6 +20,7 @@
 #include "dms_json.h"
 #include "http.h"
 #include "launcher.h"
+#include "pg_source_job.h"
 #include "dms_stream.h"
 
 PG_MODULE_MAGIC;
@@ -113,6 +114,7 @@ _PG_init(void)
 	aws_credentials_define_settings();
 	launcher_init();
 	csv_define_settings();
+	pg_source_define_settings();
 
 	MarkGUCPrefixReserved("dms_stream");
 }

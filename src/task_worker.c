@@ -24,6 +24,7 @@
 
 #include "dms_stream.h"
 #include "launcher.h"
+#include "pg_source_job.h"
 #include "s3_source_job.h"
 #include "task_worker.h"
 
@@ -271,14 +272,17 @@ task_worker_main(Datum main_arg)
 	MemoryContextSwitchTo(job_cxt);
 	PG_TRY();
 	{
-		if (strcmp(kind, "s3 full-load") != 0 && strcmp(kind, "s3 cdc") != 0 &&
-			strcmp(kind, "s3 full-load-and-cdc") != 0)
+		if (strncmp(kind, "postgres ", 9) == 0)
+			pg_source_job_run(task_name, run_id, &result);
+		else if (strcmp(kind, "s3 full-load") != 0 && strcmp(kind, "s3 cdc") != 0 &&
+				 strcmp(kind, "s3 full-load-and-cdc") != 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("task \"%s\": %s tasks are not supported by this version",
 							task_name, kind),
-					 errhint("Tasks with an S3 source can run.")));
-		s3_source_job_run(task_name, run_id, &result);
+					 errhint("Tasks with an S3 or postgres source can run.")));
+		else
+			s3_source_job_run(task_name, run_id, &result);
 	}
 	PG_CATCH();
 	{

@@ -471,6 +471,7 @@ BEGIN
 			USING ERRCODE = 'object_in_use',
 				  HINT = format('Stop it first: SELECT dms_stream.stop_task(%L);', t.task_name);
 	END IF;
+	PERFORM dms_stream.forget_task_source(t.task_name);
 	DELETE FROM dms_stream.task x WHERE x.task_name = t.task_name;
 END
 $$;

@@ -101,6 +101,7 @@ BEGIN
 	END IF;
 
 	IF start_type = 'reload-target' THEN
+		PERFORM dms_stream.forget_task_source(t.task_name);
 		DELETE FROM dms_stream.task_checkpoint c WHERE c.task_name = t.task_name;
 		DELETE FROM dms_stream.table_statistics s WHERE s.task_name = t.task_name;
 		DELETE FROM dms_stream.task_progress p WHERE p.task_name = t.task_name;

@@ -53,5 +53,7 @@ GRANT EXECUTE ON FUNCTION
 	TO PUBLIC;
 
 -- Task status and statistics views are for everybody, like the tables under them.
-GRANT SELECT ON dms_stream.task_status, dms_stream.table_statistics_view TO PUBLIC;
+GRANT SELECT ON dms_stream.task_status, dms_stream.table_statistics_view,
+	dms_stream.replication_slot_lag TO PUBLIC;
+GRANT EXECUTE ON FUNCTION dms_stream.task_slot_name(text) TO PUBLIC;
 GRANT SELECT ON dms_stream.task_checkpoint, dms_stream.task_progress TO PUBLIC;

@@ -1,0 +1,995 @@
+/*-------------------------------------------------------------------------
+ *
+ * decoding_plugin.c
+ *	  The dms_stream output plugin: changes of the selected tables rendered
+ *	  as DMS Kinesis records into the job's spool file (see
+ *	  decoding_plugin.h).
+ *
+ * Values (PostgreSQL type -> DMS type, JSON rendering):
+ *	int2/int4/int8 -> INT2/INT4/INT8, oid -> UINT4: JSON integers.
+ *	numeric(p,s) -> NUMERIC (p, s; without a typmod precision 38, scale 0):
+ *		the value's text as a JSON number; NaN and infinities as strings.
+ *	real/double precision -> REAL4/REAL8: shortest exact text; NaN and
+ *		infinities as strings (JSON has no such numbers).
+ *	boolean -> BOOLEAN: true/false.
+ *	date -> DATE "YYYY-MM-DD"; time -> TIME "HH:MM:SS[.ffffff]".
+ *	timestamp, timestamptz -> DATETIME "YYYY-MM-DDTHH:MM:SS[.f...]Z" in UTC
+ *		with the column's fractional precision (6 without a typmod), as DMS
+ *		writes timestamps to Kinesis; infinities and BC dates as their
+ *		PostgreSQL text.
+ *	bytea -> BLOB: "0x" + upper-case hex (NoHexPrefix drops the 0x).
+ *	text, json, jsonb, xml, varchar without length -> CLOB: JSON string.
+ *	varchar(n), char(n) -> STRING (length n): JSON string.
+ *	anything else -> STRING: its output function's text as a JSON string.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "dms_json.h"		/* before utils/builtins.h: json_object */
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "access/detoast.h"
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "common/int.h"
+#include "miscadmin.h"
+#include "replication/logical.h"
+#include "replication/output_plugin.h"
+#include "replication/reorderbuffer.h"
+#include "storage/fd.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
+#include "utils/timestamp.h"
+
+#include "decoding_plugin.h"
+#include "dms_value.h"
+
+PgSourceContext *pg_source_current = NULL;
+
+static bool relcache_callback_registered = false;
+
+/* ----------------------------------------------------------------
+ * Spool files
+ * ----------------------------------------------------------------
+ */
+
+#define PG_SPOOL_BUFFER (256 * 1024)
+
+static void
+spool_error(PgSpool *spool, const char *what)
+{
+	ereport(ERROR,
+			(errcode_for_file_access(),
+			 errmsg("could not %s dms_stream spool file \"%s\": %m", what, spool->path)));
+}
+
+PgSpool *
+pg_spool_open(const char *path, bool truncate)
+{
+	PgSpool    *spool = palloc0(sizeof(PgSpool));
+	char	   *dir = pstrdup(path);
+	char	   *slash = strrchr(dir, '/');
+
+	if (slash != NULL)
+	{
+		*slash = '\0';
+		if (MakePGDirectory(dir) < 0 && errno != EEXIST)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not create directory \"%s\": %m", dir)));
+	}
+	spool->path = pstrdup(path);
+	spool->file = fopen(path, truncate ? "w+b" : "r+b");
+	if (spool->file == NULL && !truncate && errno == ENOENT)
+		spool->file = fopen(path, "w+b");
+	if (spool->file == NULL)
+		spool_error(spool, "open");
+	spool->buffer = palloc(PG_SPOOL_BUFFER);
+	setvbuf(spool->file, spool->buffer, _IOFBF, PG_SPOOL_BUFFER);
+	if (!truncate)
+	{
+		if (fseeko(spool->file, 0, SEEK_END) != 0)
+			spool_error(spool, "seek in");
+		spool->bytes = ftello(spool->file);
+	}
+	return spool;
+}
+
+void
+pg_spool_write(PgSpool *spool, const PgSpoolEntry *e, const char *data, const char *key)
+{
+	if (fwrite(e, sizeof(*e), 1, spool->file) != 1 ||
+		(e->data_len > 0 && fwrite(data, e->data_len, 1, spool->file) != 1) ||
+		(e->key_len > 0 && fwrite(key, e->key_len, 1, spool->file) != 1))
+		spool_error(spool, "write");
+	spool->bytes += sizeof(*e) + e->data_len + e->key_len;
+	if (e->kind == PG_SPOOL_RECORD)
+		spool->records++;
+	else
+		spool->transactions++;
+}
+
+void
+pg_spool_sync(PgSpool *spool)
+{
+	if (fflush(spool->file) != 0 || pg_fsync(fileno(spool->file)) != 0)
+		spool_error(spool, "sync");
+}
+
+void
+pg_spool_rewind(PgSpool *spool, int64 offset)
+{
+	if (fflush(spool->file) != 0 || fseeko(spool->file, offset, SEEK_SET) != 0)
+		spool_error(spool, "seek in");
+}
+
+bool
+pg_spool_read(PgSpool *spool, PgSpoolEntry *e, StringInfo data, StringInfo key)
+{
+	size_t		n = fread(e, sizeof(*e), 1, spool->file);
+
+	if (n != 1)
+	{
+		if (ferror(spool->file))
+			spool_error(spool, "read");
+		return false;
+	}
+	resetStringInfo(data);
+	resetStringInfo(key);
+	enlargeStringInfo(data, e->data_len);
+	enlargeStringInfo(key, e->key_len);
+	if ((e->data_len > 0 && fread(data->data, e->data_len, 1, spool->file) != 1) ||
+		(e->key_len > 0 && fread(key->data, e->key_len, 1, spool->file) != 1))
+		spool_error(spool, "read");
+	data->len = e->data_len;
+	data->data[data->len] = '\0';
+	key->len = e->key_len;
+	key->data[key->len] = '\0';
+	return true;
+}
+
+void
+pg_spool_reset(PgSpool *spool)
+{
+	if (fflush(spool->file) != 0 || fseeko(spool->file, 0, SEEK_SET) != 0 ||
+		ftruncate(fileno(spool->file), 0) != 0)
+		spool_error(spool, "truncate");
+	spool->bytes = 0;
+	spool->records = 0;
+	spool->transactions = 0;
+}
+
+void
+pg_spool_close(PgSpool *spool, bool remove)
+{
+	if (spool->file != NULL)
+		fclose(spool->file);
+	spool->file = NULL;
+	if (remove && unlink(spool->path) != 0 && errno != ENOENT)
+		spool_error(spool, "remove");
+}
+
+/* ----------------------------------------------------------------
+ * Types and values
+ * ----------------------------------------------------------------
+ */
+
+static DmsColumnType
+pg_dms_type(Oid typid, int32 typmod, int64 *length, int *precision, int *scale)
+{
+	*length = 0;
+	*precision = 0;
+	*scale = 0;
+	switch (typid)
+	{
+		case INT2OID:
+			return DMS_TYPE_INT2;
+		case INT4OID:
+			return DMS_TYPE_INT4;
+		case INT8OID:
+			return DMS_TYPE_INT8;
+		case OIDOID:
+			return DMS_TYPE_UINT4;
+		case NUMERICOID:
+			if (typmod >= (int32) VARHDRSZ)
+			{
+				*precision = ((typmod - VARHDRSZ) >> 16) & 0xffff;
+				*scale = (((typmod - VARHDRSZ) & 0x7ff) ^ 1024) - 1024;
+			}
+			else
+				*precision = 38;
+			return DMS_TYPE_NUMERIC;
+		case FLOAT4OID:
+			return DMS_TYPE_REAL4;
+		case FLOAT8OID:
+			return DMS_TYPE_REAL8;
+		case BOOLOID:
+			return DMS_TYPE_BOOLEAN;
+		case DATEOID:
+			return DMS_TYPE_DATE;
+		case TIMEOID:
+			return DMS_TYPE_TIME;
+		case TIMESTAMPOID:
+		case TIMESTAMPTZOID:
+			*scale = typmod >= 0 ? typmod : 6;
+			return DMS_TYPE_DATETIME;
+		case BYTEAOID:
+			return DMS_TYPE_BLOB;
+		case TEXTOID:
+		case JSONOID:
+		case JSONBOID:
+		case XMLOID:
+			return DMS_TYPE_CLOB;
+		case VARCHAROID:
+		case BPCHAROID:
+			if (typmod >= (int32) VARHDRSZ)
+			{
+				*length = typmod - VARHDRSZ;
+				return DMS_TYPE_STRING;
+			}
+			return typid == VARCHAROID ? DMS_TYPE_CLOB : DMS_TYPE_STRING;
+		default:
+			return DMS_TYPE_STRING;
+	}
+}
+
+/* Append a JSON string of the output function's text. */
+static void
+render_output_string(StringInfo out, PgSourceColumn *c, Datum d, DmsColumnValue *v)
+{
+	char	   *s = OutputFunctionCall(&c->output, d);
+	size_t		len = strlen(s);
+
+	dms_value_json_string(out, s, len);
+	v->is_empty = (len == 0);
+	pfree(s);
+}
+
+/* A number from the output function, or a string when it is not finite. */
+static void
+render_output_number(StringInfo out, PgSourceColumn *c, Datum d)
+{
+	char	   *s = OutputFunctionCall(&c->output, d);
+
+	if (strchr(s, 'N') != NULL || strchr(s, 'n') != NULL)	/* NaN, Infinity */
+		dms_value_json_string(out, s, strlen(s));
+	else
+		appendStringInfoString(out, s);
+	pfree(s);
+}
+
+static void
+render_timestamp(StringInfo out, PgSourceColumn *c, Datum d, int scale)
+{
+	Timestamp	ts = DatumGetTimestamp(d);
+	struct pg_tm tm;
+	fsec_t		fsec;
+
+	if (TIMESTAMP_NOT_FINITE(ts) ||
+		timestamp2tm(ts, NULL, &tm, &fsec, NULL, NULL) != 0 || tm.tm_year <= 0 ||
+		tm.tm_year > 9999)
+	{
+		DmsColumnValue dummy;
+
+		render_output_string(out, c, d, &dummy);
+		return;
+	}
+	appendStringInfo(out, "\"%04d-%02d-%02dT%02d:%02d:%02d",
+					 tm.tm_year, tm.tm_mon, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+	if (scale > 0)
+	{
+		char		frac[8];
+
+		snprintf(frac, sizeof(frac), "%06d", (int) fsec);
+		appendStringInfoChar(out, '.');
+		appendBinaryStringInfo(out, frac, Min(scale, 6));
+	}
+	appendStringInfoString(out, "Z\"");
+}
+
+static void
+render_bytea(StringInfo out, Datum d, bool no_hex_prefix, DmsColumnValue *v)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	bytea	   *b = DatumGetByteaPP(d);
+	const unsigned char *p = (const unsigned char *) VARDATA_ANY(b);
+	int			len = VARSIZE_ANY_EXHDR(b);
+	char	   *dst;
+	int			i;
+
+	enlargeStringInfo(out, len * 2 + 5);
+	dst = out->data + out->len;
+	*dst++ = '"';
+	if (!no_hex_prefix)
+	{
+		*dst++ = '0';
+		*dst++ = 'x';
+	}
+	for (i = 0; i < len; i++)
+	{
+		*dst++ = hex[p[i] >> 4];
+		*dst++ = hex[p[i] & 15];
+	}
+	*dst++ = '"';
+	out->len = dst - out->data;
+	out->data[out->len] = '\0';
+	v->is_empty = (len == 0);
+}
+
+/* Render one non-NULL value. */
+static void
+render_value(PgSourceContext *pc, StringInfo out, PgSourceColumn *c, Datum d,
+			 DmsColumnValue *v)
+{
+	char		buf[32];
+
+	v->is_empty = false;
+	switch (c->typid)
+	{
+		case INT2OID:
+			pg_ltoa(DatumGetInt16(d), buf);
+			appendStringInfoString(out, buf);
+			break;
+		case INT4OID:
+			pg_ltoa(DatumGetInt32(d), buf);
+			appendStringInfoString(out, buf);
+			break;
+		case INT8OID:
+			pg_lltoa(DatumGetInt64(d), buf);
+			appendStringInfoString(out, buf);
+			break;
+		case OIDOID:
+			appendStringInfo(out, "%u", DatumGetObjectId(d));
+			break;
+		case BOOLOID:
+			appendStringInfoString(out, DatumGetBool(d) ? "true" : "false");
+			break;
+		case NUMERICOID:
+		case FLOAT4OID:
+		case FLOAT8OID:
+			render_output_number(out, c, d);
+			break;
+		case TIMESTAMPOID:
+		case TIMESTAMPTZOID:
+			render_timestamp(out, c, d, c->typmod >= 0 ? c->typmod : 6);
+			break;
+		case BYTEAOID:
+			render_bytea(out, d, pc->settings.no_hex_prefix, v);
+			break;
+		default:
+			render_output_string(out, c, d, v);
+			break;
+	}
+}
+
+void
+pg_source_render_tuple(PgSourceContext *pc, PgSourceRel *r, TupleDesc desc,
+					   HeapTuple tuple, HeapTuple fill, bool before, bool key_only)
+{
+	StringInfo	out = before ? &pc->before_values : &pc->values;
+	DmsColumnValue *vals = before ? pc->before : pc->cur;
+	int		   *starts;
+	int			natts = Min(desc->natts, r->natts);
+	int			i;
+
+	resetStringInfo(out);
+	starts = palloc(sizeof(int) * (r->nsource + 1));
+	for (i = 0; i < r->nsource; i++)
+	{
+		vals[i].is_null = false;
+		vals[i].is_empty = false;
+		vals[i].is_missing = true;
+		vals[i].json = NULL;
+		vals[i].len = 0;
+		starts[i] = -1;
+		if (!before)
+			pc->unchanged[i] = false;
+	}
+	for (i = 0; i < natts; i++)
+	{
+		int			s = r->source_of_att[i];
+		PgSourceColumn *c;
+		Datum		d;
+		bool		isnull;
+
+		if (s < 0)
+			continue;
+		c = &r->columns[s];
+		if (key_only && !c->in_identity)
+			continue;
+		d = heap_getattr(tuple, i + 1, desc, &isnull);
+		if (!isnull && c->typlen == -1 &&
+			VARATT_IS_EXTERNAL_ONDISK(DatumGetPointer(d)))
+		{
+			/* An unchanged TOASTed value: not in the WAL. */
+			bool		fisnull = true;
+			Datum		fd = (Datum) 0;
+
+			if (fill != NULL)
+				fd = heap_getattr(fill, i + 1, desc, &fisnull);
+			if (fill == NULL || (!fisnull && VARATT_IS_EXTERNAL_ONDISK(DatumGetPointer(fd))))
+			{
+				if (!before)
+					pc->unchanged[s] = true;
+				continue;
+			}
+			d = fd;
+			isnull = fisnull;
+		}
+		vals[s].is_missing = false;
+		starts[s] = out->len;
+		if (isnull)
+		{
+			vals[s].is_null = true;
+			continue;
+		}
+		render_value(pc, out, c, d, &vals[s]);
+	}
+	for (i = 0; i < r->nsource; i++)
+	{
+		if (starts[i] < 0 || vals[i].is_null)
+			continue;
+		vals[i].json = out->data + starts[i];
+	}
+	/* lengths: each value ends where the next rendered one starts */
+	{
+		int			prev = -1;
+
+		for (i = 0; i < r->nsource; i++)
+		{
+			if (starts[i] < 0 || vals[i].is_null)
+				continue;
+			if (prev >= 0)
+				vals[prev].len = starts[i] - starts[prev];
+			prev = i;
+		}
+		if (prev >= 0)
+			vals[prev].len = out->len - starts[prev];
+	}
+	pfree(starts);
+}
+
+/* ----------------------------------------------------------------
+ * Relations
+ * ----------------------------------------------------------------
+ */
+
+static void
+relcache_callback(Datum arg, Oid relid)
+{
+	PgSourceContext *pc = pg_source_current;
+	HASH_SEQ_STATUS seq;
+	PgSourceRel *r;
+
+	if (pc == NULL || pc->rels == NULL)
+		return;
+	if (OidIsValid(relid))
+	{
+		r = hash_search(pc->rels, &relid, HASH_FIND, NULL);
+		if (r != NULL)
+			r->valid = false;
+		return;
+	}
+	hash_seq_init(&seq, pc->rels);
+	while ((r = hash_seq_search(&seq)) != NULL)
+		r->valid = false;
+}
+
+PgSourceContext *
+pg_source_context_create(const char *task_name, MappingSet *mappings,
+						 const DmsMessageSettings *settings)
+{
+	PgSourceContext *pc = palloc0(sizeof(PgSourceContext));
+	HASHCTL		ctl;
+
+	pc->task_name = pstrdup(task_name);
+	pc->mappings = mappings;
+	pc->settings = *settings;
+	pc->cxt = CurrentMemoryContext;
+	pc->row_cxt = AllocSetContextCreate(pc->cxt, "dms_stream change", ALLOCSET_DEFAULT_SIZES);
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(Oid);
+	ctl.entrysize = sizeof(PgSourceRel);
+	ctl.hcxt = pc->cxt;
+	pc->rels = hash_create("dms_stream source relations", 64, &ctl,
+						   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	initStringInfo(&pc->values);
+	initStringInfo(&pc->before_values);
+	initStringInfo(&pc->message);
+	initStringInfo(&pc->key);
+	pc->stats_size = 16;
+	pc->stats = palloc0(sizeof(PgStatTable) * pc->stats_size);
+	if (!relcache_callback_registered)
+	{
+		CacheRegisterRelcacheCallback(relcache_callback, (Datum) 0);
+		relcache_callback_registered = true;
+	}
+	return pc;
+}
+
+int
+pg_source_stat_index(PgSourceContext *pc, const char *schema, const char *table)
+{
+	int			i;
+
+	for (i = 0; i < pc->nstats; i++)
+		if (strcmp(pc->stats[i].schema, schema) == 0 && strcmp(pc->stats[i].table, table) == 0)
+			return i;
+	if (pc->nstats == pc->stats_size)
+	{
+		pc->stats_size *= 2;
+		pc->stats = repalloc(pc->stats, sizeof(PgStatTable) * pc->stats_size);
+	}
+	memset(&pc->stats[pc->nstats], 0, sizeof(PgStatTable));
+	pc->stats[pc->nstats].schema = MemoryContextStrdup(pc->cxt, schema);
+	pc->stats[pc->nstats].table = MemoryContextStrdup(pc->cxt, table);
+	return pc->nstats++;
+}
+
+static bool
+system_schema(const char *schema)
+{
+	return strcmp(schema, "dms_stream") == 0 || strcmp(schema, "pg_catalog") == 0 ||
+		strcmp(schema, "information_schema") == 0 || strncmp(schema, "pg_toast", 8) == 0 ||
+		strncmp(schema, "pg_temp", 7) == 0;
+}
+
+/* Build r's plan and columns from the relation (r->cxt current). */
+static void
+rel_build(PgSourceContext *pc, PgSourceRel *r, Relation rel)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	Bitmapset  *pk;
+	Bitmapset  *ident;
+	MappingSourceColumn *cols;
+	MappingSourceTable src;
+	int			i;
+
+	r->schema = get_namespace_name(RelationGetNamespace(rel));
+	r->table = pstrdup(RelationGetRelationName(rel));
+	r->selected = false;
+	r->valid = true;
+	r->natts = desc->natts;
+	r->source_of_att = palloc(sizeof(int) * Max(desc->natts, 1));
+	r->columns = palloc0(sizeof(PgSourceColumn) * Max(desc->natts, 1));
+	r->identity_full = rel->rd_rel->relreplident == REPLICA_IDENTITY_FULL;
+	r->nsource = 0;
+	if (r->schema == NULL || system_schema(r->schema) ||
+		(rel->rd_rel->relkind != RELKIND_RELATION &&
+		 rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE) ||
+		!mapping_table_selected(pc->mappings, r->schema, r->table))
+		return;
+
+	pk = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_PRIMARY_KEY);
+	ident = RelationGetIdentityKeyBitmap(rel);
+	cols = palloc0(sizeof(MappingSourceColumn) * Max(desc->natts, 1));
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		PgSourceColumn *c;
+		MappingSourceColumn *mc;
+		Oid			outfn;
+		bool		varlena;
+		int			off = att->attnum - FirstLowInvalidHeapAttributeNumber;
+
+		r->source_of_att[i] = -1;
+		if (att->attisdropped || att->attgenerated)
+			continue;
+		c = &r->columns[r->nsource];
+		mc = &cols[r->nsource];
+		c->attnum = att->attnum;
+		c->typid = att->atttypid;
+		c->typmod = att->atttypmod;
+		c->typlen = att->attlen;
+		c->type = pg_dms_type(att->atttypid, att->atttypmod, &mc->length, &mc->precision,
+							  &mc->scale);
+		getTypeOutputInfo(att->atttypid, &outfn, &varlena);
+		fmgr_info_cxt(outfn, &c->output, r->cxt);
+		c->in_identity = r->identity_full || bms_is_member(off, ident);
+		mc->name = pstrdup(NameStr(att->attname));
+		mc->type = c->type;
+		mc->nullable = !att->attnotnull;
+		mc->is_pk = bms_is_member(off, pk);
+		r->source_of_att[i] = r->nsource++;
+	}
+	src.schema = r->schema;
+	src.table = r->table;
+	src.is_view = false;
+	src.ncolumns = r->nsource;
+	src.columns = cols;
+	r->plan = mapping_plan_table(pc->mappings, &src);
+	if (r->plan->error != NULL)
+	{
+		ereport(WARNING,
+				(errmsg("dms_stream task \"%s\": table %s.%s cannot be replicated: %s",
+						pc->task_name, r->schema, r->table, r->plan->error)));
+		return;
+	}
+	r->writer = dms_message_writer_create(r->plan, &pc->settings);
+	r->stat_index = pg_source_stat_index(pc, r->schema, r->table);
+	r->selected = true;
+
+	if (r->nsource > pc->max_columns)
+	{
+		MemoryContext old = MemoryContextSwitchTo(pc->cxt);
+
+		pc->max_columns = Max(r->nsource, 16);
+		pc->cur = palloc0(sizeof(DmsColumnValue) * pc->max_columns);
+		pc->before = palloc0(sizeof(DmsColumnValue) * pc->max_columns);
+		pc->unchanged = palloc0(sizeof(bool) * pc->max_columns);
+		MemoryContextSwitchTo(old);
+	}
+}
+
+/*
+ * rel_lookup
+ *		The entry of a relation; *old_plan gets the plan it had before a
+ *		rebuild (NULL if none), to compare the columns.
+ */
+static PgSourceRel *
+rel_lookup(PgSourceContext *pc, Relation rel, MemoryContext *old_cxt,
+		   MappingTablePlan **old_plan)
+{
+	Oid			relid = RelationGetRelid(rel);
+	bool		found;
+	PgSourceRel *r;
+	MemoryContext old;
+
+	r = hash_search(pc->rels, &relid, HASH_ENTER, &found);
+	if (old_cxt)
+		*old_cxt = NULL;
+	if (old_plan)
+		*old_plan = NULL;
+	if (found && r->valid)
+		return r;
+	if (found)
+	{
+		if (old_cxt && r->selected)
+		{
+			*old_cxt = r->cxt;
+			*old_plan = r->plan;
+		}
+		else
+			MemoryContextDelete(r->cxt);
+	}
+	r->relid = relid;
+	r->cxt = AllocSetContextCreate(pc->cxt, "dms_stream source relation", ALLOCSET_SMALL_SIZES);
+	r->plan = NULL;
+	r->writer = NULL;
+	old = MemoryContextSwitchTo(r->cxt);
+	rel_build(pc, r, rel);
+	MemoryContextSwitchTo(old);
+	return r;
+}
+
+PgSourceRel *
+pg_source_rel(PgSourceContext *pc, Relation rel)
+{
+	return rel_lookup(pc, rel, NULL, NULL);
+}
+
+/* ----------------------------------------------------------------
+ * The output plugin
+ * ----------------------------------------------------------------
+ */
+
+static void
+dp_startup(LogicalDecodingContext *ctx, OutputPluginOptions *opt, bool is_init)
+{
+	opt->output_type = OUTPUT_PLUGIN_TEXTUAL_OUTPUT;
+	opt->receive_rewrites = false;
+	if (pg_source_current == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("the dms_stream output plugin serves dms_stream task workers only"),
+				 errhint("Use the slot through a dms_stream task, or decode with pgoutput, test_decoding or wal2json.")));
+}
+
+static void
+dp_begin(LogicalDecodingContext *ctx, ReorderBufferTXN *txn)
+{
+	PgSourceContext *pc = pg_source_current;
+
+	if (pc == NULL)
+		return;
+	pc->xid = txn->xid;
+	pc->commit_lsn = txn->final_lsn;
+	pc->end_lsn = txn->end_lsn;
+	pc->commit_time = txn->xact_time.commit_time;
+	pc->ordinal = 0;
+	pc->controls = 0;
+	pc->emitted = 0;
+	pc->made_at = GetCurrentTimestamp();
+	snprintf(pc->position, sizeof(pc->position), "%X/%08X", LSN_FORMAT_ARGS(txn->final_lsn));
+}
+
+/*
+ * emit
+ *		Build and spool one record of the current transaction.
+ */
+static void
+emit(PgSourceContext *pc, PgSourceRel *r, DmsChange *ch, PgStatKind stat)
+{
+	DmsTransaction tx;
+	char		event_id[64];
+	PgSpoolEntry e;
+	bool		control = DMS_OPERATION_IS_CONTROL(ch->operation);
+	int64		ordinal = control ? pc->ordinal : pc->ordinal + 1;
+	int			sub = control ? pc->controls + 1 : 0;
+	int64		key = ordinal * PG_SPOOL_SUBS + sub;
+
+	memset(&tx, 0, sizeof(tx));
+	tx.has_id = true;
+	tx.id = pc->xid;
+	tx.has_record_id = true;
+	tx.record_id = ordinal;
+	if (pc->has_prev)
+	{
+		tx.has_prev = true;
+		tx.prev_id = pc->prev_xid;
+		tx.prev_record_id = pc->prev_records;
+	}
+	tx.has_commit_timestamp = true;
+	tx.commit_timestamp = pc->commit_time;
+	tx.stream_position = pc->position;
+	if (control)
+		snprintf(event_id, sizeof(event_id), "%s:" INT64_FORMAT ".%d", pc->position, ordinal, sub);
+	else
+		snprintf(event_id, sizeof(event_id), "%s:" INT64_FORMAT, pc->position, ordinal);
+	ch->transaction = &tx;
+	ch->event_id = event_id;
+	ch->timestamp = pc->made_at;
+	if (!dms_message_build(r->writer, ch, &pc->message, &pc->key))
+		return;
+	if (control)
+		pc->controls = sub;
+	else
+	{
+		pc->ordinal = ordinal;
+		pc->controls = 0;
+	}
+	if (pc->commit_lsn < pc->skip_lsn ||
+		(pc->commit_lsn == pc->skip_lsn && key <= pc->skip_ordinal))
+	{
+		pc->skipped++;
+		return;
+	}
+	memset(&e, 0, sizeof(e));
+	e.kind = PG_SPOOL_RECORD;
+	e.data_len = pc->message.len;
+	e.key_len = pc->key.len;
+	e.table = r->stat_index;
+	e.stat = stat;
+	e.xid = pc->xid;
+	e.commit_lsn = pc->commit_lsn;
+	e.end_lsn = pc->end_lsn;
+	e.ordinal = key;
+	pg_spool_write(pc->spool, &e, pc->message.data, pc->key.data);
+	pc->emitted++;
+}
+
+/* Control records for columns added and dropped since old_plan. */
+static void
+emit_column_changes(PgSourceContext *pc, PgSourceRel *r, MappingTablePlan *old_plan)
+{
+	int			i;
+	int			j;
+
+	for (i = 0; i < r->plan->nsource; i++)
+	{
+		bool		found = false;
+
+		for (j = 0; j < old_plan->nsource && !found; j++)
+			found = strcmp(r->plan->source[i].name, old_plan->source[j].name) == 0;
+		if (!found)
+		{
+			DmsChange	ch;
+			json_t	   *ctl = json_object();
+
+			json_object_set_new(ctl, "column-name", json_string(r->plan->source[i].name));
+			json_object_set_new(ctl, "column-type",
+								json_string(dms_control_type_name(r->plan->source[i].type)));
+			memset(&ch, 0, sizeof(ch));
+			ch.operation = DMS_OP_ADD_COLUMN;
+			ch.control = ctl;
+			emit(pc, r, &ch, PG_STAT_DDL);
+		}
+	}
+	for (j = 0; j < old_plan->nsource; j++)
+	{
+		bool		found = false;
+
+		for (i = 0; i < r->plan->nsource && !found; i++)
+			found = strcmp(r->plan->source[i].name, old_plan->source[j].name) == 0;
+		if (!found)
+		{
+			DmsChange	ch;
+			json_t	   *ctl = json_object();
+
+			json_object_set_new(ctl, "column-name", json_string(old_plan->source[j].name));
+			memset(&ch, 0, sizeof(ch));
+			ch.operation = DMS_OP_DROP_COLUMN;
+			ch.control = ctl;
+			emit(pc, r, &ch, PG_STAT_DDL);
+		}
+	}
+}
+
+static void
+dp_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, Relation relation,
+		  ReorderBufferChange *change)
+{
+	PgSourceContext *pc = pg_source_current;
+	MemoryContext old;
+	MemoryContext old_rel_cxt;
+	MappingTablePlan *old_plan;
+	PgSourceRel *r;
+	TupleDesc	desc = RelationGetDescr(relation);
+	DmsChange	ch;
+	HeapTuple	newtup;
+	HeapTuple	oldtup;
+	PgStatKind	stat;
+
+	if (pc == NULL || pc->spool == NULL)
+		return;
+	if ((pc->ordinal & 1023) == 0)
+		CHECK_FOR_INTERRUPTS();
+	old = MemoryContextSwitchTo(pc->row_cxt);
+	r = rel_lookup(pc, relation, &old_rel_cxt, &old_plan);
+	if (!r->selected)
+		goto done;
+	if (old_plan != NULL)
+		emit_column_changes(pc, r, old_plan);
+
+	newtup = change->data.tp.newtuple ? &change->data.tp.newtuple->tuple : NULL;
+	oldtup = change->data.tp.oldtuple ? &change->data.tp.oldtuple->tuple : NULL;
+	memset(&ch, 0, sizeof(ch));
+	switch (change->action)
+	{
+		case REORDER_BUFFER_CHANGE_INSERT:
+			if (newtup == NULL)
+				goto done;
+			pg_source_render_tuple(pc, r, desc, newtup, NULL, false, false);
+			ch.operation = DMS_OP_INSERT;
+			stat = PG_STAT_INSERT;
+			break;
+		case REORDER_BUFFER_CHANGE_UPDATE:
+			if (newtup == NULL)
+				goto done;
+			pg_source_render_tuple(pc, r, desc, newtup,
+								   r->identity_full ? oldtup : NULL, false, false);
+			if (oldtup != NULL)
+			{
+				pg_source_render_tuple(pc, r, desc, oldtup, NULL, true, !r->identity_full);
+				ch.before = pc->before;
+			}
+			ch.operation = DMS_OP_UPDATE;
+			stat = PG_STAT_UPDATE;
+			break;
+		case REORDER_BUFFER_CHANGE_DELETE:
+			if (oldtup != NULL)
+				pg_source_render_tuple(pc, r, desc, oldtup, NULL, false, !r->identity_full);
+			else
+			{
+				int			i;
+
+				for (i = 0; i < r->nsource; i++)
+				{
+					memset(&pc->cur[i], 0, sizeof(DmsColumnValue));
+					pc->cur[i].is_missing = true;
+					pc->unchanged[i] = false;
+				}
+			}
+			ch.operation = DMS_OP_DELETE;
+			stat = PG_STAT_DELETE;
+			break;
+		default:
+			goto done;
+	}
+	if (!mapping_row_passes(r->plan, pc->cur))
+		goto done;
+	ch.values = pc->cur;
+	if (ch.operation == DMS_OP_UPDATE)
+	{
+		int			i;
+
+		for (i = 0; i < r->nsource; i++)
+			if (pc->unchanged[i])
+			{
+				ch.unchanged = pc->unchanged;
+				break;
+			}
+	}
+	emit(pc, r, &ch, stat);
+
+done:
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(pc->row_cxt);
+	if (old_rel_cxt != NULL)
+		MemoryContextDelete(old_rel_cxt);
+}
+
+static void
+dp_truncate(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, int nrelations,
+			Relation relations[], ReorderBufferChange *change)
+{
+	PgSourceContext *pc = pg_source_current;
+	MemoryContext old;
+	int			i;
+
+	if (pc == NULL || pc->spool == NULL)
+		return;
+	old = MemoryContextSwitchTo(pc->row_cxt);
+	for (i = 0; i < nrelations; i++)
+	{
+		PgSourceRel *r = pg_source_rel(pc, relations[i]);
+		DmsChange	ch;
+		json_t	   *ctl;
+
+		if (!r->selected)
+			continue;
+		ctl = json_object();
+		json_object_set_new(ctl, "operation", json_string("TRUNCATE"));
+		json_object_set_new(ctl, "cascade",
+							json_boolean(change->data.truncate.cascade));
+		json_object_set_new(ctl, "restart-identity",
+							json_boolean(change->data.truncate.restart_seqs));
+		memset(&ch, 0, sizeof(ch));
+		ch.operation = DMS_OP_TRUNCATE_TABLE;
+		ch.control = ctl;
+		emit(pc, r, &ch, PG_STAT_DDL);
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(pc->row_cxt);
+}
+
+static void
+dp_commit(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, XLogRecPtr commit_lsn)
+{
+	PgSourceContext *pc = pg_source_current;
+	PgSpoolEntry e;
+
+	if (pc == NULL || pc->spool == NULL)
+		return;
+	if (pc->emitted > 0)
+	{
+		memset(&e, 0, sizeof(e));
+		e.kind = PG_SPOOL_COMMIT;
+		e.table = -1;
+		e.stat = PG_STAT_NONE;
+		e.xid = pc->xid;
+		e.commit_lsn = pc->commit_lsn;
+		e.end_lsn = pc->end_lsn;
+		e.ordinal = pc->ordinal * PG_SPOOL_SUBS + pc->controls;
+		pg_spool_write(pc->spool, &e, NULL, NULL);
+	}
+	if (pc->ordinal > 0)
+	{
+		pc->has_prev = true;
+		pc->prev_xid = pc->xid;
+		pc->prev_records = pc->ordinal;
+	}
+}
+
+void
+_PG_output_plugin_init(OutputPluginCallbacks *cb)
+{
+	AssertVariableIsOfType(&_PG_output_plugin_init, LogicalOutputPluginInit);
+
+	cb->startup_cb = dp_startup;
+	cb->begin_cb = dp_begin;
+	cb->change_cb = dp_change;
+	cb->truncate_cb = dp_truncate;
+	cb->commit_cb = dp_commit;
+}

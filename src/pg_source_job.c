@@ -1,0 +1,1063 @@
+/*-------------------------------------------------------------------------
+ *
+ * pg_source_job.c
+ *	  Full load and logical decoding of this database's tables to Kinesis
+ *	  (see pg_source_job.h).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "dms_json.h"		/* before utils/builtins.h: json_object */
+
+#include <unistd.h>
+
+#include "access/heapam.h"
+#include "access/relscan.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "access/xlogreader.h"
+#include "access/xlogutils.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "portability/instr_time.h"
+#include "postmaster/interrupt.h"
+#include "replication/decode.h"
+#include "replication/logical.h"
+#include "replication/message.h"
+#include "replication/slot.h"
+#include "replication/snapbuild.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/pg_lsn.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "decoding_plugin.h"
+#include "dms_message.h"
+#include "dms_stream.h"
+#include "kinesis.h"
+#include "mapping.h"
+#include "pg_source_job.h"
+#include "task_worker.h"
+
+#define PG_JOB_CHECKPOINT_MS	1000
+#define PG_JOB_SLOT_SAVE_MS		1000
+#define PG_JOB_IDLE_WAIT_MS		10
+#define PG_JOB_BATCH_BYTES		(64 * 1024 * 1024)
+
+int			dms_stream_max_slot_lag_mb = 10240;
+
+/* What the ring remembers of a queued record. */
+typedef struct PgRingEntry
+{
+	int64		spool_end;		/* full load: spool offset after it */
+	XLogRecPtr	commit_lsn;		/* CDC */
+	int64		ordinal;
+	int32		table;
+	uint32		stat;
+} PgRingEntry;
+
+typedef struct PgJob
+{
+	const char *task_name;
+	int64		run_id;
+	S3SourceJobResult *result;
+	char	   *migration_type;
+	bool		full_load;
+	bool		cdc;
+	char	   *slot_name;
+	char	   *spool_dir;
+	bool		heartbeat;
+	int			heartbeat_minutes;
+
+	KinesisClient *kinesis;
+	KinesisBatcher *batcher;
+	MappingSet *mappings;
+	DmsMessageSettings settings;
+	PgSourceContext *pc;
+
+	PgRingEntry *ring;
+	int			ring_size;
+	uint64		next_tag;
+	uint64		acked_tag;
+	int64		refused;
+
+	/* checkpoints */
+	bool		has_load_row;
+	bool		load_done;
+	int64		load_offset;	/* acknowledged spool offset */
+	int64		load_rows;
+	int64		load_rows_at_start;
+	bool		has_cdc_row;
+	XLogRecPtr	start_lsn;		/* the slot's consistent point */
+	XLogRecPtr	ack_lsn;		/* newest acknowledged record: commit LSN */
+	int64		ack_ordinal;	/* ... and ordinal */
+	int64		cdc_rows;
+	int64		cdc_rows_at_start;
+	bool		loading;		/* the ring holds full-load records */
+
+	TimestampTz run_started;
+	TimestampTz last_checkpoint;
+	TimestampTz last_slot_save;
+	TimestampTz last_heartbeat;
+	XLogRecPtr	confirmed;
+	XLogRecPtr	saved;
+
+	StringInfoData data;
+	StringInfoData key;
+	StringInfoData pdata;		/* the record held back until the next entry
+								 * says whether it ends its transaction */
+	StringInfoData pkey;
+} PgJob;
+
+/* ----------------------------------------------------------------
+ * SPI helpers
+ * ----------------------------------------------------------------
+ */
+
+static char *
+pj_exec(const char *sql, int nargs, const char **params, int expected)
+{
+	Oid			types[12];
+	Datum		values[12];
+	char		nulls[12] = {0};
+	int			i;
+	int			rc;
+
+	Assert(nargs <= 12);
+	for (i = 0; i < nargs; i++)
+	{
+		types[i] = TEXTOID;
+		values[i] = params[i] ? CStringGetTextDatum(params[i]) : (Datum) 0;
+		nulls[i] = params[i] ? ' ' : 'n';
+	}
+	rc = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
+	if (rc != expected)
+		elog(ERROR, "dms_stream postgres source: SPI_execute_with_args failed (%d) for: %s", rc, sql);
+	if (SPI_processed > 0 && SPI_tuptable != NULL)
+		return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	return NULL;
+}
+
+static void
+pj_xact_begin(void)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+}
+
+static void
+pj_xact_end(MemoryContext keep)
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	MemoryContextSwitchTo(keep);
+	pgstat_report_stat(false);
+}
+
+static char *
+lsn_text(XLogRecPtr lsn)
+{
+	return psprintf("%X/%08X", LSN_FORMAT_ARGS(lsn));
+}
+
+static XLogRecPtr
+lsn_parse(const char *s)
+{
+	bool		have_error = false;
+	XLogRecPtr	lsn = pg_lsn_in_internal(s, &have_error);
+
+	if (have_error)
+		elog(ERROR, "dms_stream: bad LSN \"%s\" in task_checkpoint", s);
+	return lsn;
+}
+
+/* ----------------------------------------------------------------
+ * Task
+ * ----------------------------------------------------------------
+ */
+
+static void
+pj_load_task(PgJob *job, MemoryContext job_cxt)
+{
+	const char *params[1] = {job->task_name};
+	char	   *target_name;
+	char	   *threads;
+	char	   *buffer_size;
+	Jsonb	   *mappings;
+	Jsonb	   *task_settings;
+	Jsonb	   *source_settings;
+	KinesisBatcherOptions opts;
+	int			in_flight;
+	int			per_request;
+	uint64		n;
+	uint64		i;
+
+	pj_xact_begin();
+	pj_exec("SELECT t.target_endpoint, t.table_mappings, t.migration_type,"
+			"       t.task_settings #>> '{TargetMetadata,ParallelLoadThreads}',"
+			"       t.task_settings #>> '{TargetMetadata,ParallelLoadBufferSize}',"
+			"       t.task_settings, e.settings, dms_stream.task_slot_name(t.task_name)"
+			"  FROM dms_stream.task t"
+			"  JOIN dms_stream.endpoint e ON e.endpoint_name = t.source_endpoint"
+			" WHERE t.task_name = $1",
+			1, params, SPI_OK_SELECT);
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("task \"%s\" does not exist", job->task_name)));
+	MemoryContextSwitchTo(job_cxt);
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+
+		target_name = SPI_getvalue(tup, desc, 1);
+		mappings = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 2, &isnull));
+		job->migration_type = SPI_getvalue(tup, desc, 3);
+		threads = SPI_getvalue(tup, desc, 4);
+		buffer_size = SPI_getvalue(tup, desc, 5);
+		task_settings = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 6, &isnull));
+		source_settings = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 7, &isnull));
+		job->slot_name = SPI_getvalue(tup, desc, 8);
+	}
+	job->full_load = strcmp(job->migration_type, "cdc") != 0;
+	job->cdc = strcmp(job->migration_type, "full-load") != 0;
+	job->kinesis = kinesis_client_open(target_name);
+	job->mappings = mapping_compile(mappings);
+	{
+		DmsJsonDoc	doc = {"task settings"};
+		DmsJsonDoc	sdoc = {"PostgreSQL source settings"};
+		json_t	   *ss = dms_json_from_jsonb(&sdoc, source_settings);
+		json_t	   *v;
+
+		dms_message_settings_from_json(&job->settings, job->kinesis->endpoint->settings,
+									   dms_json_from_jsonb(&doc, task_settings),
+									   job->task_name);
+		v = json_object_get(ss, "HeartbeatEnable");
+		job->heartbeat = v != NULL && json_is_true(v);
+		v = json_object_get(ss, "HeartbeatFrequency");
+		job->heartbeat_minutes = v != NULL && json_is_integer(v) ? (int) json_integer_value(v) : 5;
+	}
+
+	/* Checkpoints. */
+	MemoryContextSwitchTo(CurTransactionContext);
+	pj_exec("SELECT table_name, file_key, next_offset, table_done, rows_sent"
+			"  FROM dms_stream.task_checkpoint"
+			" WHERE task_name = $1 AND schema_name = '(pg)'",
+			1, params, SPI_OK_SELECT);
+	n = SPI_processed;
+	MemoryContextSwitchTo(job_cxt);
+	for (i = 0; i < n; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		char	   *table = SPI_getvalue(tup, desc, 1);
+		char	   *key = SPI_getvalue(tup, desc, 2);
+		int64		offset = strtoll(SPI_getvalue(tup, desc, 3), NULL, 10);
+		bool		done = strcmp(SPI_getvalue(tup, desc, 4), "t") == 0;
+		int64		rows = strtoll(SPI_getvalue(tup, desc, 5), NULL, 10);
+
+		if (strcmp(table, "(full-load)") == 0)
+		{
+			job->has_load_row = true;
+			job->load_offset = offset;
+			job->load_done = done;
+			job->load_rows = job->load_rows_at_start = rows;
+			if (key != NULL)
+				job->start_lsn = lsn_parse(key);
+		}
+		else if (strcmp(table, "(cdc)") == 0)
+		{
+			job->has_cdc_row = true;
+			job->ack_lsn = key ? lsn_parse(key) : InvalidXLogRecPtr;
+			job->ack_ordinal = offset;
+			job->cdc_rows = job->cdc_rows_at_start = rows;
+		}
+	}
+	pj_xact_end(job_cxt);
+
+	job->spool_dir = psprintf("%s/pg_dms_stream", DataDir);
+	job->pc = pg_source_context_create(job->task_name, job->mappings, &job->settings);
+
+	/* ParallelLoadThreads requests of ParallelLoadBufferSize records. */
+	in_flight = threads ? atoi(threads) : 4;
+	in_flight = Max(in_flight, 1);
+	per_request = buffer_size ? atoi(buffer_size) : 0;
+	if (per_request <= 0)
+		per_request = 500;
+	per_request = Min(per_request, KINESIS_MAX_REQUEST_RECORDS);
+	kinesis_batcher_default_options(&opts);
+	opts.max_in_flight = Min(in_flight, 64);
+	opts.max_request_records = per_request;
+	opts.max_buffered_records = Max(per_request * opts.max_in_flight * 2, 1000);
+	job->batcher = kinesis_batcher_create(job->kinesis, &opts);
+	job->ring_size = opts.max_buffered_records * 2 + 16;
+	job->ring = palloc0(sizeof(PgRingEntry) * job->ring_size);
+
+	initStringInfo(&job->data);
+	initStringInfo(&job->key);
+	initStringInfo(&job->pdata);
+	initStringInfo(&job->pkey);
+}
+
+/* ----------------------------------------------------------------
+ * Checkpoints
+ * ----------------------------------------------------------------
+ */
+
+static void
+pj_write_checkpoint(PgJob *job)
+{
+	const char *params[8];
+	int			i;
+	int64		rows;
+	long		secs;
+	int			usecs;
+	double		elapsed;
+
+	params[0] = job->task_name;
+	if (job->full_load && job->has_load_row)
+	{
+		params[1] = "(full-load)";
+		params[2] = job->start_lsn != InvalidXLogRecPtr ? lsn_text(job->start_lsn) : NULL;
+		params[3] = psprintf(INT64_FORMAT, job->load_offset);
+		params[4] = job->load_done ? "true" : "false";
+		params[5] = psprintf(INT64_FORMAT, job->load_rows);
+		pj_exec("INSERT INTO dms_stream.task_checkpoint AS c"
+				"       (task_name, schema_name, table_name, file_key, next_offset,"
+				"        table_done, rows_sent, updated_at)"
+				" VALUES ($1, '(pg)', $2, $3, $4::bigint, $5::boolean, $6::bigint, now())"
+				" ON CONFLICT (task_name, schema_name, table_name) DO UPDATE"
+				"   SET file_key = EXCLUDED.file_key, next_offset = EXCLUDED.next_offset,"
+				"       table_done = EXCLUDED.table_done, rows_sent = EXCLUDED.rows_sent,"
+				"       updated_at = now()",
+				6, params, SPI_OK_INSERT);
+	}
+	if (job->cdc && job->has_cdc_row)
+	{
+		params[1] = "(cdc)";
+		params[2] = lsn_text(job->ack_lsn);
+		params[3] = psprintf(INT64_FORMAT, job->ack_ordinal);
+		params[4] = "false";
+		params[5] = psprintf(INT64_FORMAT, job->cdc_rows);
+		pj_exec("INSERT INTO dms_stream.task_checkpoint AS c"
+				"       (task_name, schema_name, table_name, file_key, next_offset,"
+				"        table_done, rows_sent, updated_at)"
+				" VALUES ($1, '(pg)', $2, $3, $4::bigint, $5::boolean, $6::bigint, now())"
+				" ON CONFLICT (task_name, schema_name, table_name) DO UPDATE"
+				"   SET file_key = EXCLUDED.file_key, next_offset = EXCLUDED.next_offset,"
+				"       table_done = EXCLUDED.table_done, rows_sent = EXCLUDED.rows_sent,"
+				"       updated_at = now()",
+				6, params, SPI_OK_INSERT);
+	}
+	for (i = 0; i < job->pc->nstats; i++)
+	{
+		PgStatTable *st = &job->pc->stats[i];
+		bool		any = false;
+		int			k;
+
+		for (k = 0; k < PG_STAT_NONE; k++)
+			any |= st->pending[k] != 0;
+		if (!any && !(job->load_done && job->loading))
+			continue;
+		params[1] = st->schema;
+		params[2] = st->table;
+		params[3] = psprintf(INT64_FORMAT, st->pending[PG_STAT_LOAD]);
+		params[4] = psprintf(INT64_FORMAT, st->pending[PG_STAT_INSERT]);
+		params[5] = psprintf(INT64_FORMAT, st->pending[PG_STAT_UPDATE]);
+		params[6] = psprintf(INT64_FORMAT, st->pending[PG_STAT_DELETE]);
+		params[7] = psprintf(INT64_FORMAT, st->pending[PG_STAT_DDL]);
+		pj_exec(job->loading ?
+				"INSERT INTO dms_stream.table_statistics AS s"
+				"       (task_name, schema_name, table_name, full_load_rows,"
+				"        full_load_start_time, table_state, last_update_time)"
+				" VALUES ($1, $2, $3, $4::bigint, now(), 'Full load', now())"
+				" ON CONFLICT (task_name, schema_name, table_name) DO UPDATE"
+				"   SET full_load_rows = s.full_load_rows + EXCLUDED.full_load_rows,"
+				"       table_state = 'Full load', last_update_time = now()"
+				:
+				"INSERT INTO dms_stream.table_statistics AS s"
+				"       (task_name, schema_name, table_name, inserts, updates, deletes, ddls,"
+				"        table_state, last_update_time)"
+				" VALUES ($1, $2, $3, $5::bigint, $6::bigint, $7::bigint, $8::bigint,"
+				"         'Table completed', now())"
+				" ON CONFLICT (task_name, schema_name, table_name) DO UPDATE"
+				"   SET inserts = s.inserts + EXCLUDED.inserts,"
+				"       updates = s.updates + EXCLUDED.updates,"
+				"       deletes = s.deletes + EXCLUDED.deletes,"
+				"       ddls = s.ddls + EXCLUDED.ddls,"
+				"       last_update_time = now()",
+				8, params, SPI_OK_INSERT);
+		memset(st->pending, 0, sizeof(st->pending));
+	}
+	if (job->loading && job->load_done)
+		pj_exec("UPDATE dms_stream.table_statistics"
+				"   SET table_state = 'Table completed', full_load_end_time = now()"
+				" WHERE task_name = $1 AND table_state IN ('Before load', 'Full load')",
+				1, params, SPI_OK_UPDATE);
+
+	rows = (job->load_rows - job->load_rows_at_start) + (job->cdc_rows - job->cdc_rows_at_start);
+	TimestampDifference(job->run_started, GetCurrentTimestamp(), &secs, &usecs);
+	elapsed = secs + usecs / 1000000.0;
+	params[1] = task_worker_phase();
+	params[2] = psprintf(INT64_FORMAT, rows);
+	params[3] = psprintf("%.3f", elapsed > 0 ? rows / elapsed : 0.0);
+	pj_exec("UPDATE dms_stream.task_progress"
+			"   SET phase = $2, rows_sent = $3::bigint, rows_per_second = $4::double precision,"
+			"       updated_at = now()"
+			" WHERE task_name = $1",
+			4, params, SPI_OK_UPDATE);
+	params[0] = psprintf(INT64_FORMAT, job->run_id);
+	params[1] = psprintf(INT64_FORMAT, rows);
+	pj_exec("UPDATE dms_stream.run_history SET rows_processed = $2::bigint"
+			" WHERE run_id = $1::bigint",
+			2, params, SPI_OK_UPDATE);
+	job->result->rows_sent = rows;
+}
+
+static void
+pj_checkpoint(PgJob *job)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	pj_xact_begin();
+	pj_write_checkpoint(job);
+	pj_xact_end(cxt);
+	job->last_checkpoint = GetCurrentTimestamp();
+}
+
+/* Take the newly acknowledged records from the batcher. */
+static void
+pj_note_acks(PgJob *job)
+{
+	uint64		tag;
+	uint64		t;
+
+	if (!kinesis_batcher_acked_through(job->batcher, &tag) || tag <= job->acked_tag)
+		return;
+	for (t = job->acked_tag + 1; t <= tag; t++)
+	{
+		PgRingEntry *e = &job->ring[t % job->ring_size];
+
+		if (e->table >= 0 && e->stat < PG_STAT_NONE)
+			job->pc->stats[e->table].pending[e->stat]++;
+		if (job->loading)
+		{
+			job->load_offset = e->spool_end;
+			job->load_rows++;
+		}
+		else
+		{
+			job->ack_lsn = e->commit_lsn;
+			job->ack_ordinal = e->ordinal;
+			job->cdc_rows++;
+		}
+	}
+	job->acked_tag = tag;
+}
+
+/* Queue one record. */
+static void
+pj_add(PgJob *job, const PgSpoolEntry *e, StringInfo data, StringInfo key, int64 spool_end)
+{
+	uint64		tag = job->next_tag + 1;
+	PgRingEntry *r = &job->ring[tag % job->ring_size];
+	char	   *problem = NULL;
+	KinesisRecordStatus status;
+
+	r->spool_end = spool_end;
+	r->commit_lsn = e->commit_lsn;
+	r->ordinal = e->ordinal;
+	r->table = e->table;
+	r->stat = e->stat;
+	status = kinesis_batcher_add(job->batcher, data->data, data->len, key->data, NULL,
+								 tag, &problem);
+	if (status != KINESIS_RECORD_OK)
+	{
+		/* Never silently: logged, counted, and the stream goes on. */
+		MemoryContext cxt = CurrentMemoryContext;
+		const char *params[4];
+
+		job->refused++;
+		ereport(WARNING,
+				(errmsg("dms_stream task \"%s\": record %s:" INT64_FORMAT " refused: %s",
+						job->task_name, lsn_text(e->commit_lsn), e->ordinal / PG_SPOOL_SUBS,
+						problem ? problem : "Kinesis would refuse it")));
+		kinesis_batcher_flush(job->batcher);
+		pj_note_acks(job);
+		params[0] = job->task_name;
+		params[1] = e->table >= 0 ? job->pc->stats[e->table].schema : NULL;
+		params[2] = e->table >= 0 ? job->pc->stats[e->table].table : NULL;
+		params[3] = problem ? problem : "Kinesis would refuse this record";
+		pj_xact_begin();
+		pj_exec("INSERT INTO dms_stream.apply_exceptions"
+				"       (task_name, target_table_name, table_owner, table_name, error_code, error)"
+				" VALUES ($1, $3, $2, $3, 'record_refused', $4)",
+				4, params, SPI_OK_INSERT);
+		pj_xact_end(cxt);
+		return;
+	}
+	job->next_tag = tag;
+	if (job->next_tag - job->acked_tag >= (uint64) job->ring_size - 8)
+		kinesis_batcher_flush(job->batcher);
+	pj_note_acks(job);
+	if (TimestampDifferenceExceeds(job->last_checkpoint, GetCurrentTimestamp(),
+								   PG_JOB_CHECKPOINT_MS))
+		pj_checkpoint(job);
+}
+
+/* ----------------------------------------------------------------
+ * Full load
+ * ----------------------------------------------------------------
+ */
+
+static char *
+pj_load_path(PgJob *job)
+{
+	return psprintf("%s/%s.load", job->spool_dir, job->slot_name);
+}
+
+/*
+ * pj_spool_tables
+ *		Read every selected table under the transaction's snapshot into the
+ *		full-load spool (inside a transaction with SPI and an active
+ *		snapshot).  Higher load-order first, then schema and name.
+ */
+static void
+pj_spool_tables(PgJob *job)
+{
+	PgSourceContext *pc = job->pc;
+	PgSpool    *spool = pg_spool_open(pj_load_path(job), true);
+	MemoryContext cxt = CurrentMemoryContext;
+	Oid		   *oids;
+	int64	   *orders;
+	int			n = 0;
+	uint64		i;
+	int			t;
+	char	   *position = lsn_text(job->start_lsn);
+
+	task_worker_set_phase("full load: reading the tables under the slot's snapshot");
+	pj_exec("SELECT c.oid, n.nspname, c.relname FROM pg_catalog.pg_class c"
+			"  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
+			" WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'dms_stream')"
+			"   AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'"
+			" ORDER BY n.nspname, c.relname",
+			0, NULL, SPI_OK_SELECT);
+	MemoryContextSwitchTo(cxt);
+	oids = palloc(sizeof(Oid) * Max(SPI_processed, 1));
+	orders = palloc(sizeof(int64) * Max(SPI_processed, 1));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		Oid			oid = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
+		MappingSelection sel;
+		int			pos;
+
+		mapping_select(job->mappings, SPI_getvalue(tup, desc, 2), SPI_getvalue(tup, desc, 3),
+					   false, &sel);
+		if (!sel.selected)
+			continue;
+		pos = n++;
+		while (pos > 0 && orders[pos - 1] < sel.load_order)
+		{
+			oids[pos] = oids[pos - 1];
+			orders[pos] = orders[pos - 1];
+			pos--;
+		}
+		oids[pos] = oid;
+		orders[pos] = sel.load_order;
+	}
+
+	for (t = 0; t < n; t++)
+	{
+		Relation	rel = table_open(oids[t], AccessShareLock);
+		PgSourceRel *r = pg_source_rel(pc, rel);
+		TableScanDesc scan;
+		HeapTuple	tup;
+		int64		row = 0;
+
+		if (!r->selected)
+		{
+			table_close(rel, AccessShareLock);
+			continue;
+		}
+		task_worker_set_phase("full load: reading %s.%s", r->schema, r->table);
+		scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
+		while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+		{
+			MemoryContext old = MemoryContextSwitchTo(pc->row_cxt);
+			DmsChange	ch;
+			PgSpoolEntry e;
+			char		event_id[96];
+
+			CHECK_FOR_INTERRUPTS();
+			pg_source_render_tuple(pc, r, RelationGetDescr(rel), tup, NULL, false, false);
+			if (mapping_row_passes(r->plan, pc->cur))
+			{
+				row++;
+				memset(&ch, 0, sizeof(ch));
+				ch.operation = DMS_OP_LOAD;
+				ch.values = pc->cur;
+				snprintf(event_id, sizeof(event_id), "%s:load:%u:" INT64_FORMAT,
+						 position, oids[t], row);
+				ch.event_id = event_id;
+				ch.timestamp = GetCurrentTimestamp();
+				dms_message_build(r->writer, &ch, &pc->message, &pc->key);
+				memset(&e, 0, sizeof(e));
+				e.kind = PG_SPOOL_RECORD;
+				e.data_len = pc->message.len;
+				e.key_len = pc->key.len;
+				e.table = r->stat_index;
+				e.stat = PG_STAT_LOAD;
+				e.ordinal = row;
+				pg_spool_write(spool, &e, pc->message.data, pc->key.data);
+			}
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(pc->row_cxt);
+		}
+		table_endscan(scan);
+		table_close(rel, AccessShareLock);
+		{
+			const char *params[3] = {job->task_name, r->schema, r->table};
+
+			pj_exec("INSERT INTO dms_stream.table_statistics AS s"
+					"       (task_name, schema_name, table_name, full_load_start_time,"
+					"        table_state, last_update_time)"
+					" VALUES ($1, $2, $3, now(), 'Before load', now())"
+					" ON CONFLICT (task_name, schema_name, table_name) DO UPDATE"
+					"   SET full_load_rows = 0, table_state = 'Before load',"
+					"       full_load_start_time = now(), full_load_end_time = NULL,"
+					"       last_update_time = now()",
+					3, params, SPI_OK_INSERT);
+		}
+	}
+	pg_spool_sync(spool);
+	pg_spool_close(spool, false);
+	job->has_load_row = true;
+	job->load_offset = 0;
+	job->load_done = false;
+}
+
+/*
+ * pj_ship_load
+ *		Send the full-load spool from the acknowledged offset.
+ */
+static void
+pj_ship_load(PgJob *job)
+{
+	PgSpool    *spool = pg_spool_open(pj_load_path(job), false);
+	PgSpoolEntry e;
+	int64		offset = job->load_offset;
+
+	job->loading = true;
+	task_worker_set_phase("full load: sending");
+	pg_spool_rewind(spool, offset);
+	while (pg_spool_read(spool, &e, &job->data, &job->key))
+	{
+		CHECK_FOR_INTERRUPTS();
+		offset += sizeof(e) + e.data_len + e.key_len;
+		pj_add(job, &e, &job->data, &job->key, offset);
+	}
+	task_worker_set_phase("full load: waiting for Kinesis");
+	kinesis_batcher_flush(job->batcher);
+	pj_note_acks(job);
+	job->load_offset = offset;
+	job->load_done = true;
+	pj_checkpoint(job);
+	job->loading = false;
+	pg_spool_close(spool, true);
+}
+
+/* ----------------------------------------------------------------
+ * Slot
+ * ----------------------------------------------------------------
+ */
+
+static bool
+pj_slot_exists(PgJob *job)
+{
+	ReplicationSlot *s;
+
+	LWLockAcquire(ReplicationSlotControlLock, LW_SHARED);
+	s = SearchNamedReplicationSlot(job->slot_name, false);
+	LWLockRelease(ReplicationSlotControlLock);
+	return s != NULL;
+}
+
+/*
+ * pj_start
+ *		First start (or after reload-target): create the slot (dropping an
+ *		old one), read the full load under its initial snapshot into the
+ *		spool when the task has one, and commit the checkpoints.  Without
+ *		CDC, only the full load under a REPEATABLE READ snapshot.
+ */
+static void
+pj_start(PgJob *job, bool need_load)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (need_load)
+		XactIsoLevel = XACT_REPEATABLE_READ;
+	if (job->cdc)
+	{
+		LogicalDecodingContext *ctx;
+
+		task_worker_set_phase("creating replication slot %s", job->slot_name);
+		CheckSlotPermissions();
+		CheckLogicalDecodingRequirements();
+		if (pj_slot_exists(job))
+			ReplicationSlotDrop(job->slot_name, false);
+		ReplicationSlotCreate(job->slot_name, true, RS_EPHEMERAL, false);
+		pg_source_current = job->pc;
+		ctx = CreateInitDecodingContext("dms_stream", NIL, need_load, InvalidXLogRecPtr,
+										XL_ROUTINE(.page_read = read_local_xlog_page,
+												   .segment_open = wal_segment_open,
+												   .segment_close = wal_segment_close),
+										NULL, NULL, NULL);
+		DecodingContextFindStartpoint(ctx);
+		job->start_lsn = MyReplicationSlot->data.confirmed_flush;
+		if (need_load)
+		{
+			Snapshot	snap = SnapBuildInitialSnapshot(ctx->snapshot_builder);
+
+			RestoreTransactionSnapshot(snap, MyProc);
+		}
+		FreeDecodingContext(ctx);
+		ReplicationSlotPersist();
+		ReplicationSlotRelease();
+		pg_source_current = NULL;
+		job->has_cdc_row = true;
+		job->ack_lsn = InvalidXLogRecPtr;
+		job->ack_ordinal = 0;
+		ereport(dms_stream_log_min_messages,
+				(errmsg("dms_stream task \"%s\": replication slot \"%s\" created at %s",
+						job->task_name, job->slot_name, lsn_text(job->start_lsn))));
+	}
+	else
+		job->start_lsn = GetXLogInsertRecPtr();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (need_load)
+		pj_spool_tables(job);
+	pj_write_checkpoint(job);
+	pj_xact_end(cxt);
+}
+
+/* ----------------------------------------------------------------
+ * CDC
+ * ----------------------------------------------------------------
+ */
+
+static char *
+pj_cdc_path(PgJob *job)
+{
+	return psprintf("%s/%s.cdc", job->spool_dir, job->slot_name);
+}
+
+/*
+ * pj_ship_cdc
+ *		Send the decoded batch: each record once the next entry tells
+ *		whether it ends its transaction (then flagged as the last).
+ */
+static void
+pj_ship_cdc(PgJob *job, PgSpool *spool)
+{
+	PgSpoolEntry e;
+	PgSpoolEntry pending;
+	bool		have_pending = false;
+
+	pg_spool_rewind(spool, 0);
+	while (pg_spool_read(spool, &e, &job->data, &job->key))
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (e.kind == PG_SPOOL_RECORD)
+		{
+			StringInfoData tmp;
+
+			if (have_pending)
+				pj_add(job, &pending, &job->pdata, &job->pkey, 0);
+			pending = e;
+			have_pending = true;
+			tmp = job->pdata;
+			job->pdata = job->data;
+			job->data = tmp;
+			tmp = job->pkey;
+			job->pkey = job->key;
+			job->key = tmp;
+		}
+		else if (have_pending && pending.commit_lsn == e.commit_lsn)
+		{
+			if (pending.stat != PG_STAT_DDL)
+				dms_message_mark_last(&job->pdata, job->settings.unformatted);
+			pj_add(job, &pending, &job->pdata, &job->pkey, 0);
+			have_pending = false;
+		}
+	}
+	if (have_pending)
+		pj_add(job, &pending, &job->pdata, &job->pkey, 0);
+	kinesis_batcher_flush(job->batcher);
+	pj_note_acks(job);
+	pj_checkpoint(job);
+}
+
+static void
+pj_check_lag(PgJob *job)
+{
+	XLogRecPtr	flush = GetFlushRecPtr(NULL);
+	XLogRecPtr	restart = MyReplicationSlot->data.restart_lsn;
+
+	if (dms_stream_max_slot_lag_mb > 0 && restart != InvalidXLogRecPtr && flush > restart &&
+		(flush - restart) / (1024 * 1024) > (uint64) dms_stream_max_slot_lag_mb)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("replication slot \"%s\" of task \"%s\" retains %lld MB of WAL, more than dms_stream.max_slot_lag (%d MB)",
+						job->slot_name, job->task_name,
+						(long long) ((flush - restart) / (1024 * 1024)),
+						dms_stream_max_slot_lag_mb),
+				 errdetail("The task stopped so that the slot does not fill the disk; the slot keeps its position and the task can resume."),
+				 errhint("Resume the task (it catches up from the slot), raise dms_stream.max_slot_lag, or drop the task to release the WAL.")));
+}
+
+/*
+ * pj_cdc_run
+ *		Decode, ship and confirm until stopped.
+ */
+static void
+pj_cdc_run(PgJob *job)
+{
+	PgSourceContext *pc = job->pc;
+	PgSpool    *spool = pg_spool_open(pj_cdc_path(job), true);
+	LogicalDecodingContext *ctx;
+
+	if (!pj_slot_exists(job))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("replication slot \"%s\" of task \"%s\" does not exist", job->slot_name,
+						job->task_name),
+				 errdetail("Changes made since the task last ran cannot be captured."),
+				 errhint("Start the task with reload-target to load the tables again and capture from now on.")));
+
+	pc->spool = spool;
+	pc->skip_lsn = job->ack_lsn;
+	pc->skip_ordinal = job->ack_ordinal;
+	pg_source_current = pc;
+	/* Wait if a worker of an earlier run still holds the slot. */
+	ReplicationSlotAcquire(job->slot_name, false);
+	ctx = CreateDecodingContext(InvalidXLogRecPtr, NIL, false,
+								XL_ROUTINE(.page_read = read_local_xlog_page,
+										   .segment_open = wal_segment_open,
+										   .segment_close = wal_segment_close),
+								NULL, NULL, NULL);
+	XLogBeginRead(ctx->reader, MyReplicationSlot->data.restart_lsn);
+	job->confirmed = job->saved = MyReplicationSlot->data.confirmed_flush;
+	job->last_heartbeat = GetCurrentTimestamp();
+	task_worker_set_phase("cdc: streaming from slot %s", job->slot_name);
+	pj_checkpoint(job);
+
+	for (;;)
+	{
+		XLogRecPtr	end_of_wal;
+		XLogRecPtr	from = ctx->reader->EndRecPtr;
+		XLogRecPtr	decoded;
+		instr_time	decode_time;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		pj_check_lag(job);
+
+		end_of_wal = GetFlushRecPtr(NULL);
+		INSTR_TIME_SET_CURRENT(decode_time);
+		while (ctx->reader->EndRecPtr < end_of_wal && spool->bytes < PG_JOB_BATCH_BYTES)
+		{
+			XLogRecord *record;
+			char	   *errm = NULL;
+
+			record = XLogReadRecord(ctx->reader, &errm);
+			if (errm)
+				elog(ERROR, "could not find record for logical decoding: %s", errm);
+			if (record != NULL)
+				LogicalDecodingProcessRecord(ctx, ctx->reader);
+			CHECK_FOR_INTERRUPTS();
+		}
+		decoded = ctx->reader->EndRecPtr;
+		{
+			instr_time	now;
+
+			INSTR_TIME_SET_CURRENT(now);
+			INSTR_TIME_SUBTRACT(now, decode_time);
+			decode_time = now;
+		}
+
+		if (spool->records > 0)
+		{
+			instr_time	t0,
+						t1;
+			const KinesisBatcherStats *bs = kinesis_batcher_stats(job->batcher);
+			double		http0 = bs->http_ms;
+
+			INSTR_TIME_SET_CURRENT(t0);
+			task_worker_set_phase("cdc: sending %lld records", (long long) spool->records);
+			pj_ship_cdc(job, spool);
+			INSTR_TIME_SET_CURRENT(t1);
+			INSTR_TIME_SUBTRACT(t1, t0);
+			if (spool->records >= 10000)
+				elog(LOG, "dms_stream task \"%s\": decoded %lld records (%lld bytes) in %.1f ms, shipped in %.1f ms (http %.1f ms)",
+					 job->task_name, (long long) spool->records, (long long) spool->bytes,
+					 INSTR_TIME_GET_MILLISEC(decode_time), INSTR_TIME_GET_MILLISEC(t1),
+					 bs->http_ms - http0);
+			task_worker_set_phase("cdc: streaming from slot %s", job->slot_name);
+		}
+		pg_spool_reset(spool);
+
+		/* Everything decoded so far is acknowledged: confirm it. */
+		if (decoded > job->confirmed)
+		{
+			LogicalConfirmReceivedLocation(decoded);
+			job->confirmed = decoded;
+		}
+		if (job->confirmed > job->saved &&
+			TimestampDifferenceExceeds(job->last_slot_save, GetCurrentTimestamp(),
+									   PG_JOB_SLOT_SAVE_MS))
+		{
+			ReplicationSlotMarkDirty();
+			ReplicationSlotSave();
+			job->saved = job->confirmed;
+			job->last_slot_save = GetCurrentTimestamp();
+			if (TimestampDifferenceExceeds(job->last_checkpoint, GetCurrentTimestamp(),
+										   PG_JOB_CHECKPOINT_MS * 10))
+				pj_checkpoint(job);
+		}
+		if (job->heartbeat &&
+			TimestampDifferenceExceeds(job->last_heartbeat, GetCurrentTimestamp(),
+									   job->heartbeat_minutes * 60 * 1000))
+		{
+			(void) LogLogicalMessage("dms_stream_heartbeat", "", 0, false);
+			job->last_heartbeat = GetCurrentTimestamp();
+		}
+
+		if (decoded == from)
+		{
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 PG_JOB_IDLE_WAIT_MS, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+		}
+	}
+}
+
+/* ----------------------------------------------------------------
+ * Entry
+ * ----------------------------------------------------------------
+ */
+
+void
+pg_source_job_run(const char *task_name, int64 run_id, S3SourceJobResult *result)
+{
+	MemoryContext job_cxt = CurrentMemoryContext;
+	PgJob	   *job = palloc0(sizeof(PgJob));
+	bool		need_load;
+
+	job->task_name = pstrdup(task_name);
+	job->run_id = run_id;
+	job->result = result;
+	job->run_started = GetCurrentTimestamp();
+	SetConfigOption("DateStyle", "ISO, YMD", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("IntervalStyle", "postgres", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("extra_float_digits", "1", PGC_SUSET, PGC_S_OVERRIDE);
+
+	task_worker_set_phase("reading the task");
+	pj_load_task(job, job_cxt);
+
+	need_load = job->full_load && !(job->has_load_row && job->load_done);
+	if ((job->cdc && !job->has_cdc_row) || (!job->cdc && need_load && !job->has_load_row))
+		pj_start(job, need_load);
+	else if (need_load && !job->has_load_row)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("task \"%s\" has a CDC position but no full load", job->task_name),
+				 errhint("Start it with reload-target.")));
+	if (need_load)
+		pj_ship_load(job);
+	if (job->cdc)
+		pj_cdc_run(job);		/* returns only by an ERROR or exit */
+
+	task_worker_set_phase("full load finished");
+	pj_checkpoint(job);
+	kinesis_batcher_destroy(job->batcher);
+}
+
+void
+pg_source_define_settings(void)
+{
+	DefineCustomIntVariable("dms_stream.max_slot_lag",
+							"WAL a task's replication slot may retain before the task fails.",
+							"0 means no cap (then max_slot_wal_keep_size is the only limit).",
+							&dms_stream_max_slot_lag_mb,
+							10240, 0, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_MB,
+							NULL, NULL, NULL);
+}
+
+/*
+ * dms_forget_task_source(task_name text)
+ *		Drop the task's replication slot, if it exists, and its spool files.
+ */
+PG_FUNCTION_INFO_V1(dms_forget_task_source);
+Datum
+dms_forget_task_source(PG_FUNCTION_ARGS)
+{
+	char	   *task = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *slot;
+	PgJob		job;
+	char	   *path;
+	bool		isnull;
+	Datum		d;
+
+	SPI_connect();
+	{
+		Oid			types[1] = {TEXTOID};
+		Datum		values[1] = {CStringGetTextDatum(task)};
+
+		if (SPI_execute_with_args("SELECT dms_stream.task_slot_name($1)", 1, types, values,
+								  NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "dms_stream: task_slot_name failed");
+		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		slot = MemoryContextStrdup(CurTransactionContext, TextDatumGetCString(d));
+	}
+	SPI_finish();
+	memset(&job, 0, sizeof(job));
+	job.slot_name = slot;
+	if (max_replication_slots > 0 && pj_slot_exists(&job))
+	{
+		CheckSlotPermissions();
+		ReplicationSlotDrop(slot, true);
+	}
+	path = psprintf("%s/pg_dms_stream/%s.load", DataDir, slot);
+	if (unlink(path) != 0 && errno != ENOENT)
+		ereport(WARNING, (errcode_for_file_access(), errmsg("could not remove \"%s\": %m", path)));
+	path = psprintf("%s/pg_dms_stream/%s.cdc", DataDir, slot);
+	if (unlink(path) != 0 && errno != ENOENT)
+		ereport(WARNING, (errcode_for_file_access(), errmsg("could not remove \"%s\": %m", path)));
+	PG_RETURN_VOID();
+}

@@ -1,0 +1,70 @@
+/*-------------------------------------------------------------------------
+ *
+ * pg_source_job.h
+ *	  Tasks whose source is this database: full load and change data
+ *	  capture by logical decoding, to Kinesis.
+ *
+ * Slot.  A task with CDC (cdc, full-load-and-cdc) has one logical
+ * replication slot, named by dms_stream.task_slot_name(task) (dms_ + the
+ * task name folded to [a-z0-9_] + a hash), using this library's output
+ * plugin (decoding_plugin.h).  The worker creates it at the task's first
+ * start (and again after reload-target); drop_task drops it.
+ *
+ * No gap, no overlap.  The slot is created in the worker, inside a
+ * REPEATABLE READ transaction whose snapshot becomes the slot's initial
+ * snapshot (SnapBuildInitialSnapshot, as CREATE_REPLICATION_SLOT ...
+ * USE_SNAPSHOT does).  In that same transaction the selected tables are
+ * read into a spool file under the data directory (pg_dms_stream/), which
+ * is fsync'd before the transaction commits together with the task's
+ * checkpoint rows: the full load holds exactly the transactions committed
+ * before the slot's consistent point, decoding sends exactly those after.
+ * No network I/O happens while the transaction is open; the spool is then
+ * shipped with acknowledged checkpoints (byte offset in the spool), so a
+ * crash in the middle of the full load resumes from the spool.  A crash
+ * before the commit leaves no checkpoint: the next start drops the slot
+ * and begins again.
+ *
+ * CDC.  The worker decodes in-process (CreateDecodingContext and
+ * LogicalDecodingProcessRecord over the local WAL, like
+ * pg_logical_slot_get_changes, with one decoding context kept for the
+ * life of the worker): a batch is decoded up to the flushed WAL or until
+ * the spool holds 64 MB, outside any transaction of ours; then the spool
+ * is shipped through the PutRecords batcher, every record acknowledged,
+ * and the position committed to dms_stream.task_checkpoint ('(pg)',
+ * '(cdc)': commit LSN in file_key and position key in next_offset of the
+ * newest acknowledged record, see PG_SPOOL_SUBS), then the slot confirmed (LogicalConfirmReceivedLocation) up to
+ * the end of the batch and saved at most once a second.  After a crash,
+ * decoding resumes from the slot and records at or before the committed
+ * position are skipped: duplicates come only from records acknowledged
+ * after the last checkpoint commit, and carry the same event id (commit
+ * LSN:ordinal).
+ *
+ * Slot safety: the slot is confirmed only past acknowledged records; a
+ * batch without relevant changes still confirms (heartbeat), and with the
+ * endpoint's HeartbeatEnable a logical message is written every
+ * HeartbeatFrequency minutes so that quiet databases move too;
+ * dms_stream.replication_slot_lag shows each task's slot;
+ * dms_stream.max_slot_lag caps the WAL the slot retains: past it the task
+ * fails with an error saying so.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef DMS_PG_SOURCE_JOB_H
+#define DMS_PG_SOURCE_JOB_H
+
+#include "s3_source_job.h"
+
+/* WAL a task's slot may retain before the task fails (MB, 0: no cap). */
+extern int	dms_stream_max_slot_lag_mb;
+
+/* Define the GUCs of this module (from _PG_init). */
+extern void pg_source_define_settings(void);
+
+/*
+ * Run or resume a task with a postgres source; same contract as
+ * s3_source_job_run.
+ */
+extern void pg_source_job_run(const char *task_name, int64 run_id,
+							  S3SourceJobResult *result);
+
+#endif							/* DMS_PG_SOURCE_JOB_H */

@@ -1,0 +1,372 @@
+// Benchmark of tasks with a postgres source (issue 5): logical decoding of
+// this database's tables, shipped to a Kinesis-compatible sink.
+//
+//  (a) Throughput: one WAL, two decoders, in the same run. A cdc task's slot
+//      and a wal2json slot are created, the task is stopped, --rows rows are
+//      inserted in transactions of --tx-rows. Then wal2json (format-version
+//      2) decodes that WAL with pg_logical_slot_get_changes (decode only,
+//      nothing shipped), and the task is resumed: it decodes the same WAL,
+//      renders DMS messages and ships them to the minimal acknowledging
+//      server (ack_server.mjs, in its own process) until the server counted
+//      every record. Ratio = wal2json seconds / dms_stream seconds (>= 1.0:
+//      decode-and-ship at least as fast as wal2json's decoding alone). The
+//      same with --kinesalite-rows into kinesalite (directly, no proxy).
+//  (b) Latency: pgbench commits one-row transactions at --rate per second
+//      (synchronous_commit on) for --seconds; a sink in this process parses
+//      every PutRecords body and takes, per record, arrival time minus the
+//      record's commit-timestamp: p50/p99/max after a 2 s warm-up.
+//  (c) Large transaction: --large-rows rows inserted in one transaction
+//      (beyond logical_decoding_work_mem), shipped to the ack server; the
+//      worker's peak VmHWM is sampled every 50 ms.
+//
+//   source test/bed/env.sh   # bed running (test/bed/start.sh), extension installed
+//   NODE_NO_WARNINGS=1 node test/bench/decoding.mjs [--rows 200000] [--tx-rows 100]
+//       [--kinesalite-rows 20000] [--rate 2000] [--seconds 20] [--large-rows 1000000] [--repeat 3]
+
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { env, psql, createStream, uniqueName, sleep, waitFor } from '../lib/bed.mjs';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const args = process.argv.slice(2);
+const opt = (name, dflt) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? Number(args[i + 1]) : dflt;
+};
+const ROWS = opt('rows', 200000);
+const TX_ROWS = opt('tx-rows', 100);
+const KL_ROWS = opt('kinesalite-rows', 20000);
+const RATE = opt('rate', 2000);
+const SECONDS = opt('seconds', 20);
+const LARGE = opt('large-rows', 1000000);
+const REPEAT = opt('repeat', 3);
+
+const lit = (s) => `'${String(s).replace(/'/g, "''")}'`;
+const sql = (q) => psql(`\\set QUIET on\nSET client_min_messages = warning;\n${q}`);
+const one = async (q) => {
+  const r = await sql(q);
+  return r.length ? r[r.length - 1][0] : undefined;
+};
+const fmt = (n, d = 1) => Number(n).toFixed(d);
+const created = { tasks: [], children: [], slots: [], schema: null, servers: [] };
+
+// ------------------------------------------------------------------ sinks
+
+async function startAckServer() {
+  const child = spawn(process.execPath, [path.join(HERE, 'ack_server.mjs'), '--port', '0'],
+    { stdio: ['ignore', 'pipe', 'inherit'] });
+  created.children.push(child);
+  const url = await new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+      const m = /listening (\S+)/.exec(out);
+      if (m) resolve(m[1]);
+    });
+    child.on('exit', (code) => reject(new Error(`ack server exited with ${code}`)));
+  });
+  const call = async (p, method = 'GET') => (await fetch(`${url}/${p}`, { method })).json();
+  return { url, stats: () => call('__stats'), reset: () => call('__reset', 'POST') };
+}
+
+/** A sink in this process that measures commit-to-arrival latency per record. */
+async function startLatencySink() {
+  const lat = [];
+  let seq = 10n ** 55n;
+  const server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', () => {
+      const now = Date.now();
+      const target = req.headers['x-amz-target'] || '';
+      let body;
+      if (target.endsWith('PutRecords')) {
+        const reqBody = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+        const records = reqBody.Records.map(() => ({ SequenceNumber: String(seq++), ShardId: 'shardId-000000000000' }));
+        for (const r of reqBody.Records) {
+          const m = JSON.parse(Buffer.from(r.Data, 'base64').toString('utf8'));
+          const ct = m.metadata['commit-timestamp'];
+          if (ct) lat.push({ at: now, ms: now - Date.parse(ct) });
+        }
+        body = { FailedRecordCount: 0, Records: records };
+      } else {
+        body = { StreamDescriptionSummary: { StreamName: 's', StreamStatus: 'ACTIVE', OpenShardCount: 1 }, Shards: [{ ShardId: 'shardId-000000000000' }] };
+      }
+      const text = JSON.stringify(body);
+      res.writeHead(200, { 'content-type': 'application/x-amz-json-1.1', 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+    });
+  });
+  server.keepAliveTimeout = 60000;
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  created.servers.push(server);
+  return { url: `http://127.0.0.1:${server.address().port}`, lat };
+}
+
+// ------------------------------------------------------------------ tasks
+
+async function makeTask(table, url, stream = 'bench', migration = 'cdc', applyThreads = 0) {
+  const task = uniqueName('bench-dec');
+  await sql(`SELECT dms_stream.create_endpoint(${lit(`${task}-src`)}, 'postgres', 'source', '{}');
+    SELECT dms_stream.create_endpoint(${lit(`${task}-tgt`)}, 'kinesis', 'target', ${lit(JSON.stringify({ StreamName: stream, IncludeTransactionDetails: true, MessageFormat: 'json-unformatted' }))}, ${lit(url)});
+    SELECT dms_stream.set_endpoint_credentials(${lit(`${task}-tgt`)}, ${lit(env.AWS_ACCESS_KEY_ID)}, ${lit(env.AWS_SECRET_ACCESS_KEY)});
+    SELECT dms_stream.create_task(${lit(task)}, ${lit(`${task}-src`)}, ${lit(`${task}-tgt`)}, ${lit(migration)},
+      ${lit(JSON.stringify({ rules: [{ 'rule-type': 'selection', 'rule-id': '1', 'rule-name': '1', 'object-locator': { 'schema-name': created.schema, 'table-name': table }, 'rule-action': 'include' }] }))},
+      ${lit(JSON.stringify({ TargetMetadata: { ParallelLoadThreads: 4, ParallelLoadBufferSize: 500, ...(applyThreads ? { ParallelApplyThreads: applyThreads } : {}) } }))});`);
+  created.tasks.push(task);
+  return task;
+}
+
+async function workerPid(task) {
+  const p = await one(`SELECT pid FROM pg_stat_activity WHERE backend_type = 'dms_stream task' AND application_name = ${lit(task)}`);
+  return p ? Number(p) : null;
+}
+
+async function startAndStream(task, startType = 'start-replication') {
+  await sql(`SELECT dms_stream.start_task(${lit(task)}, ${lit(startType)});`);
+  await waitFor(async () => {
+    const [st, err, phase] = (await sql(`SELECT status, coalesce(last_error, ''), coalesce(phase, '') FROM dms_stream.task_status WHERE task = ${lit(task)}`))[0];
+    if (st === 'failed') throw new Error(`task ${task} failed: ${err}`);
+    return phase.startsWith('cdc:');
+  }, { timeoutMs: 60000, what: `${task} streaming` });
+}
+
+async function stopTask(task) {
+  await sql(`SELECT dms_stream.stop_task(${lit(task)});`);
+  await waitFor(async () => !(await workerPid(task))
+    && (await one(`SELECT status FROM dms_stream.task WHERE task_name = ${lit(task)}`)) === 'stopped',
+  { timeoutMs: 30000, what: `${task} stopped` });
+}
+
+function memSampler() {
+  const mem = { pid: null, hwm: 0, rss: 0 };
+  const timer = setInterval(() => {
+    if (!mem.pid) return;
+    try {
+      const s = fs.readFileSync(`/proc/${mem.pid}/status`, 'utf8');
+      const kb = (k) => Number((new RegExp(`${k}:\\s+(\\d+)`).exec(s) || [])[1] || 0);
+      mem.hwm = Math.max(mem.hwm, kb('VmHWM'));
+      mem.rss = Math.max(mem.rss, kb('VmRSS'));
+    } catch { /* gone */ }
+  }, 50);
+  return { mem, stop: () => clearInterval(timer) };
+}
+
+/** Resume a stopped task and wait until count() reaches n; seconds and peak memory. */
+async function resumeUntil(task, n, count) {
+  const s = memSampler();
+  await sql(`SELECT dms_stream.start_task(${lit(task)}, 'resume-processing');`);
+  // Time from the worker's start (the launcher may take a moment to start it).
+  while (!s.mem.pid) {
+    s.mem.pid = await workerPid(task);
+    if (!s.mem.pid) await sleep(2);
+  }
+  const t0 = performance.now();
+  const perf = process.env.BENCH_PERF ? spawn('perf', ['record', '-g', '-o', process.env.BENCH_PERF, '-p', String(s.mem.pid)], { stdio: 'ignore' }) : null;
+  try {
+    for (;;) {
+      const c = await count();
+      if (c >= n) break;
+      const st = await one(`SELECT status || ' ' || coalesce(last_error, '') FROM dms_stream.task_status WHERE task = ${lit(task)}`);
+      if (st.startsWith('failed')) throw new Error(`task ${task}: ${st}`);
+      if (performance.now() - t0 > 3600e3) throw new Error(`${task}: ${c} of ${n} after an hour`);
+      await sleep(20);
+    }
+  } finally {
+    s.stop();
+    if (perf) {
+      perf.kill('SIGINT');
+      await new Promise((r) => perf.on('close', r));
+    }
+  }
+  return { seconds: (performance.now() - t0) / 1000, mem: s.mem };
+}
+
+/** Decode and ship milliseconds the worker of task logged (batches of 10,000+ records). */
+function workerTimes(task) {
+  const log = fs.readFileSync(path.join(env.DMS_BED_PGRUN, 'pg.log'), 'utf8');
+  const re = new RegExp(`task "${task}": decoded (\\d+) records \\((\\d+) bytes\\) in ([\\d.]+) ms, shipped in ([\\d.]+) ms \\(http ([\\d.]+) ms\\)`, 'g');
+  const t = { records: 0, bytes: 0, decode: 0, ship: 0, http: 0 };
+  for (const m of log.matchAll(re)) {
+    t.records += Number(m[1]);
+    t.bytes += Number(m[2]);
+    t.decode += Number(m[3]);
+    t.ship += Number(m[4]);
+    t.http += Number(m[5]);
+  }
+  return t;
+}
+
+async function wal2json(slot, peek = false) {
+  const t0 = performance.now();
+  const n = Number(await one(`SELECT count(*) FROM pg_logical_slot_${peek ? 'peek' : 'get'}_changes(${lit(slot)}, NULL, NULL, 'format-version', '2')`));
+  return { seconds: (performance.now() - t0) / 1000, n };
+}
+
+// ------------------------------------------------------------------ run
+
+async function cleanup() {
+  for (const t of created.tasks) {
+    await psql(`SELECT dms_stream.stop_task(${lit(t)}) FROM dms_stream.task WHERE task_name = ${lit(t)} AND desired_state = 'running'`).catch(() => {});
+  }
+  for (const t of created.tasks) {
+    await waitFor(async () => !(await workerPid(t)), { timeoutMs: 30000 }).catch(() => {});
+    await psql(`UPDATE dms_stream.task SET status = 'stopped' WHERE task_name = ${lit(t)}; SELECT dms_stream.drop_task(${lit(t)});
+      DELETE FROM dms_stream.endpoint WHERE endpoint_name IN (${lit(`${t}-src`)}, ${lit(`${t}-tgt`)});`).catch((e) => console.error(String(e).slice(0, 300)));
+  }
+  for (const s of created.slots) await psql(`SELECT pg_drop_replication_slot(${lit(s)}) FROM pg_replication_slots WHERE slot_name = ${lit(s)}`).catch(() => {});
+  if (created.schema) await psql(`DROP SCHEMA ${created.schema} CASCADE`).catch(() => {});
+  for (const c of created.children) c.kill();
+  for (const s of created.servers) s.close();
+}
+
+async function main() {
+  created.schema = uniqueName('bench_dec').replace(/-/g, '_');
+  const S = created.schema;
+  await sql(`CREATE SCHEMA ${S};
+    CREATE TABLE ${S}.items (id bigint PRIMARY KEY, name text, qty int, price numeric(10,2), ts timestamptz, note text);
+    CREATE TABLE ${S}.kl (LIKE ${S}.items INCLUDING ALL);
+    CREATE TABLE ${S}.big (LIKE ${S}.items INCLUDING ALL);
+    CREATE TABLE ${S}.lat (id bigserial PRIMARY KEY, v int, ts timestamptz DEFAULT now());
+    CREATE PROCEDURE ${S}.gen(tbl text, n bigint, per bigint) LANGUAGE plpgsql AS $$
+    BEGIN
+      FOR b IN 0..(n - 1) / per LOOP
+        EXECUTE format('INSERT INTO ${S}.%I SELECT g, ''name '' || g, (g %% 1000)::int, g / 100.0, now(), md5(g::text) FROM generate_series($1, $2) g', tbl)
+          USING b * per + 1, least((b + 1) * per, n);
+        COMMIT;
+      END LOOP;
+    END $$;`);
+  const ack = await startAckServer();
+  const rowsOut = [];
+
+  // (a) throughput, ack server: partition key schema.table (DMS's CDC default:
+  // one key, so the batcher keeps one request in flight to keep the order),
+  // and primary key (TargetMetadata.ParallelApplyThreads > 0), on the same
+  // WAL. Each of wal2json (peek, so the WAL is decoded again each time) and
+  // the two kinds of task runs --repeat times, alternating; the best counts
+  // (the machine is shared: single runs vary a lot).
+  {
+    const tasks = { st: [], pk: [] };
+    for (let r = 0; r < REPEAT; r++) {
+      for (const kind of ['st', 'pk']) {
+        const t = await makeTask('items', ack.url, 'bench', 'cdc', kind === 'pk' ? 4 : 0);
+        await startAndStream(t);
+        await stopTask(t);
+        tasks[kind].push(t);
+      }
+    }
+    const w2j = `bench_w2j_${Date.now().toString(36)}`;
+    created.slots.push(w2j);
+    await sql(`SELECT pg_create_logical_replication_slot(${lit(w2j)}, 'wal2json');`);
+    const g0 = performance.now();
+    await sql(`SET synchronous_commit = on; CALL ${S}.gen('items', ${ROWS}, ${TX_ROWS});`);
+    const genSeconds = (performance.now() - g0) / 1000;
+    const wal = Number(await one(`SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn) FROM pg_replication_slots WHERE slot_name = ${lit(w2j)}`));
+    console.log(`generated ${ROWS} rows in ${ROWS / TX_ROWS} transactions in ${fmt(genSeconds)} s, ${fmt(wal / 1048576)} MB of WAL`);
+    const best = { w2j: Infinity, st: Infinity, pk: Infinity, hwm: 0 };
+    for (let r = 0; r < REPEAT; r++) {
+      const w = await wal2json(w2j, true);
+      best.w2j = Math.min(best.w2j, w.seconds);
+      for (const kind of ['st', 'pk']) {
+        await ack.reset();
+        const d = await resumeUntil(tasks[kind][r], ROWS, async () => (await ack.stats()).records);
+        await stopTask(tasks[kind][r]);
+        best[kind] = Math.min(best[kind], d.seconds);
+        best.hwm = Math.max(best.hwm, d.mem.hwm);
+        const wt = workerTimes(tasks[kind][r]);
+        if (wt.records > 0) best.decode = Math.min(best.decode ?? Infinity, wt.decode / 1000 * (ROWS / wt.records));
+        console.log(`run ${r + 1}: wal2json ${w.n} changes in ${fmt(w.seconds, 2)} s; dms_stream (${kind === 'st' ? 'key schema.table' : 'key primary key'}) ${ROWS} records in ${fmt(d.seconds, 2)} s`
+          + (wt.records ? ` (worker log: decode+render ${fmt(wt.decode / 1000, 2)} s, ship ${fmt(wt.ship / 1000, 2)} s of which http ${fmt(wt.http / 1000, 2)} s, for ${wt.records} records)` : ''));
+      }
+    }
+    rowsOut.push({ sink: 'ack server, key schema.table', rows: ROWS, wal, w2j: best.w2j, dms: best.st, hwm: best.hwm });
+    rowsOut.push({ sink: 'ack server, key primary key', rows: ROWS, wal, w2j: best.w2j, dms: best.pk, hwm: best.hwm });
+    if (best.decode) rowsOut.push({ sink: 'decode + render only (worker log, no shipping)', rows: ROWS, wal, w2j: best.w2j, dms: best.decode, hwm: best.hwm });
+  }
+  // (a') throughput, kinesalite
+  if (KL_ROWS > 0) {
+    const stream = uniqueName('bench-dec');
+    await createStream(stream, 1);
+    const task = await makeTask('kl', env.KINESALITE_URL, stream);
+    await startAndStream(task);
+    await stopTask(task);
+    const w2j = `bench_w2j_kl_${Date.now().toString(36)}`;
+    created.slots.push(w2j);
+    await sql(`SELECT pg_create_logical_replication_slot(${lit(w2j)}, 'wal2json');`);
+    await sql(`SET synchronous_commit = on; CALL ${S}.gen('kl', ${KL_ROWS}, ${TX_ROWS});`);
+    const wal = Number(await one(`SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn) FROM pg_replication_slots WHERE slot_name = ${lit(w2j)}`));
+    const w = await wal2json(w2j);
+    const d = await resumeUntil(task, KL_ROWS, async () => Number(await one(`SELECT coalesce(max(rows_sent), 0) FROM dms_stream.task_checkpoint WHERE task_name = ${lit(task)} AND table_name = '(cdc)'`)));
+    await stopTask(task);
+    rowsOut.push({ sink: 'kinesalite', rows: KL_ROWS, wal, w2j: w.seconds, dms: d.seconds, hwm: d.mem.hwm });
+  }
+
+  // (b) latency at RATE commits/s
+  let latency = null;
+  if (RATE > 0 && SECONDS > 0) {
+    const sink = await startLatencySink();
+    const task = await makeTask('lat', sink.url);
+    await startAndStream(task);
+    const script = path.join(fs.mkdtempSync('/tmp/bench-dec-'), 'lat.sql');
+    fs.writeFileSync(script, `INSERT INTO ${S}.lat (v) VALUES (1);\n`);
+    fs.chmodSync(path.dirname(script), 0o755);
+    fs.chmodSync(script, 0o644);
+    const t0 = Date.now();
+    // Not spawnSync: the sink runs in this process's event loop.
+    const pb = await new Promise((resolve) => {
+      const child = spawn(`${env.PGBIN}/pgbench`, ['-n', '-c', '4', '-j', '2', '-R', String(RATE), '-T', String(SECONDS), '-f', script, '-h', env.PGHOST, '-p', env.PGPORT, '-U', env.PGUSER, env.PGDATABASE],
+        { env: { ...process.env, PGOPTIONS: '-c synchronous_commit=on' }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d) => { stdout += d; });
+      child.stderr.on('data', (d) => { stderr += d; });
+      child.on('close', (status) => resolve({ status, stdout, stderr }));
+    });
+    if (pb.status !== 0) throw new Error(`pgbench: ${pb.stderr}`);
+    const committed = Number(await one(`SELECT count(*) FROM ${S}.lat`));
+    await waitFor(() => sink.lat.length >= committed, { timeoutMs: 60000, what: 'every commit at the sink' });
+    const tps = (/tps = ([\d.]+)/.exec(pb.stdout) || [])[1];
+    const xs = sink.lat.filter((l) => l.at >= t0 + 2000).map((l) => l.ms).sort((a, b) => a - b);
+    const q = (p) => xs[Math.min(xs.length - 1, Math.floor(p * xs.length))];
+    latency = { committed, tps: Number(tps), n: xs.length, p50: q(0.5), p99: q(0.99), max: xs[xs.length - 1] };
+    await stopTask(task);
+  }
+
+  // (c) large transaction
+  let large = null;
+  if (LARGE > 0) {
+    const task = await makeTask('big', ack.url);
+    await startAndStream(task);
+    await stopTask(task);
+    const g0 = performance.now();
+    await sql(`SET synchronous_commit = on; CALL ${S}.gen('big', ${LARGE}, ${LARGE});`);
+    const genSeconds = (performance.now() - g0) / 1000;
+    await ack.reset();
+    const d = await resumeUntil(task, LARGE, async () => (await ack.stats()).records);
+    await stopTask(task);
+    large = { rows: LARGE, gen: genSeconds, seconds: d.seconds, hwm: d.mem.hwm, rss: d.mem.rss, workMem: await one('SHOW logical_decoding_work_mem') };
+  }
+
+  console.log('\n| sink | rows | WAL MB | wal2json decode-only s | dms_stream decode+ship s | dms_stream rows/s | ratio (wal2json s / dms_stream s) | worker VmHWM MB |');
+  console.log('|---|---|---|---|---|---|---|---|');
+  for (const r of rowsOut) {
+    console.log(`| ${r.sink} | ${r.rows} | ${fmt(r.wal / 1048576)} | ${fmt(r.w2j, 2)} | ${fmt(r.dms, 2)} | ${fmt(r.rows / r.dms, 0)} | ${fmt(r.w2j / r.dms, 2)}x | ${fmt(r.hwm / 1024)} |`);
+  }
+  if (latency) {
+    console.log(`\nlatency at ${RATE} commits/s target (pgbench ${fmt(latency.tps, 0)} tps, ${latency.committed} commits, ${latency.n} after warm-up): `
+      + `p50 ${latency.p50} ms, p99 ${latency.p99} ms, max ${latency.max} ms (commit-timestamp to arrival at the sink)`);
+  }
+  if (large) {
+    console.log(`\nlarge transaction: ${large.rows} rows in one transaction (generated in ${fmt(large.gen)} s, logical_decoding_work_mem ${large.workMem}): `
+      + `shipped in ${fmt(large.seconds, 1)} s (${fmt(large.rows / large.seconds, 0)} rows/s), worker peak VmHWM ${fmt(large.hwm / 1024)} MB`);
+  }
+}
+
+try {
+  await main();
+} finally {
+  await cleanup();
+}
