@@ -235,9 +235,8 @@ typedef struct PqColumn
 	PqBuf		dict;			/* PLAIN-encoded entries */
 	uint32		dict_count;
 	uint32		dict_cap;
-	uint32	   *dict_hash;		/* per entry */
 	uint32	   *dict_off;		/* per entry: offset in dict (byte arrays) */
-	uint32	   *slots;			/* hash table: entry + 1, 0 = free */
+	uint64	   *slots;			/* hash table: SLOT(hash, entry), 0 = free */
 	uint32		nslots;
 
 	/* current chunk */
@@ -658,8 +657,9 @@ compress_body(ParquetWriter *w, const char *src, size_t len, size_t *out_len)
 			{
 				size_t		cap = ZSTD_compressBound(len);
 				size_t		rc;
+				/* level 1 by default: level 3 costs twice the CPU for ~7% */
 				int			level = w->opts.compression_level > 0 ?
-					Min(w->opts.compression_level, ZSTD_maxCLevel()) : ZSTD_CLEVEL_DEFAULT;
+					Min(w->opts.compression_level, ZSTD_maxCLevel()) : 1;
 
 				if (w->zstd == NULL)
 				{
@@ -948,30 +948,74 @@ dict_reset(ParquetWriter *w, PqColumn *c)
 	c->dict.len = 0;
 	c->dict_count = 0;
 	if (c->slots)
-		memset(c->slots, 0, sizeof(uint32) * c->nslots);
+		memset(c->slots, 0, sizeof(uint64) * c->nslots);
 }
+
+/* A slot: the value's hash in the high half, its entry + 1 in the low one. */
+#define SLOT(h, e)		(((uint64) (h) << 32) | ((uint64) (e) + 1))
+#define SLOT_HASH(v)	((uint32) ((v) >> 32))
+#define SLOT_ENTRY(v)	((uint32) (v) - 1)
 
 static void
 dict_rehash(PqColumn *c, uint32 nslots)
 {
 	uint32		mask = nslots - 1;
+	uint64	   *old = c->slots;
+	uint32		oldn = c->nslots;
 
-	if (c->slots)
-		pfree(c->slots);
-	c->slots = MemoryContextAllocZero(c->plain.cxt, sizeof(uint32) * nslots);
+	c->slots = MemoryContextAllocHuge(c->plain.cxt, sizeof(uint64) * nslots);
+	memset(c->slots, 0, sizeof(uint64) * nslots);
 	c->nslots = nslots;
-	for (uint32 e = 0; e < c->dict_count; e++)
+	for (uint32 i = 0; old && i < oldn; i++)
 	{
-		uint32		s = c->dict_hash[e] & mask;
+		uint32		s;
 
+		if (old[i] == 0)
+			continue;
+		s = SLOT_HASH(old[i]) & mask;
 		while (c->slots[s] != 0)
 			s = (s + 1) & mask;
-		c->slots[s] = e + 1;
+		c->slots[s] = old[i];
 	}
+	if (old)
+		pfree(old);
+}
+
+/* Is dictionary entry e the value p of len bytes? */
+static inline bool
+dict_entry_equals(const PqColumn *c, uint32 e, const char *p, int len)
+{
+	if (c->phys == PT_BYTE_ARRAY)
+	{
+		uint32		off = c->dict_off[e];
+		uint32		elen;
+
+		memcpy(&elen, c->dict.data + off, 4);
+		return elen == (uint32) len && memcmp(c->dict.data + off + 4, p, len) == 0;
+	}
+	if (len == 4)
+	{
+		uint32		a,
+					b;
+
+		memcpy(&a, c->dict.data + (size_t) e * 4, 4);
+		memcpy(&b, p, 4);
+		return a == b;
+	}
+	if (len == 8)
+	{
+		uint64		a,
+					b;
+
+		memcpy(&a, c->dict.data + (size_t) e * 8, 8);
+		memcpy(&b, p, 8);
+		return a == b;
+	}
+	return memcmp(c->dict.data + (size_t) e * len, p, len) == 0;
 }
 
 /* Index of the value in the chunk's dictionary, adding it if new. */
-static uint32
+static inline uint32
 dict_lookup(PqColumn *c, const char *p, int len, bool *is_new)
 {
 	bool		fixed = c->phys != PT_BYTE_ARRAY;
@@ -979,66 +1023,44 @@ dict_lookup(PqColumn *c, const char *p, int len, bool *is_new)
 	uint32		mask,
 				s,
 				e;
+	uint64		v;
 
-	if (c->slots == NULL)
+	if (unlikely(c->slots == NULL))
 		dict_rehash(c, 1024);
 	mask = c->nslots - 1;
 	s = h & mask;
-	while ((e = c->slots[s]) != 0)
+	while ((v = c->slots[s]) != 0)
 	{
-		e--;
-		if (c->dict_hash[e] == h)
+		if (SLOT_HASH(v) == h && dict_entry_equals(c, SLOT_ENTRY(v), p, len))
 		{
-			if (fixed)
-			{
-				if (memcmp(c->dict.data + (size_t) e * len, p, len) == 0)
-				{
-					*is_new = false;
-					return e;
-				}
-			}
-			else
-			{
-				uint32		off = c->dict_off[e];
-				uint32		elen;
-
-				memcpy(&elen, c->dict.data + off, 4);
-				if (elen == (uint32) len && memcmp(c->dict.data + off + 4, p, len) == 0)
-				{
-					*is_new = false;
-					return e;
-				}
-			}
+			*is_new = false;
+			return SLOT_ENTRY(v);
 		}
 		s = (s + 1) & mask;
 	}
 
 	e = c->dict_count;
-	if (e >= c->dict_cap)
-	{
-		uint32		cap = c->dict_cap ? c->dict_cap * 2 : 1024;
-
-		c->dict_hash = c->dict_hash ? repalloc_huge(c->dict_hash, sizeof(uint32) * cap)
-			: MemoryContextAllocHuge(c->plain.cxt, sizeof(uint32) * cap);
-		if (!fixed)
-			c->dict_off = c->dict_off ? repalloc_huge(c->dict_off, sizeof(uint32) * cap)
-				: MemoryContextAllocHuge(c->plain.cxt, sizeof(uint32) * cap);
-		c->dict_cap = cap;
-	}
-	c->dict_hash[e] = h;
 	if (fixed)
 		pq_buf_append(&c->dict, p, len);
 	else
 	{
 		uint32		l = len;
 
+		if (e >= c->dict_cap)
+		{
+			uint32		cap = c->dict_cap ? c->dict_cap * 2 : 1024;
+
+			c->dict_off = c->dict_off ? repalloc_huge(c->dict_off, sizeof(uint32) * cap)
+				: MemoryContextAllocHuge(c->plain.cxt, sizeof(uint32) * cap);
+			c->dict_cap = cap;
+		}
 		c->dict_off[e] = (uint32) c->dict.len;
 		pq_buf_append(&c->dict, &l, 4);
 		pq_buf_append(&c->dict, p, len);
 	}
-	c->slots[s] = e + 1;
+	c->slots[s] = SLOT(h, e);
 	c->dict_count++;
-	if (c->dict_count * 2 > c->nslots)
+	if (unlikely(c->dict_count * 2 > c->nslots))
 		dict_rehash(c, c->nslots * 2);
 	*is_new = true;
 	return e;
@@ -1121,7 +1143,7 @@ page_dict_to_plain(PqColumn *c)
 	c->dict_active = false;
 	c->dict.len = 0;
 	c->dict_count = 0;
-	memset(c->slots, 0, sizeof(uint32) * c->nslots);
+	memset(c->slots, 0, sizeof(uint64) * c->nslots);
 }
 
 /* Finish the column's current page into its chunk buffer. */
@@ -1233,13 +1255,21 @@ put_bytes(PqColumn *c, const char *p, int len)
 	}
 	else
 	{
+		pq_buf_reserve(&c->plain, len + 4);
 		if (c->phys == PT_BYTE_ARRAY)
 		{
 			uint32		l = len;
 
-			pq_buf_append(&c->plain, &l, 4);
+			memcpy(c->plain.data + c->plain.len, &l, 4);
+			c->plain.len += 4;
 		}
-		pq_buf_append(&c->plain, p, len);
+		if (len == 8)
+			memcpy(c->plain.data + c->plain.len, p, 8);
+		else if (len == 4)
+			memcpy(c->plain.data + c->plain.len, p, 4);
+		else
+			memcpy(c->plain.data + c->plain.len, p, len);
+		c->plain.len += len;
 		stats_update(c, p, len);
 	}
 }

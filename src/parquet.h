@@ -41,7 +41,7 @@ typedef enum ParquetCodec
 typedef struct ParquetWriterOptions
 {
 	ParquetCodec codec;			/* default snappy */
-	int			compression_level;	/* 0 = the codec's default */
+	int			compression_level;	/* 0 = default: gzip 6, zstd 1 */
 	int64		row_group_rows; /* default 1,000,000 */
 	int64		row_group_bytes;	/* encoded bytes, default 128 MiB */
 	int64		page_bytes;		/* target data page size, default 1 MiB */
