@@ -14,7 +14,7 @@
  *	 codec				"none" (or "uncompressed"), "snappy", "gzip", "zstd"; default "snappy"
  *	 compressionLevel	the codec's level, 0 = the default (gzip 6, zstd 1)
  *	 rowGroupRows		rows per row group, default 1000000
- *	 rowGroupBytes		encoded bytes per row group, default 134217728
+ *	 rowGroupBytes		encoded bytes per row group, default 67108864
  *	 pageBytes			target data page size, default 1048576
  *	 dictionary			dictionary encoding, default true
  *	 dictionaryBytes	dictionary size past which a chunk falls back to PLAIN, default 1048576
