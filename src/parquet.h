@@ -68,6 +68,17 @@ extern void parquet_writer_default_options(ParquetWriterOptions *opts);
 /* Parse a codec name (none/uncompressed, snappy, gzip, zstd); false if unknown. */
 extern bool parquet_codec_parse(const char *name, ParquetCodec *codec);
 
+/*
+ * Fill opts from a JSON object of options in parquet_encode's vocabulary
+ * (codec, compressionLevel, rowGroupRows, rowGroupBytes, pageBytes,
+ * dictionary, dictionaryBytes, createdBy; README.md, "Functions"), over the
+ * defaults; NULL gives the defaults.  A bad option is an ERROR naming it
+ * ("invalid <what> at codec"); what names the document, e.g. "Parquet
+ * options".  (jsonb is a Jsonb *, from utils/jsonb.h.)
+ */
+extern void parquet_options_from_jsonb(const char *what, void *jsonb,
+									   ParquetWriterOptions *opts);
+
 /* Start a file whose columns are tupdesc's non-dropped attributes. */
 extern ParquetWriter *parquet_writer_create(TupleDesc tupdesc,
 											const ParquetWriterOptions *opts,
