@@ -83,6 +83,7 @@
 #include "common/hashfn.h"
 #include "common/int.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "utils/array.h"
 #include "utils/arrayaccess.h"
 #include "utils/builtins.h"
@@ -359,6 +360,7 @@ struct ParquetWriter
 	int			page_max_levels;	/* per column */
 	int64		page_max_bytes; /* per column */
 	int64		rg_max_bytes;	/* row_group_bytes, lowered for wide tables */
+	bool		convert_utf8;	/* the database encoding is not UTF-8 */
 	bool		finished;
 
 	PqBuf		page;			/* page body being assembled */
@@ -1594,6 +1596,8 @@ put_enum(ParquetWriter *w, PqColumn *c, Oid oid)
 					(errcode(ERRCODE_INVALID_BINARY_REPRESENTATION),
 					 errmsg("invalid internal value for enum: %u", oid)));
 		label = NameStr(((Form_pg_enum) GETSTRUCT(tup))->enumlabel);
+		if (w->convert_utf8)
+			label = pg_server_to_any(label, strlen(label), PG_UTF8);
 		e->oid = oid;
 		e->off = (uint32) c->enum_labels.len;
 		e->len = (uint32) strlen(label);
@@ -1602,6 +1606,25 @@ put_enum(ParquetWriter *w, PqColumn *c, Oid oid)
 		c->enum_count++;
 	}
 	put_bytes(c, c->enum_labels.data + e->off, e->len);
+}
+
+/*
+ * Text in UTF-8, as Parquet's STRING and JSON require: converted from the
+ * database encoding when that is neither UTF-8 nor SQL_ASCII (whose bytes
+ * have no known encoding and go as they are).
+ */
+static inline void
+put_text(ParquetWriter *w, PqColumn *c, const char *s, int len)
+{
+	if (unlikely(w->convert_utf8))
+	{
+		const char *u = pg_server_to_any(s, len, PG_UTF8);
+
+		if (u != s)
+			len = strlen(u);
+		s = u;
+	}
+	put_bytes(c, s, len);
 }
 
 /* One non-null scalar value (a column's value or an array element). */
@@ -1725,14 +1748,17 @@ put_value(ParquetWriter *w, PqColumn *c, Datum d)
 			{
 				struct varlena *v = PG_DETOAST_DATUM_PACKED(d);
 
-				put_bytes(c, VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v));
+				if (c->logical == LT_NONE)
+					put_bytes(c, VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v));	/* bytea */
+				else
+					put_text(w, c, VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v));
 				return;
 			}
 		case PK_NAME:
 			{
 				const char *s = NameStr(*DatumGetName(d));
 
-				put_bytes(c, s, strlen(s));
+				put_text(w, c, s, strlen(s));
 				return;
 			}
 		case PK_JSONB:
@@ -1741,7 +1767,7 @@ put_value(ParquetWriter *w, PqColumn *c, Datum d)
 
 				resetStringInfo(&w->text);
 				JsonbToCString(&w->text, &jb->root, VARSIZE(jb));
-				put_bytes(c, w->text.data, w->text.len);
+				put_text(w, c, w->text.data, w->text.len);
 				return;
 			}
 		case PK_ENUM:
@@ -2223,6 +2249,7 @@ parquet_writer_create(TupleDesc tupdesc, const ParquetWriterOptions *opts,
 		w->opts.dictionary_bytes = 1024 * 1024;
 	w->sink = sink;
 	w->sink_arg = sink_arg;
+	w->convert_utf8 = GetDatabaseEncoding() != PG_UTF8 && GetDatabaseEncoding() != PG_SQL_ASCII;
 
 	cb = palloc0(sizeof(MemoryContextCallback));
 	cb->func = writer_cxt_reset;
@@ -2239,6 +2266,8 @@ parquet_writer_create(TupleDesc tupdesc, const ParquetWriterOptions *opts,
 			continue;
 		c = &w->cols[n++];
 		c->name = pstrdup(NameStr(att->attname));
+		if (w->convert_utf8)
+			c->name = pg_server_to_any(c->name, strlen(c->name), PG_UTF8);
 		c->attnum = i;
 		map_column(c, att->atttypid, att->atttypmod);
 
