@@ -261,7 +261,8 @@ file_sink(void *arg, const void *data, size_t len)
  *		RETURNS TABLE (rows bigint, bytes bigint, seconds float8)
  *
  * The same file as parquet_encode, written to a file of the server (for big
- * results and benchmarks): superusers and pg_write_server_files only.
+ * results and benchmarks): superusers and pg_write_server_files only.  The
+ * file is removed again when an error interrupts it.
  */
 PG_FUNCTION_INFO_V1(dms_parquet_write_file);
 
@@ -295,7 +296,18 @@ dms_parquet_write_file(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not open file \"%s\" for writing: %m", path)));
-	rows = run_query(query, options, file_sink, &fs);
+	/* no half-written file is left behind by an error */
+	PG_TRY();
+	{
+		rows = run_query(query, options, file_sink, &fs);
+	}
+	PG_CATCH();
+	{
+		CloseTransientFile(fs.fd);
+		unlink(path);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 	if (CloseTransientFile(fs.fd) != 0)
 		ereport(ERROR,
 				(errcode_for_file_access(),
