@@ -48,7 +48,7 @@ typedef enum ParquetCodec
 typedef struct ParquetWriterOptions
 {
 	ParquetCodec codec;			/* default snappy */
-	int			compression_level;	/* 0 = default: gzip 6, zstd 1 */
+	int			compression_level;	/* 0 = default: gzip 6, zstd 2 */
 	int64		row_group_rows; /* default 1,000,000 */
 	int64		row_group_bytes;	/* encoded bytes, default 64 MiB */
 	int64		page_bytes;		/* target data page size, default 1 MiB */

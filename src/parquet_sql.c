@@ -12,7 +12,7 @@
  * Options (a JSON object, every key optional; numbers may be JSON numbers
  * or strings of digits, as in DMS settings):
  *	 codec				"none" (or "uncompressed"), "snappy", "gzip", "zstd"; default "snappy"
- *	 compressionLevel	the codec's level, 0 = the default (gzip 6, zstd 1)
+ *	 compressionLevel	the codec's level, 0 = the default (gzip 6, zstd 2)
  *	 rowGroupRows		rows per row group, default 1000000
  *	 rowGroupBytes		encoded bytes per row group, default 67108864
  *	 pageBytes			target data page size, default 1048576
