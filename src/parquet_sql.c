@@ -3,7 +3,9 @@
  * parquet_sql.c
  *	  dms_stream.parquet_encode(query text, options jsonb): a query's rows
  *	  as the bytes of a Parquet file, for tests and inspection of the writer
- *	  (src/parquet.c) that delta extracts use.
+ *	  (src/parquet.c) that delta extracts use; parquet_write_file: the same
+ *	  into a file of the server, for big results and benchmarks; and
+ *	  parquet_options_from_jsonb, the options' vocabulary for other callers.
  *
  * The query runs through SPI with a DestReceiver that hands each row to the
  * writer as the executor produces it: no tuple store, so memory is bounded
@@ -36,8 +38,8 @@
 #include "miscadmin.h"
 #include "portability/instr_time.h"
 #include "storage/fd.h"
-#include "utils/acl.h"
 #include "tcop/dest.h"
+#include "utils/acl.h"
 #include "utils/memutils.h"
 
 #include "dms_json.h"
