@@ -18,8 +18,9 @@
  * 72 columns row_group_bytes is lowered (to 100 MB - 0.5 MB a column, at
  * least 16 MB) to stay near 128 MB.  parquet_writer_finish writes the footer
  * (FileMetaData, Thrift compact protocol) and the closing magic.  The sink
- * receives the magic at create, each row group when it is complete (in
- * pieces of up to 64 KiB) and the footer at finish.
+ * receives the magic at create, each row group when it is complete (page
+ * data in pieces of up to 64 KiB, a dictionary page whole) and the footer
+ * at finish.
  *
  * The type mapping from PostgreSQL types to Parquet physical and logical
  * types is documented in README.md ("Parquet type mapping") and in
