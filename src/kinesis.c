@@ -8,11 +8,16 @@
  * first, in the order they were added; a record leaves the ring once it and
  * every older record are acknowledged.  Each record holds its PutRecords
  * entry already encoded as JSON ({"Data":"<base64>","PartitionKey":...}), so
- * a retry costs no encoding and a request body is a concatenation.
+ * a retry costs no encoding and a request body is a concatenation.  The
+ * encoded entries, each followed by its partition key, are written one after
+ * the other into blocks of memory; as records leave the ring in the order
+ * they came, a block is released (or kept as the spare for the next one) once
+ * its last record has left.  So adding a record allocates nothing.
  * Partition keys are interned in a hash table that also carries the
  * per-round state used to keep records of one key in order: which request
  * of the round takes the key, and whether the key is held back for the rest
- * of the round.
+ * of the round.  An interned key's text is the copy in the block of its
+ * newest record, which outlives every older record of the key.
  *
  * Forming a round walks the ring from the oldest record.  A record that is
  * not yet due (waiting after a failure) holds its key back; otherwise it
@@ -54,6 +59,9 @@
 /* Pages of ListShards before giving up (a loop guard). */
 #define KINESIS_MAX_LIST_PAGES			10000
 
+/* Size of the blocks holding encoded entries (a larger entry gets its own). */
+#define KINESIS_BLOCK_SIZE	(256 * 1024)
+
 /* Fixed parts of an encoded PutRecords entry. */
 #define ENTRY_DATA_OPEN		"{\"Data\":\""
 #define ENTRY_KEY_OPEN		"\",\"PartitionKey\":\""
@@ -70,7 +78,8 @@ typedef enum KinesisEntryState
 /* An interned partition key; "key" must come first (dynahash key). */
 typedef struct KinesisKey
 {
-	char	   *key;
+	char	   *key;			/* in the block of the key's newest record */
+	uint32		hash;
 	int			refcount;		/* unacknowledged records with this key */
 	uint64		round;			/* the round req and blocked refer to */
 	int			req;			/* request of that round taking the key, or -1 */
@@ -82,16 +91,27 @@ typedef struct KinesisKey
 /* A record kept by the batcher. */
 typedef struct KinesisEntry
 {
-	char	   *json;			/* encoded entry; NULL once acknowledged */
+	char	   *json;			/* encoded entry, in a block */
 	uint32		json_len;
 	uint32		size;			/* data + partition key bytes */
 	KinesisKey *key;			/* NULL once acknowledged */
 	uint64		tag;
 	TimestampTz retry_at;		/* not to be sent before this */
 	uint16		failures;
+	uint16		key_len;		/* partition key bytes (at most 1024) */
 	uint8		state;			/* KinesisEntryState */
 	bool		overtaken;		/* counted in entries_reordered */
 } KinesisEntry;
+
+/* A block of encoded entries; last_seq is the sequence of its newest one. */
+typedef struct KinesisBlock
+{
+	struct KinesisBlock *next;
+	uint64		last_seq;
+	size_t		size;
+	size_t		used;
+	char		data[FLEXIBLE_ARRAY_MEMBER];
+} KinesisBlock;
 
 /* One PutRecords request of a round, while it is formed. */
 typedef struct KinesisSlot
@@ -115,11 +135,16 @@ struct KinesisBatcher
 	int			ring_size;		/* a power of two */
 	int			head;			/* ring index of the oldest record */
 	int			count;			/* records kept, acknowledged ones included */
+	uint64		popped;			/* records that left the ring: the sequence
+								 * number of the one at head */
+	KinesisBlock *first_block;	/* oldest block in use */
+	KinesisBlock *last_block;	/* block being filled */
+	KinesisBlock *spare_block;	/* an empty standard block, for reuse */
 	int64		unacked;
 	int64		pending;		/* records waiting to be sent */
 	int64		pending_size;	/* their data + key bytes */
 	int64		pending_json;	/* their encoded entries' bytes */
-	int64		buffered_bytes; /* encoded entries of unacknowledged records */
+	int64		buffered_bytes; /* encoded entries of the records kept */
 
 	uint64		round;
 	uint64		request_serial;
@@ -234,16 +259,29 @@ append_json_string(StringInfo buf, const char *s)
 static char *
 base64_encode_into(char *dst, const unsigned char *src, size_t len)
 {
+	/* two output characters per 12 input bits */
+	static char pairs[4096][2];
+	static bool pairs_ready = false;
 	size_t		i = 0;
+
+	if (unlikely(!pairs_ready))
+	{
+		int			v;
+
+		for (v = 0; v < 4096; v++)
+		{
+			pairs[v][0] = b64_alphabet[v >> 6];
+			pairs[v][1] = b64_alphabet[v & 0x3F];
+		}
+		pairs_ready = true;
+	}
 
 	for (; i + 3 <= len; i += 3)
 	{
 		uint32		v = ((uint32) src[i] << 16) | ((uint32) src[i + 1] << 8) | src[i + 2];
 
-		dst[0] = b64_alphabet[(v >> 18) & 0x3F];
-		dst[1] = b64_alphabet[(v >> 12) & 0x3F];
-		dst[2] = b64_alphabet[(v >> 6) & 0x3F];
-		dst[3] = b64_alphabet[v & 0x3F];
+		memcpy(dst, pairs[v >> 12], 2);
+		memcpy(dst + 2, pairs[v & 0xFFF], 2);
 		dst += 4;
 	}
 	if (i < len)
@@ -259,6 +297,360 @@ base64_encode_into(char *dst, const unsigned char *src, size_t len)
 		dst += 4;
 	}
 	return dst;
+}
+
+
+/* ------------------------------------------------------- PutRecords answers */
+
+/*
+ * What a PutRecords answer says of one entry: pointers into the scanned
+ * copy of the body (NUL-terminated, escapes decoded), NULL when absent.
+ */
+typedef struct KinesisAnswerEntry
+{
+	const char *error_code;
+	const char *error_message;
+	const char *shard_id;
+	const char *sequence_number;
+} KinesisAnswerEntry;
+
+/*
+ * A small JSON scanner for PutRecords answers.  Answers come once per
+ * request of up to 500 records and are read on the hot path, so instead of
+ * building a jansson tree the scanner walks the text once, in place: the
+ * strings it keeps are decoded over their own bytes and NUL-terminated
+ * (a decoded string is never longer than its JSON form).  Members other than
+ * Records, and members of an entry other than the four above, are skipped
+ * whatever their value; a value that is not a string (null) counts as
+ * absent, as json_string_value would have it.  Any syntax error makes the
+ * whole answer invalid.
+ */
+typedef struct JsonScan
+{
+	char	   *p;
+	char	   *end;
+} JsonScan;
+
+static inline void
+scan_ws(JsonScan *s)
+{
+	while (s->p < s->end &&
+		   (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+		s->p++;
+}
+
+static inline bool
+scan_char(JsonScan *s, char c)
+{
+	scan_ws(s);
+	if (s->p < s->end && *s->p == c)
+	{
+		s->p++;
+		return true;
+	}
+	return false;
+}
+
+static int
+scan_hex4(const char *p)
+{
+	int			v = 0;
+	int			i;
+
+	for (i = 0; i < 4; i++)
+	{
+		char		c = p[i];
+
+		v <<= 4;
+		if (c >= '0' && c <= '9')
+			v |= c - '0';
+		else if (c >= 'a' && c <= 'f')
+			v |= c - 'a' + 10;
+		else if (c >= 'A' && c <= 'F')
+			v |= c - 'A' + 10;
+		else
+			return -1;
+	}
+	return v;
+}
+
+/*
+ * scan_string
+ *		At a '"': decode the string in place; *out gets it, NUL-terminated.
+ */
+static bool
+scan_string(JsonScan *s, char **out)
+{
+	char	   *start;
+	char	   *dst;
+	char	   *p;
+
+	scan_ws(s);
+	if (s->p >= s->end || *s->p != '"')
+		return false;
+	start = ++s->p;
+	/* the common case: no escape */
+	p = start;
+	while (p < s->end && *p != '"' && *p != '\\')
+	{
+		if ((unsigned char) *p < 0x20)
+			return false;
+		p++;
+	}
+	if (p >= s->end)
+		return false;
+	if (*p == '"')
+	{
+		*p = '\0';
+		s->p = p + 1;
+		*out = start;
+		return true;
+	}
+	dst = p;
+	while (p < s->end && *p != '"')
+	{
+		unsigned char c = (unsigned char) *p;
+
+		if (c < 0x20)
+			return false;
+		if (c != '\\')
+		{
+			*dst++ = *p++;
+			continue;
+		}
+		if (p + 1 >= s->end)
+			return false;
+		switch (p[1])
+		{
+			case '"':
+			case '\\':
+			case '/':
+				*dst++ = p[1];
+				break;
+			case 'b':
+				*dst++ = '\b';
+				break;
+			case 'f':
+				*dst++ = '\f';
+				break;
+			case 'n':
+				*dst++ = '\n';
+				break;
+			case 'r':
+				*dst++ = '\r';
+				break;
+			case 't':
+				*dst++ = '\t';
+				break;
+			case 'u':
+				{
+					int			cp;
+
+					if (p + 6 > s->end || (cp = scan_hex4(p + 2)) < 0)
+						return false;
+					if (cp >= 0xD800 && cp <= 0xDBFF)
+					{
+						int			lo;
+
+						if (p + 12 > s->end || p[6] != '\\' || p[7] != 'u' ||
+							(lo = scan_hex4(p + 8)) < 0xDC00 || lo > 0xDFFF)
+							return false;
+						cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+						p += 6;
+					}
+					else if ((cp >= 0xDC00 && cp <= 0xDFFF) || cp == 0)
+						return false;
+					dst = (char *) unicode_to_utf8((pg_wchar) cp, (unsigned char *) dst) +
+						pg_utf_mblen((unsigned char *) dst);
+					p += 6;
+					continue;
+				}
+			default:
+				return false;
+		}
+		p += 2;
+	}
+	if (p >= s->end)
+		return false;
+	*dst = '\0';
+	s->p = p + 1;
+	*out = start;
+	return true;
+}
+
+/*
+ * scan_skip
+ *		Skip one value of any kind (depth-limited).
+ */
+static bool
+scan_skip(JsonScan *s, int depth)
+{
+	char	   *str;
+
+	if (depth > 64)
+		return false;
+	scan_ws(s);
+	if (s->p >= s->end)
+		return false;
+	switch (*s->p)
+	{
+		case '"':
+			return scan_string(s, &str);
+		case '{':
+			s->p++;
+			if (scan_char(s, '}'))
+				return true;
+			do
+			{
+				if (!scan_string(s, &str) || !scan_char(s, ':') || !scan_skip(s, depth + 1))
+					return false;
+			} while (scan_char(s, ','));
+			return scan_char(s, '}');
+		case '[':
+			s->p++;
+			if (scan_char(s, ']'))
+				return true;
+			do
+			{
+				if (!scan_skip(s, depth + 1))
+					return false;
+			} while (scan_char(s, ','));
+			return scan_char(s, ']');
+		default:
+			{
+				/* number, true, false, null */
+				char	   *start = s->p;
+
+				while (s->p < s->end &&
+					   (isalnum((unsigned char) *s->p) || *s->p == '-' ||
+						*s->p == '+' || *s->p == '.'))
+					s->p++;
+				if (s->p == start)
+					return false;
+				if (isalpha((unsigned char) *start))
+				{
+					size_t		n = s->p - start;
+
+					return (n == 4 && memcmp(start, "true", 4) == 0) ||
+						(n == 5 && memcmp(start, "false", 5) == 0) ||
+						(n == 4 && memcmp(start, "null", 4) == 0);
+				}
+				return true;
+			}
+	}
+}
+
+/*
+ * scan_entry
+ *		One element of Records: an object of strings we keep, or null.
+ */
+static bool
+scan_entry(JsonScan *s, KinesisAnswerEntry *e)
+{
+	char	   *key;
+
+	memset(e, 0, sizeof(*e));
+	if (!scan_char(s, '{'))
+		return false;
+	if (scan_char(s, '}'))
+		return true;
+	do
+	{
+		const char **slot = NULL;
+
+		if (!scan_string(s, &key) || !scan_char(s, ':'))
+			return false;
+		switch (key[0])
+		{
+			case 'E':
+				if (strcmp(key, "ErrorCode") == 0)
+					slot = &e->error_code;
+				else if (strcmp(key, "ErrorMessage") == 0)
+					slot = &e->error_message;
+				break;
+			case 'S':
+				if (strcmp(key, "ShardId") == 0)
+					slot = &e->shard_id;
+				else if (strcmp(key, "SequenceNumber") == 0)
+					slot = &e->sequence_number;
+				break;
+		}
+		scan_ws(s);
+		if (slot != NULL && s->p < s->end && *s->p == '"')
+		{
+			char	   *v;
+
+			if (!scan_string(s, &v))
+				return false;
+			*slot = v;
+		}
+		else
+		{
+			if (slot != NULL)
+				*slot = NULL;	/* a later non-string member wins, as in jansson */
+			if (!scan_skip(s, 1))
+				return false;
+		}
+	} while (scan_char(s, ','));
+	return scan_char(s, '}');
+}
+
+/*
+ * scan_put_records_answer
+ *		Scan a PutRecords answer (body, len bytes; modified in place) for its
+ *		Records array, which must have exactly n entries, into entries[].
+ *		False if the answer is not valid JSON or has no such array.
+ */
+static bool
+scan_put_records_answer(char *body, size_t len, int n, KinesisAnswerEntry *entries)
+{
+	JsonScan	s = {body, body + len};
+	bool		have_records = false;
+	char	   *key;
+
+	if (!scan_char(&s, '{'))
+		return false;
+	if (!scan_char(&s, '}'))
+	{
+		do
+		{
+			if (!scan_string(&s, &key) || !scan_char(&s, ':'))
+				return false;
+			if (strcmp(key, "Records") == 0)
+			{
+				int			count = 0;
+
+				scan_ws(&s);
+				if (s.p >= s.end || *s.p != '[')
+				{
+					/* not an array: the answer is unusable */
+					have_records = false;
+					if (!scan_skip(&s, 1))
+						return false;
+					continue;
+				}
+				s.p++;
+				if (!scan_char(&s, ']'))
+				{
+					do
+					{
+						if (count >= n || !scan_entry(&s, &entries[count]))
+							return false;
+						count++;
+					} while (scan_char(&s, ','));
+					if (!scan_char(&s, ']'))
+						return false;
+				}
+				have_records = (count == n);
+			}
+			else if (!scan_skip(&s, 1))
+				return false;
+		} while (scan_char(&s, ','));
+		if (!scan_char(&s, '}'))
+			return false;
+	}
+	scan_ws(&s);
+	return have_records && s.p == s.end;
 }
 
 
@@ -720,8 +1112,7 @@ batcher_release_key(KinesisBatcher *b, KinesisKey *k)
 	{
 		char	   *s = k->key;
 
-		hash_search(b->keys, &s, HASH_REMOVE, NULL);
-		pfree(s);
+		hash_search_with_hash_value(b->keys, &s, k->hash, HASH_REMOVE, NULL);
 	}
 }
 
@@ -900,9 +1291,6 @@ batcher_ack(KinesisBatcher *b, KinesisEntry *e, const char *shard_id,
 {
 	e->state = ENTRY_ACKED;
 	b->unacked--;
-	b->buffered_bytes -= e->json_len;
-	pfree(e->json);
-	e->json = NULL;
 	batcher_release_key(b, e->key);
 	e->key = NULL;
 	b->stats.records_acked++;
@@ -921,11 +1309,68 @@ batcher_pop_acked(KinesisBatcher *b)
 {
 	while (b->count > 0 && b->ring[b->head].state == ENTRY_ACKED)
 	{
-		b->acked_through = b->ring[b->head].tag;
+		KinesisEntry *e = &b->ring[b->head];
+
+		b->acked_through = e->tag;
 		b->have_acked_through = true;
+		b->buffered_bytes -= e->json_len + e->key_len + 2;
 		b->head = (b->head + 1) & (b->ring_size - 1);
 		b->count--;
+		b->popped++;
 	}
+
+	/* Release the blocks whose records have all left. */
+	while (b->first_block != NULL && b->first_block->last_seq < b->popped)
+	{
+		KinesisBlock *blk = b->first_block;
+
+		b->first_block = blk->next;
+		if (b->first_block == NULL)
+			b->last_block = NULL;
+		if (blk->size == KINESIS_BLOCK_SIZE && b->spare_block == NULL)
+			b->spare_block = blk;
+		else
+			pfree(blk);
+	}
+}
+
+/*
+ * batcher_reserve
+ *		Room for len bytes at the end of the blocks, for the record of
+ *		sequence seq.
+ */
+static char *
+batcher_reserve(KinesisBatcher *b, size_t len, uint64 seq)
+{
+	KinesisBlock *blk = b->last_block;
+	char	   *p;
+
+	if (blk == NULL || blk->size - blk->used < len)
+	{
+		if (len <= KINESIS_BLOCK_SIZE && b->spare_block != NULL)
+		{
+			blk = b->spare_block;
+			b->spare_block = NULL;
+		}
+		else
+		{
+			size_t		size = Max(len, KINESIS_BLOCK_SIZE);
+
+			blk = MemoryContextAllocHuge(b->cxt, offsetof(KinesisBlock, data) + size);
+			blk->size = size;
+		}
+		blk->next = NULL;
+		blk->used = 0;
+		if (b->last_block != NULL)
+			b->last_block->next = blk;
+		else
+			b->first_block = blk;
+		b->last_block = blk;
+	}
+	p = blk->data + blk->used;
+	blk->used += len;
+	blk->last_seq = seq;
+	return p;
 }
 
 /*
@@ -968,13 +1413,14 @@ static void
 batcher_process_answer(KinesisBatcher *b, KinesisSlot *s, DmsHttpResponse *resp,
 					   TimestampTz now, KinesisRoundError *err)
 {
-	json_error_t jerr;
-	json_t	   *root = json_loadb(resp->body, resp->body_len, 0, &jerr);
-	json_t	   *records = root ? json_object_get(root, "Records") : NULL;
+	KinesisAnswerEntry *answers = palloc(sizeof(KinesisAnswerEntry) * s->nentries);
+	char	   *text = palloc(resp->body_len + 1);
 	uint64		serial = ++b->request_serial;
 	int			i;
 
-	if (!json_is_array(records) || (int) json_array_size(records) != s->nentries)
+	memcpy(text, resp->body, resp->body_len);
+	text[resp->body_len] = '\0';
+	if (!scan_put_records_answer(text, resp->body_len, s->nentries, answers))
 	{
 		/* nothing can be matched: treat like a failed request */
 		for (i = 0; i < s->nentries; i++)
@@ -991,9 +1437,8 @@ batcher_process_answer(KinesisBatcher *b, KinesisSlot *s, DmsHttpResponse *resp,
 	for (i = s->nentries - 1; i >= 0; i--)
 	{
 		KinesisEntry *e = &b->ring[s->entries[i]];
-		json_t	   *r = json_array_get(records, i);
 
-		if (json_string_value(json_object_get(r, "ErrorCode")) == NULL)
+		if (answers[i].error_code == NULL)
 			e->key->ok_mark = serial;
 		else if (e->key->ok_mark == serial && !e->overtaken)
 		{
@@ -1005,21 +1450,17 @@ batcher_process_answer(KinesisBatcher *b, KinesisSlot *s, DmsHttpResponse *resp,
 	for (i = 0; i < s->nentries; i++)
 	{
 		KinesisEntry *e = &b->ring[s->entries[i]];
-		json_t	   *r = json_array_get(records, i);
-		const char *code = json_string_value(json_object_get(r, "ErrorCode"));
+		const char *code = answers[i].error_code;
 		const char *message;
 		bool		throttled;
 
 		if (code == NULL)
 		{
-			batcher_ack(b, e,
-						json_string_value(json_object_get(r, "ShardId")),
-						json_string_value(json_object_get(r, "SequenceNumber")),
-						now);
+			batcher_ack(b, e, answers[i].shard_id, answers[i].sequence_number, now);
 			continue;
 		}
 
-		message = json_string_value(json_object_get(r, "ErrorMessage"));
+		message = answers[i].error_message;
 		throttled = is_throttling_code(code);
 		b->stats.entries_failed++;
 		if (throttled)
@@ -1247,6 +1688,7 @@ kinesis_batcher_add(KinesisBatcher *b, const char *data, size_t data_len,
 	KinesisEntry *e;
 	KinesisKey *k;
 	bool		found;
+	uint32		hash;
 	char	   *p;
 
 	status = kinesis_record_check(data, data_len, partition_key, explicit_hash_key,
@@ -1268,7 +1710,7 @@ kinesis_batcher_add(KinesisBatcher *b, const char *data, size_t data_len,
 	/* Wait for room: the memory bounds hold whatever the caller adds. */
 	while (b->unacked > 0 &&
 		   (b->count >= b->opts.max_buffered_records ||
-			b->buffered_bytes + (int64) json_len > b->opts.max_buffered_bytes))
+			b->buffered_bytes + (int64) (json_len + key_len + 2) > b->opts.max_buffered_bytes))
 	{
 		if (b->pending == 0)
 			elog(ERROR, "Kinesis batcher holds unacknowledged records but none to send");
@@ -1280,7 +1722,8 @@ kinesis_batcher_add(KinesisBatcher *b, const char *data, size_t data_len,
 
 	e = &b->ring[(b->head + b->count) & (b->ring_size - 1)];
 	memset(e, 0, sizeof(*e));
-	e->json = MemoryContextAllocHuge(b->cxt, json_len + 1);
+	/* the entry, NUL, the partition key, NUL */
+	e->json = batcher_reserve(b, json_len + key_len + 2, b->popped + b->count);
 	p = e->json;
 	memcpy(p, ENTRY_DATA_OPEN, strlen(ENTRY_DATA_OPEN));
 	p += strlen(ENTRY_DATA_OPEN);
@@ -1297,13 +1740,17 @@ kinesis_batcher_add(KinesisBatcher *b, const char *data, size_t data_len,
 	}
 	memcpy(p, ENTRY_CLOSE, strlen(ENTRY_CLOSE));
 	p += strlen(ENTRY_CLOSE);
-	*p = '\0';
-	Assert((size_t) (p - e->json) == json_len);
+	*p++ = '\0';
+	Assert((size_t) (p - e->json) == json_len + 1);
+	memcpy(p, partition_key, key_len + 1);
 
-	k = hash_search(b->keys, &partition_key, HASH_ENTER, &found);
+	hash = hash_bytes((const unsigned char *) partition_key, (int) key_len);
+	k = hash_search_with_hash_value(b->keys, &partition_key, hash, HASH_ENTER, &found);
+	/* the newest record's copy outlives the older ones */
+	k->key = p;
 	if (!found)
 	{
-		k->key = MemoryContextStrdup(b->cxt, partition_key);
+		k->hash = hash;
 		k->refcount = 0;
 		k->round = 0;
 		k->req = -1;
@@ -1313,6 +1760,7 @@ kinesis_batcher_add(KinesisBatcher *b, const char *data, size_t data_len,
 	k->refcount++;
 
 	e->json_len = (uint32) json_len;
+	e->key_len = (uint16) key_len;
 	e->size = (uint32) (data_len + key_len);
 	e->key = k;
 	e->tag = tag;
@@ -1322,7 +1770,7 @@ kinesis_batcher_add(KinesisBatcher *b, const char *data, size_t data_len,
 	b->pending++;
 	b->pending_size += e->size;
 	b->pending_json += json_len;
-	b->buffered_bytes += json_len;
+	b->buffered_bytes += json_len + key_len + 2;
 
 	b->stats.records_added++;
 	if (b->stats.first_add == 0)

@@ -64,6 +64,7 @@ typedef struct JobFile
 {
 	char	   *key;
 	int64		size;
+	uint64		key_hash;		/* of key, for event ids (0: not yet) */
 } JobFile;
 
 /* A place in a table's files: file index, next offset and line. */
@@ -768,15 +769,22 @@ job_position_after(const JobPosition *a, const JobPosition *b)
  * job_note_acks
  *		Take the newly acknowledged records from the batcher: each moves its
  *		table's acknowledged position.  Checkpoint the tables of active whose
- *		position moved, once the interval has passed since their last one.
+ *		position moved, once the interval has passed since their last one
+ *		(looked at when the acknowledged prefix moves).
  */
 static void
 job_note_acks(Job *job, JobTable **active, int nactive)
 {
 	uint64		tag;
 	int			i;
+	TimestampTz now;
 
-	if (kinesis_batcher_acked_through(job->batcher, &tag) && tag > job->acked_tag)
+	/*
+	 * Acknowledgements arrive with the answers to requests, not with each
+	 * row: look at the clock only when the acknowledged prefix moved.
+	 */
+	if (!kinesis_batcher_acked_through(job->batcher, &tag) || tag <= job->acked_tag)
+		return;
 	{
 		uint64		t;
 
@@ -790,12 +798,13 @@ job_note_acks(Job *job, JobTable **active, int nactive)
 		}
 		job->acked_tag = tag;
 	}
+	now = GetCurrentTimestamp();
 	for (i = 0; i < nactive; i++)
 	{
 		JobTable   *jt = active[i];
 
 		if (job_position_after(&jt->acked, &jt->committed) &&
-			TimestampDifferenceExceeds(jt->last_checkpoint, GetCurrentTimestamp(),
+			TimestampDifferenceExceeds(jt->last_checkpoint, now,
 									   JOB_CHECKPOINT_INTERVAL_MS))
 			job_checkpoint(job, jt, &jt->acked, "Full load");
 	}
@@ -909,15 +918,44 @@ job_csv_error_code(CsvErrorCode code)
 /*
  * job_event_id
  *		The stable event id of a record: a 64-bit hash of the file's key and
- *		the line where the record starts.
+ *		the line where the record starts.  The text is valid until the next
+ *		call.
  */
 static char *
 job_event_id(JobTable *jt, int file, int64 line)
 {
-	const char *key = jt->files[file].key;
-	uint64		hash = hash_bytes_extended((const unsigned char *) key, strlen(key), 0);
+	static const char hex[] = "0123456789abcdef";
+	static char buf[16 + 1 + 21];
+	JobFile    *f = &jt->files[file];
+	uint64		hash = f->key_hash;
+	char		digits[21];
+	int			n = 0;
+	int			i;
 
-	return psprintf("%016llx:%lld", (unsigned long long) hash, (long long) line);
+	if (hash == 0)
+	{
+		hash = hash_bytes_extended((const unsigned char *) f->key, strlen(f->key), 0);
+		/* 0 marks "not computed": the one key hashing to 0 is hashed each time */
+		f->key_hash = hash;
+	}
+	/* "%016llx:%lld", without the printf machinery (once per row) */
+	for (i = 15; i >= 0; i--)
+	{
+		buf[i] = hex[hash & 0xF];
+		hash >>= 4;
+	}
+	buf[16] = ':';
+	if (line < 0)
+		return psprintf("%.17s%lld", buf, (long long) line);
+	do
+	{
+		digits[n++] = '0' + (char) (line % 10);
+		line /= 10;
+	} while (line > 0);
+	for (i = 0; i < n; i++)
+		buf[17 + i] = digits[n - 1 - i];
+	buf[17 + n] = '\0';
+	return buf;
 }
 
 /*
