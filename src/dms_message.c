@@ -231,14 +231,40 @@ jw_end(JsonWriter *w, char close)
 static inline void
 jw_key(JsonWriter *w, const char *key, int len)
 {
+	StringInfo	out = w->out;
+	int			depth = w->pretty ? Min(w->depth, (int) sizeof(tabs) - 1) : 0;
+	int			need = 1 + 1 + depth + len + 2;
+	char	   *p;
+
+	if (w->pretty && w->depth >= (int) sizeof(tabs))
+	{
+		/* deeper than the tabs at hand: the general way */
+		if (w->comma)
+			out_char(out, ',');
+		jw_newline(w);
+		out_bytes(out, key, len);
+		out_bytes(out, ": ", 2);
+		w->comma = true;
+		return;
+	}
+	if (unlikely(out->len + need >= out->maxlen))
+		enlargeStringInfo(out, need);
+	p = out->data + out->len;
 	if (w->comma)
-		out_char(w->out, ',');
-	jw_newline(w);
-	out_bytes(w->out, key, len);
+		*p++ = ',';
 	if (w->pretty)
-		out_bytes(w->out, ": ", 2);
-	else
-		out_char(w->out, ':');
+	{
+		*p++ = '\n';
+		memcpy(p, tabs, depth);
+		p += depth;
+	}
+	memcpy(p, key, len);
+	p += len;
+	*p++ = ':';
+	if (w->pretty)
+		*p++ = ' ';
+	*p = '\0';
+	out->len = p - out->data;
 	w->comma = true;
 }
 

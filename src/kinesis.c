@@ -13,20 +13,20 @@
  * the other into blocks of memory; as records leave the ring in the order
  * they came, a block is released (or kept as the spare for the next one) once
  * its last record has left.  So adding a record allocates nothing.
- * Partition keys are interned in a hash table that also carries the
- * per-round state used to keep records of one key in order: which request
- * of the round takes the key, and whether the key is held back for the rest
- * of the round.  An interned key's text is the copy in the block of its
- * newest record, which outlives every older record of the key.
+ * Partition keys are interned in a hash table that also carries what keeps
+ * the records of one key in order: how many of its records are on the wire,
+ * and, while a request is formed, whether the key is held back from it.  An
+ * interned key's text is the copy in the block of its newest record, which
+ * outlives every older record of the key.  Requests in flight name their
+ * records by sequence number (records added before them), not ring index,
+ * as the ring may grow while they are out.
  *
- * Forming a round walks the ring from the oldest record.  A record that is
- * not yet due (waiting after a failure) holds its key back; otherwise it
- * goes into the request that already took its key in this round, or, for a
- * key new to the round, into the open request with the fewest bytes.  A
- * record that does not fit closes its request, so no later (smaller) record
- * of the same key can slip in ahead of it.  The walk ends when every
- * request is closed or the ring is exhausted.
- *
+ * Forming a request walks the ring from the oldest record.  A key with
+ * records on the wire is held back; so is a key whose record is not yet due
+ * (waiting after a failure).  Otherwise the record goes into the request.  A
+ * record that does not fit ends the request, so no later (smaller) record of
+ * the same key can slip in ahead of it.
+
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -36,7 +36,6 @@
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/latch.h"
-#include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
@@ -59,6 +58,9 @@
 /* Pages of ListShards before giving up (a loop guard). */
 #define KINESIS_MAX_LIST_PAGES			10000
 
+/* Records added between two looks at the answers, while requests are out. */
+#define BATCHER_POLL_EVERY	128
+
 /* Size of the blocks holding encoded entries (a larger entry gets its own). */
 #define KINESIS_BLOCK_SIZE	(256 * 1024)
 
@@ -75,15 +77,17 @@ typedef enum KinesisEntryState
 	ENTRY_ACKED					/* accepted by Kinesis */
 } KinesisEntryState;
 
-/* An interned partition key; "key" must come first (dynahash key). */
+/* An interned partition key. */
 typedef struct KinesisKey
 {
+	struct KinesisKey *next;	/* in its bucket, or in the free list */
 	char	   *key;			/* in the block of the key's newest record */
 	uint32		hash;
+	uint16		len;
 	int			refcount;		/* unacknowledged records with this key */
-	uint64		round;			/* the round req and blocked refer to */
-	int			req;			/* request of that round taking the key, or -1 */
-	bool		blocked;		/* no more records of the key in that round */
+	int			inflight;		/* its records in requests on the wire */
+	uint64		round;			/* the request being formed blocked refers to */
+	bool		blocked;		/* no more records of the key in that request */
 	uint64		ok_mark;		/* serial of a request where a later entry of
 								 * the key was accepted */
 } KinesisKey;
@@ -113,14 +117,18 @@ typedef struct KinesisBlock
 	char		data[FLEXIBLE_ARRAY_MEMBER];
 } KinesisBlock;
 
-/* One PutRecords request of a round, while it is formed. */
+/* One PutRecords request: formed, then on the wire until answered. */
 typedef struct KinesisSlot
 {
-	int		   *entries;		/* ring indexes, in order */
+	uint64	   *entries;		/* sequence numbers of its records, in order */
 	int			nentries;
 	int64		size;			/* data + key bytes */
 	int64		body_len;		/* JSON body length */
-	bool		closed;
+	bool		busy;			/* on the wire */
+	StringInfoData body;		/* reused from request to request */
+	DmsHttpRequest req;
+	DmsHttpResponse resp;
+	MemoryContext cxt;			/* answer and credentials; reset after it */
 } KinesisSlot;
 
 struct KinesisBatcher
@@ -128,8 +136,11 @@ struct KinesisBatcher
 	KinesisClient *client;
 	KinesisBatcherOptions opts;
 	MemoryContext cxt;			/* the batcher and its records */
-	MemoryContext round_cxt;	/* request bodies and answers of a round */
-	HTAB	   *keys;			/* KinesisKey by partition key */
+	KinesisKey **buckets;		/* the keys by hash (chained) */
+	uint32		nbuckets;		/* a power of two */
+	uint32		nkeys;
+	KinesisKey *free_keys;		/* forgotten, for reuse */
+	DmsHttpQueue *queue;		/* the requests on the wire */
 
 	KinesisEntry *ring;
 	int			ring_size;		/* a power of two */
@@ -146,9 +157,14 @@ struct KinesisBatcher
 	int64		pending_json;	/* their encoded entries' bytes */
 	int64		buffered_bytes; /* encoded entries of the records kept */
 
-	uint64		round;
+	uint64		round;			/* requests formed */
 	uint64		request_serial;
 	TimestampTz idle_until;		/* nothing was due before this */
+	int			nbusy;			/* requests on the wire */
+	bool		stalled;		/* the last request formed took nothing, and
+								 * no answer came since */
+	int64		stalled_pending;	/* pending then */
+	int			adds_since_poll;	/* records added since curl was driven */
 	bool		have_acked_through;
 	uint64		acked_through;
 
@@ -983,21 +999,75 @@ kinesis_record_check(const char *data, size_t data_len,
 /* ---------------------------------------------------------------- batcher */
 
 /*
- * key_hash / key_match
- *		dynahash callbacks for KinesisKey: the key is a char pointer.
+ * batcher_intern_key
+ *		The interned key of a record's partition key (len bytes, hash),
+ *		whose copy is at copy (in the record's block); made if new.  A plain
+ *		chained table: one lookup and, for a new key, one insertion per
+ *		record, with the key structs recycled.
  */
-static uint32
-key_hash(const void *key, Size keysize)
+static KinesisKey *
+batcher_intern_key(KinesisBatcher *b, const char *key, size_t len, uint32 hash,
+				   char *copy)
 {
-	const char *s = *(const char *const *) key;
+	KinesisKey **bucket = &b->buckets[hash & (b->nbuckets - 1)];
+	KinesisKey *k;
 
-	return hash_bytes((const unsigned char *) s, (int) strlen(s));
-}
+	for (k = *bucket; k != NULL; k = k->next)
+	{
+		if (k->hash == hash && k->len == len && memcmp(k->key, key, len) == 0)
+		{
+			/* the newest record's copy outlives the older ones */
+			k->key = copy;
+			return k;
+		}
+	}
 
-static int
-key_match(const void *key1, const void *key2, Size keysize)
-{
-	return strcmp(*(const char *const *) key1, *(const char *const *) key2);
+	if (b->nkeys >= b->nbuckets)
+	{
+		/* grow: twice the buckets, chains rebuilt */
+		uint32		n = b->nbuckets * 2;
+		KinesisKey **nb = MemoryContextAllocZero(b->cxt, sizeof(KinesisKey *) * n);
+		uint32		i;
+
+		for (i = 0; i < b->nbuckets; i++)
+		{
+			KinesisKey *next;
+
+			for (k = b->buckets[i]; k != NULL; k = next)
+			{
+				next = k->next;
+				k->next = nb[k->hash & (n - 1)];
+				nb[k->hash & (n - 1)] = k;
+			}
+		}
+		pfree(b->buckets);
+		b->buckets = nb;
+		b->nbuckets = n;
+		bucket = &b->buckets[hash & (n - 1)];
+	}
+
+	if (b->free_keys == NULL)
+	{
+		/* a batch of key structs */
+		KinesisKey *batch = MemoryContextAlloc(b->cxt, sizeof(KinesisKey) * 256);
+		int			i;
+
+		for (i = 0; i < 256; i++)
+		{
+			batch[i].next = b->free_keys;
+			b->free_keys = &batch[i];
+		}
+	}
+	k = b->free_keys;
+	b->free_keys = k->next;
+	memset(k, 0, sizeof(*k));
+	k->key = copy;
+	k->hash = hash;
+	k->len = (uint16) len;
+	k->next = *bucket;
+	*bucket = k;
+	b->nkeys++;
+	return k;
 }
 
 /*
@@ -1043,7 +1113,6 @@ kinesis_batcher_create(KinesisClient *client, const KinesisBatcherOptions *opts)
 	MemoryContext cxt;
 	MemoryContext old;
 	KinesisBatcher *b;
-	HASHCTL		ctl;
 	StringInfoData buf;
 	int			i;
 
@@ -1068,24 +1137,22 @@ kinesis_batcher_create(KinesisClient *client, const KinesisBatcherOptions *opts)
 	b->client = client;
 	b->opts = *opts;
 	b->cxt = cxt;
-	b->round_cxt = AllocSetContextCreate(cxt, "dms_stream Kinesis round",
-										 ALLOCSET_DEFAULT_SIZES);
 
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = sizeof(char *);
-	ctl.entrysize = sizeof(KinesisKey);
-	ctl.hash = key_hash;
-	ctl.match = key_match;
-	ctl.hcxt = cxt;
-	b->keys = hash_create("dms_stream Kinesis partition keys", 1024, &ctl,
-						  HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+	b->nbuckets = 1024;
+	b->buckets = palloc0(sizeof(KinesisKey *) * b->nbuckets);
 
 	b->ring_size = 1024;
 	b->ring = palloc0(sizeof(KinesisEntry) * b->ring_size);
 
 	b->slots = palloc0(sizeof(KinesisSlot) * opts->max_in_flight);
 	for (i = 0; i < opts->max_in_flight; i++)
-		b->slots[i].entries = palloc(sizeof(int) * opts->max_request_records);
+	{
+		b->slots[i].entries = palloc(sizeof(uint64) * opts->max_request_records);
+		initStringInfo(&b->slots[i].body);
+		b->slots[i].cxt = AllocSetContextCreate(cxt, "dms_stream Kinesis request",
+												ALLOCSET_DEFAULT_SIZES);
+	}
+	b->queue = dms_http_queue_create();
 
 	initStringInfo(&buf);
 	appendStringInfo(&buf, "{%s,\"Records\":[", client->stream_members);
@@ -1110,9 +1177,14 @@ batcher_release_key(KinesisBatcher *b, KinesisKey *k)
 {
 	if (--k->refcount == 0)
 	{
-		char	   *s = k->key;
+		KinesisKey **p = &b->buckets[k->hash & (b->nbuckets - 1)];
 
-		hash_search_with_hash_value(b->keys, &s, k->hash, HASH_REMOVE, NULL);
+		while (*p != k)
+			p = &(*p)->next;
+		*p = k->next;
+		k->next = b->free_keys;
+		b->free_keys = k;
+		b->nkeys--;
 	}
 }
 
@@ -1139,53 +1211,50 @@ batcher_sleep_until(TimestampTz until)
 }
 
 /*
- * batcher_form_round
- *		Fill the request slots with due records (see the file header).
- *		Returns the number of non-empty requests; *earliest gets the first
- *		due time of a record held back by its backoff (0 if none).
+ * batcher_entry
+ *		The ring entry of the record of sequence number seq (kept).
+ */
+static inline KinesisEntry *
+batcher_entry(KinesisBatcher *b, uint64 seq)
+{
+	Assert(seq >= b->popped && seq < b->popped + b->count);
+	return &b->ring[(b->head + (int) (seq - b->popped)) & (b->ring_size - 1)];
+}
+
+/*
+ * batcher_form_request
+ *		Fill slot s with due records (see the file header).  Returns how
+ *		many it took; *earliest gets the first due time of a record held
+ *		back by its backoff (0 if none).
  */
 static int
-batcher_form_round(KinesisBatcher *b, TimestampTz now, TimestampTz *earliest)
+batcher_form_request(KinesisBatcher *b, KinesisSlot *s, TimestampTz now,
+					 TimestampTz *earliest)
 {
-	int			nslots;
-	int			nclosed = 0;
-	int			used = 0;
 	int			off;
-	int			i;
-
-	/* as many requests as the queued records need, up to max_in_flight */
-	nslots = (int) Max((b->pending + b->opts.max_request_records - 1) / b->opts.max_request_records,
-					   Max((b->pending_size + b->opts.max_request_bytes - 1) / b->opts.max_request_bytes,
-						   (b->pending_json + b->opts.max_body_bytes - 1) / b->opts.max_body_bytes));
-	nslots = Max(1, Min(nslots, b->opts.max_in_flight));
 
 	*earliest = 0;
 	b->round++;
-	for (i = 0; i < b->opts.max_in_flight; i++)
-	{
-		b->slots[i].nentries = 0;
-		b->slots[i].size = 0;
-		b->slots[i].body_len = b->body_prefix_len + 2;
-		b->slots[i].closed = false;
-	}
+	s->nentries = 0;
+	s->size = 0;
+	s->body_len = b->body_prefix_len + 2;
 
-	for (off = 0; off < b->count && nclosed < nslots; off++)
+	for (off = 0; off < b->count; off++)
 	{
 		int			idx = (b->head + off) & (b->ring_size - 1);
 		KinesisEntry *e = &b->ring[idx];
 		KinesisKey *k;
-		KinesisSlot *s;
 
 		if (e->state != ENTRY_PENDING)
 			continue;
 		k = e->key;
 		if (k->round != b->round)
 		{
+			/* a key with records on the wire waits for their answer */
 			k->round = b->round;
-			k->req = -1;
-			k->blocked = false;
+			k->blocked = k->inflight > 0;
 		}
-		else if (k->blocked)
+		if (k->blocked)
 			continue;
 
 		if (e->retry_at > now)
@@ -1196,53 +1265,28 @@ batcher_form_round(KinesisBatcher *b, TimestampTz now, TimestampTz *earliest)
 			continue;
 		}
 
-		if (k->req < 0)
-		{
-			int			best = -1;
-
-			for (i = 0; i < nslots; i++)
-				if (!b->slots[i].closed &&
-					(best < 0 || b->slots[i].body_len < b->slots[best].body_len))
-					best = i;
-			Assert(best >= 0);
-			k->req = best;
-		}
-		s = &b->slots[k->req];
-		if (s->closed)
-		{
-			k->blocked = true;
-			continue;
-		}
+		/* full: stop, so that no later record of the key slips in ahead */
 		if (s->nentries > 0 &&
 			(s->size + e->size > b->opts.max_request_bytes ||
 			 s->body_len + e->json_len + 1 > b->opts.max_body_bytes))
-		{
-			s->closed = true;
-			nclosed++;
-			k->blocked = true;
-			continue;
-		}
+			break;
 
-		if (s->nentries == 0)
-			used++;
-		else
+		if (s->nentries > 0)
 			s->body_len++;		/* the comma */
-		s->entries[s->nentries++] = idx;
+		s->entries[s->nentries++] = b->popped + off;
 		s->size += e->size;
 		s->body_len += e->json_len;
 		e->state = ENTRY_SENT;
+		k->inflight++;
 		b->pending--;
 		b->pending_size -= e->size;
 		b->pending_json -= e->json_len;
 		if (b->opts.strict_key_order)
 			k->blocked = true;
 		if (s->nentries >= b->opts.max_request_records)
-		{
-			s->closed = true;
-			nclosed++;
-		}
+			break;
 	}
-	return used;
+	return s->nentries;
 }
 
 /*
@@ -1424,7 +1468,7 @@ batcher_process_answer(KinesisBatcher *b, KinesisSlot *s, DmsHttpResponse *resp,
 	{
 		/* nothing can be matched: treat like a failed request */
 		for (i = 0; i < s->nentries; i++)
-			batcher_requeue(b, &b->ring[s->entries[i]], now, false);
+			batcher_requeue(b, batcher_entry(b, s->entries[i]), now, false);
 		round_error(err, ERRCODE_PROTOCOL_VIOLATION,
 					psprintf("%s returned an invalid answer", b->what),
 					psprintf("Expected a Records array of %d entries; the answer starts with \"%.200s\".",
@@ -1436,7 +1480,7 @@ batcher_process_answer(KinesisBatcher *b, KinesisSlot *s, DmsHttpResponse *resp,
 	/* Entries overtaken by a later accepted entry of the same key. */
 	for (i = s->nentries - 1; i >= 0; i--)
 	{
-		KinesisEntry *e = &b->ring[s->entries[i]];
+		KinesisEntry *e = batcher_entry(b, s->entries[i]);
 
 		if (answers[i].error_code == NULL)
 			e->key->ok_mark = serial;
@@ -1449,7 +1493,7 @@ batcher_process_answer(KinesisBatcher *b, KinesisSlot *s, DmsHttpResponse *resp,
 
 	for (i = 0; i < s->nentries; i++)
 	{
-		KinesisEntry *e = &b->ring[s->entries[i]];
+		KinesisEntry *e = batcher_entry(b, s->entries[i]);
 		const char *code = answers[i].error_code;
 		const char *message;
 		bool		throttled;
@@ -1492,120 +1536,147 @@ batcher_process_answer(KinesisBatcher *b, KinesisSlot *s, DmsHttpResponse *resp,
 }
 
 /*
- * batcher_send_round
- *		Build the bodies of the formed requests, send them concurrently and
- *		apply the answers.  Raises at the end if anything was fatal, after
- *		every accepted record has been acknowledged.
+ * batcher_submit
+ *		Build the body of the request formed in slot s and put it on the
+ *		wire.
  */
 static void
-batcher_send_round(KinesisBatcher *b, int nused)
+batcher_submit(KinesisBatcher *b, KinesisSlot *s)
 {
-	MemoryContext old = MemoryContextSwitchTo(b->round_cxt);
-	int			nslots = b->opts.max_in_flight;
-	DmsHttpRequest *reqs = palloc0(sizeof(DmsHttpRequest) * nused);
-	DmsHttpResponse *resps = palloc0(sizeof(DmsHttpResponse) * nused);
-	int		   *slot_of = palloc(sizeof(int) * nused);
-	AwsResolvedCredentials *creds = aws_credentials_resolve(b->client->endpoint);
-	KinesisRoundError err = {-1, NULL, NULL, NULL, 0};
-	TimestampTz start;
-	TimestampTz now;
-	int			n = 0;
-	int			i;
+	MemoryContext old;
+	AwsResolvedCredentials *creds;
+	char	   *p;
 	int			j;
 
-	for (i = 0; i < nslots; i++)
+	resetStringInfo(&s->body);
+	enlargeStringInfo(&s->body, (int) s->body_len);
+	p = s->body.data;
+	memcpy(p, b->body_prefix, b->body_prefix_len);
+	p += b->body_prefix_len;
+	for (j = 0; j < s->nentries; j++)
 	{
-		KinesisSlot *s = &b->slots[i];
-		char	   *body;
-		char	   *p;
+		KinesisEntry *e = batcher_entry(b, s->entries[j]);
 
-		if (s->nentries == 0)
-			continue;
-		body = palloc(s->body_len + 1);
-		memcpy(body, b->body_prefix, b->body_prefix_len);
-		p = body + b->body_prefix_len;
-		for (j = 0; j < s->nentries; j++)
-		{
-			KinesisEntry *e = &b->ring[s->entries[j]];
-
-			if (j > 0)
-				*p++ = ',';
-			memcpy(p, e->json, e->json_len);
-			p += e->json_len;
-		}
-		*p++ = ']';
-		*p++ = '}';
-		*p = '\0';
-		Assert(p - body == s->body_len);
-
-		reqs[n].method = "POST";
-		reqs[n].url = b->client->url;
-		reqs[n].headers = b->headers;
-		reqs[n].nheaders = 2;
-		reqs[n].body = body;
-		reqs[n].body_len = s->body_len;
-		reqs[n].credentials = &creds->credentials;
-		reqs[n].service = "kinesis";
-		reqs[n].region = b->client->region;
-		reqs[n].max_retries = -1;
-		slot_of[n] = i;
-		n++;
-		b->stats.largest_request_records = Max(b->stats.largest_request_records, s->nentries);
-		b->stats.largest_request_bytes = Max(b->stats.largest_request_bytes, s->size);
-		b->stats.largest_request_body = Max(b->stats.largest_request_body, s->body_len);
+		if (j > 0)
+			*p++ = ',';
+		memcpy(p, e->json, e->json_len);
+		p += e->json_len;
 	}
-	Assert(n == nused);
+	*p++ = ']';
+	*p++ = '}';
+	*p = '\0';
+	s->body.len = p - s->body.data;
+	Assert(s->body.len == s->body_len);
 
-	b->stats.rounds++;
-	b->stats.requests += n;
-	if (n > b->stats.max_in_flight)
-		b->stats.max_in_flight = n;
+	old = MemoryContextSwitchTo(s->cxt);
+	creds = aws_credentials_resolve(b->client->endpoint);
+	memset(&s->req, 0, sizeof(s->req));
+	s->req.method = "POST";
+	s->req.url = b->client->url;
+	s->req.headers = b->headers;
+	s->req.nheaders = 2;
+	s->req.body = s->body.data;
+	s->req.body_len = s->body.len;
+	s->req.credentials = &creds->credentials;
+	s->req.service = "kinesis";
+	s->req.region = b->client->region;
+	s->req.max_retries = -1;
+	dms_http_queue_submit(b->queue, &s->req, &s->resp, s);
+	MemoryContextSwitchTo(old);
 
-	start = GetCurrentTimestamp();
-	dms_http_perform(reqs, resps, n);
+	s->busy = true;
+	b->nbusy++;
+	b->stats.requests++;
+	b->stats.max_in_flight = Max(b->stats.max_in_flight, b->nbusy);
+	b->stats.largest_request_records = Max(b->stats.largest_request_records, s->nentries);
+	b->stats.largest_request_bytes = Max(b->stats.largest_request_bytes, s->size);
+	b->stats.largest_request_body = Max(b->stats.largest_request_body, s->body_len);
+}
+
+/*
+ * batcher_finish
+ *		Apply the outcome of a request that came back: acknowledge, queue
+ *		again, or note the first fatal problem in *err (raised by the
+ *		caller once every answer at hand is applied).
+ */
+static void
+batcher_finish(KinesisBatcher *b, KinesisSlot *s, TimestampTz now, KinesisRoundError *err)
+{
+	DmsHttpResponse *resp = &s->resp;
+	MemoryContext old = MemoryContextSwitchTo(s->cxt);
+	int			j;
+
+	s->busy = false;
+	b->nbusy--;
+	b->stalled = false;
+	for (j = 0; j < s->nentries; j++)
+		batcher_entry(b, s->entries[j])->key->inflight--;
+
+	b->stats.request_attempts += resp->attempts;
+	if (resp->ok)
+	{
+		b->stats.requests_ok++;
+		batcher_process_answer(b, s, resp, now, err);
+	}
+	else if (resp->retryable)
+	{
+		bool		throttled = is_throttling_code(resp->error_code) || resp->status == 429;
+		bool		exhausted = false;
+
+		b->stats.requests_requeued++;
+		if (throttled)
+			b->stats.requests_throttled++;
+		for (j = 0; j < s->nentries; j++)
+			if (!batcher_requeue(b, batcher_entry(b, s->entries[j]), now, throttled))
+				exhausted = true;
+		if (exhausted && err->slot < 0 && err->message == NULL)
+			err->slot = s - b->slots;
+	}
+	else
+	{
+		for (j = 0; j < s->nentries; j++)
+			batcher_requeue(b, batcher_entry(b, s->entries[j]), now, false);
+		if (err->slot < 0 && err->message == NULL)
+			err->slot = s - b->slots;
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * batcher_collect
+ *		Take the requests that came back from the queue (waiting for one
+ *		with wait) and apply them; raise the first fatal problem after every
+ *		accepted record has been acknowledged.
+ */
+static void
+batcher_collect(KinesisBatcher *b, bool wait)
+{
+	void	   *done[DMS_HTTP_MAX_PARALLEL];
+	KinesisRoundError err = {-1, NULL, NULL, NULL, 0};
+	TimestampTz start = GetCurrentTimestamp();
+	TimestampTz now;
+	int			n;
+	int			i;
+
+	b->adds_since_poll = 0;
+	if (b->nbusy == 0)
+		return;
+	if (wait)
+		b->stats.rounds++;
+	n = dms_http_queue_poll(b->queue, wait, done, DMS_HTTP_MAX_PARALLEL);
 	now = GetCurrentTimestamp();
 	b->stats.http_ms += (double) (now - start) / 1000.0;
 
 	for (i = 0; i < n; i++)
-	{
-		KinesisSlot *s = &b->slots[slot_of[i]];
-		DmsHttpResponse *resp = &resps[i];
-
-		b->stats.request_attempts += resp->attempts;
-		if (resp->ok)
-		{
-			b->stats.requests_ok++;
-			batcher_process_answer(b, s, resp, now, &err);
-			continue;
-		}
-
-		if (resp->retryable)
-		{
-			bool		throttled = is_throttling_code(resp->error_code) || resp->status == 429;
-			bool		exhausted = false;
-
-			b->stats.requests_requeued++;
-			if (throttled)
-				b->stats.requests_throttled++;
-			for (j = 0; j < s->nentries; j++)
-				if (!batcher_requeue(b, &b->ring[s->entries[j]], now, throttled))
-					exhausted = true;
-			if (exhausted && err.slot < 0 && err.message == NULL)
-				err.slot = i;
-		}
-		else
-		{
-			for (j = 0; j < s->nentries; j++)
-				batcher_requeue(b, &b->ring[s->entries[j]], now, false);
-			if (err.slot < 0 && err.message == NULL)
-				err.slot = i;
-		}
-	}
-
+		batcher_finish(b, (KinesisSlot *) done[i], now, &err);
 	batcher_pop_acked(b);
 
 	if (err.slot >= 0)
-		dms_http_raise_error(ERROR, b->what, &reqs[err.slot], &resps[err.slot]);
+	{
+		KinesisSlot *s = &b->slots[err.slot];
+
+		dms_http_raise_error(ERROR, b->what, &s->req, &s->resp);
+	}
 	if (err.message != NULL)
 		ereport(ERROR,
 				(errcode(err.sqlstate),
@@ -1613,42 +1684,91 @@ batcher_send_round(KinesisBatcher *b, int nused)
 				 err.detail ? errdetail_internal("%s", err.detail) : 0,
 				 err.hint ? errhint("%s", err.hint) : 0));
 
-	MemoryContextSwitchTo(old);
-	MemoryContextReset(b->round_cxt);
+	for (i = 0; i < n; i++)
+		MemoryContextReset(((KinesisSlot *) done[i])->cxt);
 }
 
 /*
- * batcher_round
- *		Send one round if any record is due.  With wait, sleep until a
- *		held-back record is due when none is; returns whether anything was
- *		sent.
+ * batcher_send
+ *		Form and send requests while a slot is free and records are due.
+ *		With full_only, only requests that the queued records fill (the
+ *		steady state of kinesis_batcher_add); otherwise any (flush, or room
+ *		needed).  Returns how many were sent; *earliest as in
+ *		batcher_form_request when nothing could be.
  */
-static bool
-batcher_round(KinesisBatcher *b, bool wait)
+static int
+batcher_send(KinesisBatcher *b, bool full_only, TimestampTz *earliest)
 {
+	int			sent = 0;
+	int			i;
+
+	*earliest = 0;
+	for (i = 0; i < b->opts.max_in_flight && b->pending > 0; i++)
+	{
+		KinesisSlot *s = &b->slots[i];
+		TimestampTz now;
+
+		if (s->busy)
+			continue;
+		if (full_only &&
+			!(b->pending >= b->opts.max_request_records ||
+			  b->pending_size >= b->opts.max_request_bytes ||
+			  b->pending_json >= b->opts.max_body_bytes))
+			break;
+		/* nothing new since the last request formed came out empty */
+		if (b->stalled && b->pending - b->stalled_pending < b->opts.max_request_records)
+			break;
+		now = GetCurrentTimestamp();
+		if (b->idle_until != 0 && now < b->idle_until && full_only)
+			break;
+		if (batcher_form_request(b, s, now, earliest) == 0)
+		{
+			b->stalled = true;
+			b->stalled_pending = b->pending;
+			b->idle_until = *earliest;
+			break;
+		}
+		b->idle_until = 0;
+		batcher_submit(b, s);
+		sent++;
+	}
+	/* get the new requests going */
+	if (sent > 0)
+		batcher_collect(b, false);
+	return sent;
+}
+
+/*
+ * batcher_progress
+ *		Make progress towards acknowledging everything: send what can be
+ *		sent, then wait for an answer, or, with nothing on the wire, for the
+ *		first held-back record to be due.
+ */
+static void
+batcher_progress(KinesisBatcher *b)
+{
+	TimestampTz earliest;
+	TimestampTz now;
+
 	for (;;)
 	{
-		TimestampTz now = GetCurrentTimestamp();
-		TimestampTz earliest;
-		int			n;
-
 		CHECK_FOR_INTERRUPTS();
-		if (b->pending == 0)
-			return false;
-		n = batcher_form_round(b, now, &earliest);
-		if (n > 0)
+		b->stalled = false;
+		if (batcher_send(b, false, &earliest) > 0 && b->nbusy == 0)
+			continue;			/* the answers are in already: look again */
+		if (b->nbusy > 0)
 		{
-			b->idle_until = 0;
-			batcher_send_round(b, n);
-			return true;
+			batcher_collect(b, true);
+			return;
 		}
+		if (b->pending == 0)
+			return;
 		if (earliest == 0)
 			elog(ERROR, "Kinesis batcher found no record to send and none waiting");
-		b->idle_until = earliest;
-		if (!wait)
-			return false;
+		now = GetCurrentTimestamp();
 		batcher_sleep_until(earliest);
 		b->stats.backoff_ms += (double) (GetCurrentTimestamp() - now) / 1000.0;
+		return;
 	}
 }
 
@@ -1687,7 +1807,6 @@ kinesis_batcher_add(KinesisBatcher *b, const char *data, size_t data_len,
 	size_t		json_len;
 	KinesisEntry *e;
 	KinesisKey *k;
-	bool		found;
 	uint32		hash;
 	char	   *p;
 
@@ -1712,9 +1831,9 @@ kinesis_batcher_add(KinesisBatcher *b, const char *data, size_t data_len,
 		   (b->count >= b->opts.max_buffered_records ||
 			b->buffered_bytes + (int64) (json_len + key_len + 2) > b->opts.max_buffered_bytes))
 	{
-		if (b->pending == 0)
+		if (b->pending == 0 && b->nbusy == 0)
 			elog(ERROR, "Kinesis batcher holds unacknowledged records but none to send");
-		batcher_round(b, true);
+		batcher_progress(b);
 	}
 
 	if (b->count == b->ring_size)
@@ -1745,18 +1864,7 @@ kinesis_batcher_add(KinesisBatcher *b, const char *data, size_t data_len,
 	memcpy(p, partition_key, key_len + 1);
 
 	hash = hash_bytes((const unsigned char *) partition_key, (int) key_len);
-	k = hash_search_with_hash_value(b->keys, &partition_key, hash, HASH_ENTER, &found);
-	/* the newest record's copy outlives the older ones */
-	k->key = p;
-	if (!found)
-	{
-		k->hash = hash;
-		k->refcount = 0;
-		k->round = 0;
-		k->req = -1;
-		k->blocked = false;
-		k->ok_mark = 0;
-	}
+	k = batcher_intern_key(b, partition_key, key_len, hash, p);
 	k->refcount++;
 
 	e->json_len = (uint32) json_len;
@@ -1780,12 +1888,20 @@ kinesis_batcher_add(KinesisBatcher *b, const char *data, size_t data_len,
 	if (b->count > b->stats.max_buffered_records)
 		b->stats.max_buffered_records = b->count;
 
-	/* Enough to fill every request of a round: send one. */
-	if (b->pending >= (int64) b->opts.max_in_flight * b->opts.max_request_records ||
-		b->pending_size >= (int64) b->opts.max_in_flight * b->opts.max_request_bytes)
+	/*
+	 * Enough queued to fill a request: send it if a slot is free.  Answers
+	 * are taken in between, often enough for the slots to be free again.
+	 */
+	if (b->nbusy > 0 && ++b->adds_since_poll >= BATCHER_POLL_EVERY)
+		batcher_collect(b, false);
+	if (b->nbusy < b->opts.max_in_flight &&
+		(b->pending >= b->opts.max_request_records ||
+		 b->pending_size >= b->opts.max_request_bytes ||
+		 b->pending_json >= b->opts.max_body_bytes))
 	{
-		if (b->idle_until == 0 || GetCurrentTimestamp() >= b->idle_until)
-			batcher_round(b, false);
+		TimestampTz earliest;
+
+		batcher_send(b, true, &earliest);
 	}
 	return KINESIS_RECORD_OK;
 }
@@ -1798,9 +1914,9 @@ void
 kinesis_batcher_flush(KinesisBatcher *b)
 {
 	while (b->unacked > 0)
-		batcher_round(b, true);
+		batcher_progress(b);
 	batcher_pop_acked(b);
-	Assert(b->count == 0);
+	Assert(b->count == 0 && b->nbusy == 0);
 }
 
 /*

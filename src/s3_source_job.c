@@ -174,8 +174,11 @@ typedef struct Job
 	StringInfoData message;
 	StringInfoData key;
 	DmsColumnValue *column_values;	/* one per column of the widest table */
+	int		   *value_starts;	/* where each value starts in values, and
+								 * the end */
 
 	S3SourceJobResult *result;
+	double		s3_ms;			/* time spent reading from S3 */
 
 	/* CDC */
 	char	   *migration_type;
@@ -976,7 +979,7 @@ job_render_columns(Job *job, const DmsRow *row, int *column, const char **code,
 	char	   *truncated_reason = NULL;
 
 	resetStringInfo(&job->values);
-	starts = palloc(sizeof(int) * (et->ncolumns + 1));
+	starts = job->value_starts;
 	for (c = 0; c < et->ncolumns; c++)
 	{
 		const CsvField *f = &row->columns[c];
@@ -1196,7 +1199,12 @@ job_table_step(Job *job, JobTable *jt)
 		char	   *data;
 		int64		end = Min(jt->offset + JOB_CHUNK_BYTES, f->size) - 1;
 
-		data = s3_get_object(job->source, job->bucket, f->key, jt->offset, end, &len);
+		{
+			TimestampTz t0 = GetCurrentTimestamp();
+
+			data = s3_get_object(job->source, job->bucket, f->key, jt->offset, end, &len);
+			job->s3_ms += (double) (GetCurrentTimestamp() - t0) / 1000.0;
+		}
 		if (len == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_CORRUPTED),
@@ -1884,6 +1892,7 @@ s3_source_job_run(const char *task_name, int64 run_id, S3SourceJobResult *result
 	for (t = 0; t < job->def->ntables; t++)
 		max_columns = Max(max_columns, job->def->tables[t].ncolumns);
 	job->column_values = palloc0(sizeof(DmsColumnValue) * max_columns);
+	job->value_starts = palloc0(sizeof(int) * (max_columns + 1));
 	initStringInfo(&job->values);
 	initStringInfo(&job->message);
 	initStringInfo(&job->key);
@@ -1926,5 +1935,16 @@ s3_source_job_run(const char *task_name, int64 run_id, S3SourceJobResult *result
 	job_xact_begin();
 	job_write_progress(job);
 	job_xact_end(job_cxt);
+	{
+		json_t	   *stats = kinesis_batcher_stats_json(job->batcher);
+		char	   *text = json_dumps(stats, JSON_COMPACT);
+
+		ereport(dms_stream_log_min_messages,
+				(errmsg("dms_stream task \"%s\": full load sent; S3 reads %.0f ms, Kinesis batcher %s",
+						job->task_name, job->s3_ms, text ? text : "{}")));
+		if (text)
+			pfree(text);		/* jansson allocates with palloc */
+		json_decref(stats);
+	}
 	kinesis_batcher_destroy(job->batcher);
 }
