@@ -34,6 +34,7 @@
 #include "common/hashfn.h"
 #include "common/pg_prng.h"
 #include "mb/pg_wchar.h"
+#include "port/pg_bswap.h"
 #include "miscadmin.h"
 #include "storage/latch.h"
 #include "utils/memutils.h"
@@ -292,6 +293,19 @@ base64_encode_into(char *dst, const unsigned char *src, size_t len)
 		pairs_ready = true;
 	}
 
+	/* 6 bytes at a time, read as one big-endian word (8 bytes are there) */
+	for (; i + 8 <= len; i += 6)
+	{
+		uint64		v;
+
+		memcpy(&v, src + i, 8);
+		v = pg_bswap64(v);
+		memcpy(dst, pairs[(v >> 52) & 0xFFF], 2);
+		memcpy(dst + 2, pairs[(v >> 40) & 0xFFF], 2);
+		memcpy(dst + 4, pairs[(v >> 28) & 0xFFF], 2);
+		memcpy(dst + 6, pairs[(v >> 16) & 0xFFF], 2);
+		dst += 8;
+	}
 	for (; i + 3 <= len; i += 3)
 	{
 		uint32		v = ((uint32) src[i] << 16) | ((uint32) src[i + 1] << 8) | src[i + 2];
