@@ -102,6 +102,7 @@ typedef struct JobTable
 	CsvReader  *reader;			/* file being read; NULL between files */
 	int			file;			/* index of the file being read */
 	int64		offset;			/* next byte of it to fetch */
+	S3GetObject *fetch;			/* the chunk at offset, on its way */
 	char	   *previous;		/* last chunk fed (the reader may use it) */
 
 	/* CDC */
@@ -134,6 +135,7 @@ typedef struct JobException
 	char	   *owner;
 	char	   *name;
 	char	   *target;
+	JobTable   *suspends;		/* CDC: the table this row suspended */
 } JobException;
 
 /* Everything a run needs. */
@@ -728,6 +730,19 @@ job_write_exceptions(Job *job, JobTable *jt, const JobPosition *pos)
 					 " VALUES ($1, $2, $3, $4, $5, $6::bigint, $7::integer, $8, $9, $10)",
 					 10, params, SPI_OK_INSERT);
 		}
+		if (ex->suspends != NULL)
+		{
+			/* SUSPEND_TABLE in CDC: durable with the row that caused it */
+			params[0] = job->task_name;
+			params[1] = ex->suspends->et->owner;
+			params[2] = ex->suspends->et->name;
+			job_exec("INSERT INTO dms_stream.table_statistics AS s"
+					 "       (task_name, schema_name, table_name, table_state, last_update_time)"
+					 " VALUES ($1, $2, $3, 'Table error', now())"
+					 " ON CONFLICT (task_name, schema_name, table_name) DO UPDATE"
+					 "   SET table_state = 'Table error', last_update_time = now()",
+					 3, params, SPI_OK_INSERT);
+		}
 		jt->errors++;
 		job->result->error_rows++;
 		jt->exceptions = list_delete_first(jt->exceptions);
@@ -1127,12 +1142,27 @@ job_table_records(Job *job, JobTable *jt)
 static void
 job_table_close_file(JobTable *jt)
 {
+	if (jt->fetch)
+		s3_get_object_cancel(jt->fetch);
+	jt->fetch = NULL;
 	if (jt->reader)
 		csv_reader_free(jt->reader);
 	if (jt->previous)
 		pfree(jt->previous);
 	jt->reader = NULL;
 	jt->previous = NULL;
+}
+
+/*
+ * job_fetch_start
+ *		Ask for the chunk of file f at the table's offset.
+ */
+static S3GetObject *
+job_fetch_start(Job *job, JobTable *jt, JobFile *f)
+{
+	int64		end = Min(jt->offset + JOB_CHUNK_BYTES, f->size) - 1;
+
+	return s3_get_object_start(job->source, job->bucket, f->key, jt->offset, end);
 }
 
 /*
@@ -1197,14 +1227,18 @@ job_table_step(Job *job, JobTable *jt)
 	{
 		size_t		len;
 		char	   *data;
-		int64		end = Min(jt->offset + JOB_CHUNK_BYTES, f->size) - 1;
+		TimestampTz t0 = GetCurrentTimestamp();
 
-		{
-			TimestampTz t0 = GetCurrentTimestamp();
-
-			data = s3_get_object(job->source, job->bucket, f->key, jt->offset, end, &len);
-			job->s3_ms += (double) (GetCurrentTimestamp() - t0) / 1000.0;
-		}
+		/*
+		 * The chunk at offset (asked for while the previous one was read, or
+		 * now); then ask for the next one, which comes while this one is
+		 * parsed and sent.
+		 */
+		if (jt->fetch == NULL)
+			jt->fetch = job_fetch_start(job, jt, f);
+		data = s3_get_object_finish(jt->fetch, &len);
+		jt->fetch = NULL;
+		job->s3_ms += (double) (GetCurrentTimestamp() - t0) / 1000.0;
 		if (len == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_CORRUPTED),
@@ -1215,6 +1249,8 @@ job_table_step(Job *job, JobTable *jt)
 			pfree(jt->previous);
 		jt->previous = data;
 		jt->offset += len;
+		if (jt->offset < f->size)
+			jt->fetch = job_fetch_start(job, jt, f);
 		if (!job_table_records(job, jt))
 		{
 			job_table_close_file(jt);
@@ -1255,6 +1291,7 @@ job_table_begin(Job *job, JobTable *jt)
 	jt->exceptions = NIL;
 	jt->file = jt->committed.file;
 	jt->reader = NULL;
+	jt->fetch = NULL;
 	jt->previous = NULL;
 
 	if (jt->plan->error != NULL)
@@ -1419,6 +1456,7 @@ job_cdc_reject(Job *job, JobTable *jt, const char *owner, const char *name,
 {
 	JobPolicy	policy = truncation ? job->truncation_policy : job->data_policy;
 	JobTable   *cdc = &job->cdc;
+	JobTable   *suspends = NULL;
 	MemoryContext old;
 	JobException *ex;
 
@@ -1444,6 +1482,7 @@ job_cdc_reject(Job *job, JobTable *jt, const char *owner, const char *name,
 	}
 	if (policy == JOB_POLICY_SUSPEND_TABLE && jt != NULL && !jt->cdc_off)
 	{
+		suspends = jt;
 		jt->cdc_off = true;
 		ereport(WARNING,
 				(errmsg("dms_stream task \"%s\": CDC of table %s.%s suspended at %s line %lld: %s",
@@ -1462,6 +1501,7 @@ job_cdc_reject(Job *job, JobTable *jt, const char *owner, const char *name,
 	ex->reason = pstrdup(reason);
 	ex->owner = owner ? pstrdup(owner) : NULL;
 	ex->name = name ? pstrdup(name) : NULL;
+	ex->suspends = suspends;
 	if (jt != NULL)
 		ex->target = pstrdup(jt->plan->target_table ? jt->plan->target_table : jt->et->name);
 	if (ex->logged && rec->raw != NULL)
@@ -1769,6 +1809,33 @@ job_cdc_run(Job *job)
 				 1, params, SPI_OK_SELECT);
 		mark_time = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
 													  SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	/*
+	 * Tables in "Table error" (suspended by SUSPEND_TABLE in the full load
+	 * or in CDC, before a restart) stay suspended: their rows are skipped.
+	 */
+	job_exec("SELECT schema_name, table_name FROM dms_stream.table_statistics"
+			 " WHERE task_name = $1 AND table_state = 'Table error'",
+			 1, params, SPI_OK_SELECT);
+	for (t = 0; t < (int) SPI_processed; t++)
+	{
+		char	   *owner = SPI_getvalue(SPI_tuptable->vals[t], SPI_tuptable->tupdesc, 1);
+		char	   *name = SPI_getvalue(SPI_tuptable->vals[t], SPI_tuptable->tupdesc, 2);
+		int			i;
+
+		for (i = 0; i < job->ntables; i++)
+		{
+			JobTable   *jt = &job->tables[i];
+
+			if (!jt->cdc_off && strcmp(jt->et->owner, owner) == 0 &&
+				strcmp(jt->et->name, name) == 0)
+			{
+				jt->cdc_off = true;
+				ereport(dms_stream_log_min_messages,
+						(errmsg("dms_stream task \"%s\": table %s.%s is suspended (Table error): its CDC rows are skipped",
+								job->task_name, owner, name)));
+			}
+		}
 	}
 	job_xact_end(GetMemoryChunkContext(job));
 
