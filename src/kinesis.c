@@ -74,7 +74,7 @@
 typedef enum KinesisEntryState
 {
 	ENTRY_PENDING,				/* waiting to be sent (again) */
-	ENTRY_SENT,					/* in the round being sent */
+	ENTRY_SENT,					/* in a request on the wire */
 	ENTRY_ACKED					/* accepted by Kinesis */
 } KinesisEntryState;
 
@@ -178,7 +178,7 @@ struct KinesisBatcher
 	KinesisBatcherStats stats;
 };
 
-/* A fatal problem found while processing a round, raised at its end. */
+/* A fatal problem found while applying answers, raised once all are applied. */
 typedef struct KinesisRoundError
 {
 	int			slot;			/* request whose answer failed, or -1 */
@@ -1448,7 +1448,7 @@ is_throttling_code(const char *code)
 
 /*
  * round_error
- *		Remember the first fatal problem of a round.
+ *		Remember the first fatal problem among the answers applied.
  */
 static void
 round_error(KinesisRoundError *err, int sqlstate, char *message, char *detail,
