@@ -353,12 +353,14 @@ typedef struct KinesisAnswerEntry
  * Records, and members of an entry other than the four above, are skipped
  * whatever their value; a value that is not a string (null) counts as
  * absent, as json_string_value would have it.  Any syntax error makes the
- * whole answer invalid.
+ * whole answer invalid.  Strings that are not kept are skipped by looking
+ * for their closing quote only.
  */
 typedef struct JsonScan
 {
 	char	   *p;
 	char	   *end;
+	bool		want_ids;		/* keep ShardId and SequenceNumber */
 } JsonScan;
 
 static inline void
@@ -509,6 +511,34 @@ scan_string(JsonScan *s, char **out)
 }
 
 /*
+ * scan_skip_string
+ *		At a '"': skip a string not kept, finding its end with memchr.
+ */
+static bool
+scan_skip_string(JsonScan *s)
+{
+	char	   *p = s->p + 1;
+
+	for (;;)
+	{
+		char	   *q = memchr(p, '"', s->end - p);
+		char	   *b;
+
+		if (q == NULL)
+			return false;
+		/* escaped when preceded by an odd number of backslashes */
+		for (b = q; b > p && b[-1] == '\\'; b--)
+			;
+		if ((q - b) % 2 == 0)
+		{
+			s->p = q + 1;
+			return true;
+		}
+		p = q + 1;
+	}
+}
+
+/*
  * scan_skip
  *		Skip one value of any kind (depth-limited).
  */
@@ -599,6 +629,8 @@ scan_entry(JsonScan *s, KinesisAnswerEntry *e)
 					slot = &e->error_message;
 				break;
 			case 'S':
+				if (!s->want_ids)
+					break;
 				if (strcmp(key, "ShardId") == 0)
 					slot = &e->shard_id;
 				else if (strcmp(key, "SequenceNumber") == 0)
@@ -606,7 +638,13 @@ scan_entry(JsonScan *s, KinesisAnswerEntry *e)
 				break;
 		}
 		scan_ws(s);
-		if (slot != NULL && s->p < s->end && *s->p == '"')
+		if (slot == NULL && s->p < s->end && *s->p == '"')
+		{
+			/* a string we do not keep (a sequence number, mostly) */
+			if (!scan_skip_string(s))
+				return false;
+		}
+		else if (slot != NULL && s->p < s->end && *s->p == '"')
 		{
 			char	   *v;
 
@@ -632,9 +670,10 @@ scan_entry(JsonScan *s, KinesisAnswerEntry *e)
  *		False if the answer is not valid JSON or has no such array.
  */
 static bool
-scan_put_records_answer(char *body, size_t len, int n, KinesisAnswerEntry *entries)
+scan_put_records_answer(char *body, size_t len, int n, bool want_ids,
+						KinesisAnswerEntry *entries)
 {
-	JsonScan	s = {body, body + len};
+	JsonScan	s = {body, body + len, want_ids};
 	bool		have_records = false;
 	char	   *key;
 
@@ -1478,7 +1517,9 @@ batcher_process_answer(KinesisBatcher *b, KinesisSlot *s, DmsHttpResponse *resp,
 
 	memcpy(text, resp->body, resp->body_len);
 	text[resp->body_len] = '\0';
-	if (!scan_put_records_answer(text, resp->body_len, s->nentries, answers))
+	/* shard and sequence number only matter to an on_ack callback */
+	if (!scan_put_records_answer(text, resp->body_len, s->nentries,
+								 b->opts.on_ack != NULL, answers))
 	{
 		/* nothing can be matched: treat like a failed request */
 		for (i = 0; i < s->nentries; i++)
