@@ -1330,6 +1330,10 @@ http_queue_release(void *arg)
 	q->nused = 0;
 }
 
+/*
+ * dms_http_queue_create
+ *		An empty queue in CurrentMemoryContext; see http.h.
+ */
 DmsHttpQueue *
 dms_http_queue_create(void)
 {
@@ -1369,6 +1373,10 @@ http_queue_start(DmsHttpQueue *q, int i)
 	MemoryContextSwitchTo(old);
 }
 
+/*
+ * dms_http_queue_submit
+ *		Start a request in a free slot; see http.h.
+ */
 void
 dms_http_queue_submit(DmsHttpQueue *q, const DmsHttpRequest *req,
 					  DmsHttpResponse *resp, void *arg)
@@ -1412,12 +1420,20 @@ dms_http_queue_submit(DmsHttpQueue *q, const DmsHttpRequest *req,
 	PG_END_TRY();
 }
 
+/*
+ * dms_http_queue_in_flight
+ *		Requests submitted and not yet returned.
+ */
 int
 dms_http_queue_in_flight(DmsHttpQueue *q)
 {
 	return q->nused;
 }
 
+/*
+ * dms_http_queue_poll
+ *		Drive the transfers, return the finished ones; see http.h.
+ */
 int
 dms_http_queue_poll(DmsHttpQueue *q, bool wait, void **done, int max)
 {
