@@ -61,6 +61,37 @@ typedef struct JsonWriter
 
 static const char tabs[] = "\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t\t";
 
+/*
+ * out_bytes / out_char / out_str
+ *		appendBinaryStringInfo, appendStringInfoChar and
+ *		appendStringInfoString, inline: a message is written in many small
+ *		pieces, and a call into the server for each one is most of the cost.
+ */
+static inline void
+out_bytes(StringInfo out, const char *s, int n)
+{
+	if (unlikely(out->len + n >= out->maxlen))
+		enlargeStringInfo(out, n);
+	memcpy(out->data + out->len, s, n);
+	out->len += n;
+	out->data[out->len] = '\0';
+}
+
+static inline void
+out_char(StringInfo out, char c)
+{
+	if (unlikely(out->len + 1 >= out->maxlen))
+		enlargeStringInfo(out, 1);
+	out->data[out->len++] = c;
+	out->data[out->len] = '\0';
+}
+
+static inline void
+out_str(StringInfo out, const char *s)
+{
+	out_bytes(out, s, strlen(s));
+}
+
 /* ----------------------------------------------------------------
  * JSON text
  * ----------------------------------------------------------------
@@ -86,7 +117,7 @@ append_escaped(StringInfo out, const char *s, size_t len)
 		if (c >= 0x20 && c != '"' && c != '\\')
 			continue;
 		if (p > run)
-			appendBinaryStringInfo(out, run, p - run);
+			out_bytes(out, run, p - run);
 		switch (c)
 		{
 			case '"':
@@ -115,11 +146,11 @@ append_escaped(StringInfo out, const char *s, size_t len)
 				esc = buf;
 				break;
 		}
-		appendStringInfoString(out, esc);
+		out_str(out, esc);
 		run = p + 1;
 	}
 	if (end > run)
-		appendBinaryStringInfo(out, run, end - run);
+		out_bytes(out, run, end - run);
 }
 
 /*
@@ -129,9 +160,9 @@ append_escaped(StringInfo out, const char *s, size_t len)
 void
 dms_message_append_json_string(StringInfo out, const char *s, size_t len)
 {
-	appendStringInfoChar(out, '"');
+	out_char(out, '"');
 	append_escaped(out, s, len);
-	appendStringInfoChar(out, '"');
+	out_char(out, '"');
 }
 
 /*
@@ -162,12 +193,12 @@ jw_newline(JsonWriter *w)
 
 	if (!w->pretty)
 		return;
-	appendStringInfoChar(w->out, '\n');
+	out_char(w->out, '\n');
 	while (d > 0)
 	{
 		int			n = Min(d, (int) sizeof(tabs) - 1);
 
-		appendBinaryStringInfo(w->out, tabs, n);
+		out_bytes(w->out, tabs, n);
 		d -= n;
 	}
 }
@@ -179,7 +210,7 @@ jw_newline(JsonWriter *w)
 static inline void
 jw_begin(JsonWriter *w, char open)
 {
-	appendStringInfoChar(w->out, open);
+	out_char(w->out, open);
 	w->depth++;
 	w->comma = false;
 }
@@ -190,7 +221,7 @@ jw_end(JsonWriter *w, char close)
 	w->depth--;
 	if (w->comma)
 		jw_newline(w);
-	appendStringInfoChar(w->out, close);
+	out_char(w->out, close);
 	w->comma = true;
 }
 
@@ -201,14 +232,40 @@ jw_end(JsonWriter *w, char close)
 static inline void
 jw_key(JsonWriter *w, const char *key, int len)
 {
+	StringInfo	out = w->out;
+	int			depth = w->pretty ? Min(w->depth, (int) sizeof(tabs) - 1) : 0;
+	int			need = 1 + 1 + depth + len + 2;
+	char	   *p;
+
+	if (w->pretty && w->depth >= (int) sizeof(tabs))
+	{
+		/* deeper than the tabs at hand: the general way */
+		if (w->comma)
+			out_char(out, ',');
+		jw_newline(w);
+		out_bytes(out, key, len);
+		out_bytes(out, ": ", 2);
+		w->comma = true;
+		return;
+	}
+	if (unlikely(out->len + need >= out->maxlen))
+		enlargeStringInfo(out, need);
+	p = out->data + out->len;
 	if (w->comma)
-		appendStringInfoChar(w->out, ',');
-	jw_newline(w);
-	appendBinaryStringInfo(w->out, key, len);
+		*p++ = ',';
 	if (w->pretty)
-		appendBinaryStringInfo(w->out, ": ", 2);
-	else
-		appendStringInfoChar(w->out, ':');
+	{
+		*p++ = '\n';
+		memcpy(p, tabs, depth);
+		p += depth;
+	}
+	memcpy(p, key, len);
+	p += len;
+	*p++ = ':';
+	if (w->pretty)
+		*p++ = ' ';
+	*p = '\0';
+	out->len = p - out->data;
 	w->comma = true;
 }
 
@@ -223,10 +280,10 @@ static void
 jw_key_str(JsonWriter *w, const char *key)
 {
 	if (w->comma)
-		appendStringInfoChar(w->out, ',');
+		out_char(w->out, ',');
 	jw_newline(w);
 	dms_message_append_json_string(w->out, key, strlen(key));
-	appendStringInfoString(w->out, w->pretty ? ": " : ":");
+	out_str(w->out, w->pretty ? ": " : ":");
 	w->comma = true;
 }
 
@@ -238,7 +295,7 @@ static inline void
 jw_element(JsonWriter *w)
 {
 	if (w->comma)
-		appendStringInfoChar(w->out, ',');
+		out_char(w->out, ',');
 	jw_newline(w);
 	w->comma = true;
 }
@@ -269,19 +326,19 @@ append_minified(StringInfo out, const char *s, size_t len)
 
 		if (in_string)
 		{
-			appendStringInfoChar(out, c);
+			out_char(out, c);
 			if (c == '\\' && i + 1 < len)
-				appendStringInfoChar(out, s[++i]);
+				out_char(out, s[++i]);
 			else if (c == '"')
 				in_string = false;
 		}
 		else if (c == '"')
 		{
 			in_string = true;
-			appendStringInfoChar(out, c);
+			out_char(out, c);
 		}
 		else if (c != ' ' && c != '\t' && c != '\n' && c != '\r')
-			appendStringInfoChar(out, c);
+			out_char(out, c);
 	}
 }
 
@@ -322,16 +379,16 @@ jw_json_t(JsonWriter *w, const json_t *v)
 	else if (json_is_integer(v))
 		appendStringInfo(w->out, "%lld", (long long) json_integer_value(v));
 	else if (json_is_true(v))
-		appendStringInfoString(w->out, "true");
+		out_str(w->out, "true");
 	else if (json_is_false(v))
-		appendStringInfoString(w->out, "false");
+		out_str(w->out, "false");
 	else if (json_is_null(v))
-		appendStringInfoString(w->out, "null");
+		out_str(w->out, "null");
 	else
 	{
 		char	   *text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
 
-		appendStringInfoString(w->out, text ? text : "null");
+		out_str(w->out, text ? text : "null");
 	}
 }
 
@@ -573,30 +630,51 @@ dms_message_writer_create(const MappingTablePlan *plan, const DmsMessageSettings
 void
 dms_message_format_timestamp(TimestampTz ts, char *buf)
 {
-	/* The last two values formatted: records of a change share theirs. */
-	static TimestampTz cached_ts[2] = {DT_NOBEGIN, DT_NOBEGIN};
-	static char cached_buf[2][DMS_MESSAGE_TIMESTAMP_SIZE];
-	static int	next_slot = 0;
+	/* the text up to the seconds of the last second formatted */
+	static TimestampTz cached_second = -1;
+	static char cached[32];
 	struct pg_tm tm;
 	fsec_t		fsec;
+	TimestampTz second;
+	int			us;
 	int			i;
 
-	for (i = 0; i < 2; i++)
-		if (cached_ts[i] == ts && ts != DT_NOBEGIN)
+	if (TIMESTAMP_NOT_FINITE(ts) || ts < 0)
+	{
+		if (TIMESTAMP_NOT_FINITE(ts) || timestamp2tm(ts, NULL, &tm, &fsec, NULL, NULL) != 0)
 		{
-			memcpy(buf, cached_buf[i], DMS_MESSAGE_TIMESTAMP_SIZE);
+			strlcpy(buf, TIMESTAMP_IS_NOBEGIN(ts) ? "-infinity" : "infinity", DMS_MESSAGE_TIMESTAMP_SIZE);
 			return;
 		}
-	if (TIMESTAMP_NOT_FINITE(ts) || timestamp2tm(ts, NULL, &tm, &fsec, NULL, NULL) != 0)
-	{
-		strlcpy(buf, TIMESTAMP_IS_NOBEGIN(ts) ? "-infinity" : "infinity", DMS_MESSAGE_TIMESTAMP_SIZE);
+		snprintf(buf, DMS_MESSAGE_TIMESTAMP_SIZE, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ",
+				 tm.tm_year, tm.tm_mon, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int) fsec);
 		return;
 	}
-	snprintf(buf, DMS_MESSAGE_TIMESTAMP_SIZE, "%04d-%02d-%02dT%02d:%02d:%02d.%06dZ",
-			 tm.tm_year, tm.tm_mon, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int) fsec);
-	cached_ts[next_slot] = ts;
-	memcpy(cached_buf[next_slot], buf, DMS_MESSAGE_TIMESTAMP_SIZE);
-	next_slot ^= 1;
+
+	/* Messages of one second share everything but the microseconds. */
+	second = ts / USECS_PER_SEC;
+	us = (int) (ts % USECS_PER_SEC);
+	if (second != cached_second)
+	{
+		if (timestamp2tm(second * USECS_PER_SEC, NULL, &tm, &fsec, NULL, NULL) != 0)
+		{
+			strlcpy(buf, "infinity", DMS_MESSAGE_TIMESTAMP_SIZE);
+			return;
+		}
+		snprintf(cached, sizeof(cached), "%04d-%02d-%02dT%02d:%02d:%02d.",
+				 tm.tm_year, tm.tm_mon, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+		cached_second = second;
+	}
+	i = strlen(cached);
+	memcpy(buf, cached, i);
+	buf[i + 5] = '0' + us % 10;
+	buf[i + 4] = '0' + (us / 10) % 10;
+	buf[i + 3] = '0' + (us / 100) % 10;
+	buf[i + 2] = '0' + (us / 1000) % 10;
+	buf[i + 1] = '0' + (us / 10000) % 10;
+	buf[i] = '0' + us / 100000;
+	buf[i + 6] = 'Z';
+	buf[i + 7] = '\0';
 }
 
 /*
@@ -620,7 +698,7 @@ append_template(StringInfo out, const MappingTemplate *t, const DmsColumnValue *
 			if (escaped)
 				append_escaped(out, part->text, part->len);
 			else
-				appendBinaryStringInfo(out, part->text, part->len);
+				out_bytes(out, part->text, part->len);
 			continue;
 		}
 		v = &values[part->column];
@@ -629,7 +707,7 @@ append_template(StringInfo out, const MappingTemplate *t, const DmsColumnValue *
 		if (!escaped)
 			mapping_append_value_text(out, v);
 		else if (v->len >= 2 && v->json[0] == '"')
-			appendBinaryStringInfo(out, v->json + 1, v->len - 2);	/* already escaped */
+			out_bytes(out, v->json + 1, v->len - 2);	/* already escaped */
 		else
 			append_escaped(out, v->json, v->len);
 	}
@@ -688,9 +766,9 @@ write_doc_node(JsonWriter *w, const MappingDocNode *node, const DmsColumnValue *
 
 	if (!node->is_object)
 	{
-		appendStringInfoChar(w->out, '"');
+		out_char(w->out, '"');
 		append_template(w->out, &node->value, values, true);
-		appendStringInfoChar(w->out, '"');
+		out_char(w->out, '"');
 		return;
 	}
 	jw_begin(w, '{');
@@ -725,7 +803,7 @@ write_attribute_value(DmsMessageWriter *mw, JsonWriter *w, const MappingAttribut
 		append_template(scratch, &a->scalar, values, true);
 		if (is_json_number(scratch->data, scratch->len))
 		{
-			appendBinaryStringInfo(w->out, scratch->data, scratch->len);
+			out_bytes(w->out, scratch->data, scratch->len);
 			return;
 		}
 	}
@@ -747,9 +825,9 @@ write_attribute_value(DmsMessageWriter *mw, JsonWriter *w, const MappingAttribut
 	}
 	else
 		append_template(scratch, &a->scalar, values, true);
-	appendStringInfoChar(w->out, '"');
-	appendBinaryStringInfo(w->out, scratch->data, scratch->len);
-	appendStringInfoChar(w->out, '"');
+	out_char(w->out, '"');
+	out_bytes(w->out, scratch->data, scratch->len);
+	out_char(w->out, '"');
 }
 
 /*
@@ -776,15 +854,15 @@ write_columns(DmsMessageWriter *mw, JsonWriter *w, const DmsColumnValue *values,
 			continue;
 		jw_key(w, mw->columns[i].text, mw->columns[i].len);
 		if (v->is_null || v->json == NULL)
-			appendStringInfoString(w->out, "null");
+			out_str(w->out, "null");
 		else if (mw->binary[i] && mw->settings.no_hex_prefix && v->len >= 3 &&
 				 v->json[0] == '"' && v->json[1] == '0' && (v->json[2] == 'x' || v->json[2] == 'X'))
 		{
-			appendStringInfoChar(w->out, '"');
-			appendBinaryStringInfo(w->out, v->json + 3, v->len - 3);
+			out_char(w->out, '"');
+			out_bytes(w->out, v->json + 3, v->len - 3);
 		}
 		else
-			appendBinaryStringInfo(w->out, v->json, v->len);
+			out_bytes(w->out, v->json, v->len);
 	}
 }
 
@@ -866,14 +944,14 @@ partition_key(DmsMessageWriter *mw, const DmsChange *ch, StringInfo key)
 					break;
 				if (mw->settings.partition_include_schema_table)
 				{
-					appendStringInfoString(key, mw->schema_table);
-					appendStringInfoChar(key, '.');
+					out_str(key, mw->schema_table);
+					out_char(key, '.');
 				}
 				start = key->len;
 				for (i = 0; i < plan->npk; i++)
 				{
 					if (i > 0)
-						appendStringInfoChar(key, '.');
+						out_char(key, '.');
 					mapping_append_value_text(key, &ch->values[plan->pk[i]]);
 				}
 				if (key->len - start > plan->npk - 1)
@@ -903,7 +981,7 @@ partition_key(DmsMessageWriter *mw, const DmsChange *ch, StringInfo key)
 		case MAPPING_PKT_CONSTANT:
 			if (plan->pk_constant != NULL && plan->pk_constant[0] != '\0')
 			{
-				appendStringInfoString(key, plan->pk_constant);
+				out_str(key, plan->pk_constant);
 				return type;
 			}
 			break;
@@ -917,7 +995,7 @@ partition_key(DmsMessageWriter *mw, const DmsChange *ch, StringInfo key)
 		default:
 			break;
 	}
-	appendStringInfoString(key, mw->schema_table);
+	out_str(key, mw->schema_table);
 	return MAPPING_PKT_SCHEMA_TABLE;
 }
 
@@ -958,12 +1036,12 @@ write_metadata(DmsMessageWriter *mw, JsonWriter *w, const DmsChange *ch,
 
 	dms_message_format_timestamp(ch->timestamp, ts);
 	jw_lkey(w, "\"timestamp\"");
-	appendStringInfoChar(w->out, '"');
-	appendStringInfoString(w->out, ts);
-	appendStringInfoChar(w->out, '"');
+	out_char(w->out, '"');
+	out_str(w->out, ts);
+	out_char(w->out, '"');
 
 	jw_lkey(w, "\"record-type\"");
-	appendStringInfoString(w->out, control ? "\"control\"" : "\"data\"");
+	out_str(w->out, control ? "\"control\"" : "\"data\"");
 	jw_lkey(w, "\"operation\"");
 	jw_string(w, operation_names[ch->operation]);
 	jw_lkey(w, "\"partition-key-type\"");
@@ -974,9 +1052,9 @@ write_metadata(DmsMessageWriter *mw, JsonWriter *w, const DmsChange *ch,
 		jw_string(w, pk_value);
 	}
 	jw_lkey(w, "\"schema-name\"");
-	appendBinaryStringInfo(w->out, mw->schema_value.text, mw->schema_value.len);
+	out_bytes(w->out, mw->schema_value.text, mw->schema_value.len);
 	jw_lkey(w, "\"table-name\"");
-	appendBinaryStringInfo(w->out, mw->table_value.text, mw->table_value.len);
+	out_bytes(w->out, mw->table_value.text, mw->table_value.len);
 
 	if (!control && ch->operation != DMS_OP_LOAD && tx != NULL && tx->has_id)
 	{
@@ -1000,9 +1078,9 @@ write_metadata(DmsMessageWriter *mw, JsonWriter *w, const DmsChange *ch,
 			{
 				dms_message_format_timestamp(tx->commit_timestamp, ts);
 				jw_lkey(w, "\"commit-timestamp\"");
-				appendStringInfoChar(w->out, '"');
-				appendStringInfoString(w->out, ts);
-				appendStringInfoChar(w->out, '"');
+				out_char(w->out, '"');
+				out_str(w->out, ts);
+				out_char(w->out, '"');
 			}
 			if (tx->stream_position != NULL)
 			{
@@ -1108,7 +1186,7 @@ write_table_def(JsonWriter *w, const MappingTablePlan *plan)
 			appendStringInfo(w->out, "%d", sc->scale);
 		}
 		jw_lkey(w, "\"nullable\"");
-		appendStringInfoString(w->out, sc->nullable ? "true" : "false");
+		out_str(w->out, sc->nullable ? "true" : "false");
 		jw_end(w, '}');
 		any_pk |= sc->is_pk;
 	}
@@ -1214,6 +1292,6 @@ dms_message_build(DmsMessageWriter *mw, const DmsChange *ch, StringInfo data,
 	write_metadata(mw, &w, ch, pk_type, pk_value);
 	jw_end(&w, '}');
 	if (s->unformatted)
-		appendStringInfoChar(data, '\n');
+		out_char(data, '\n');
 	return true;
 }

@@ -28,6 +28,7 @@
  */
 #include "postgres.h"
 
+#include <poll.h>
 #include <signal.h>
 
 #include <curl/curl.h>
@@ -109,6 +110,7 @@ typedef struct HttpTransfer
 {
 	const DmsHttpRequest *req;
 	DmsHttpResponse *resp;
+	MemoryContext resp_cxt;		/* where the response is built */
 	HttpState	state;
 	int			attempt;		/* attempts started */
 	int			max_retries;
@@ -1051,7 +1053,12 @@ http_collect_done(void)
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &t);
 		if (t == NULL || t->easy != msg->easy_handle)
 			continue;
-		http_finish_attempt(t, msg->data.result);
+		{
+			MemoryContext old = MemoryContextSwitchTo(t->resp_cxt);
+
+			http_finish_attempt(t, msg->data.result);
+			MemoryContextSwitchTo(old);
+		}
 	}
 }
 
@@ -1143,6 +1150,56 @@ http_wait(HttpTransfer *ts, int n, WaitEventSet *volatile *wes)
 }
 
 /*
+ * http_drive_nowait
+ *		Let curl do what it can at once on the sockets that are ready (and
+ *		on its timer if due), without sleeping: one poll(2), no wait set.
+ */
+static void
+http_drive_nowait(void)
+{
+	struct pollfd fds[HTTP_MAX_SOCKETS];
+	int			n = 0;
+	int			nready;
+	int			i;
+
+	for (i = 0; i < http_nsockets; i++)
+	{
+		short		ev = 0;
+
+		if (http_sockets[i].what & CURL_POLL_IN)
+			ev |= POLLIN;
+		if (http_sockets[i].what & CURL_POLL_OUT)
+			ev |= POLLOUT;
+		if (ev == 0)
+			continue;
+		fds[n].fd = http_sockets[i].fd;
+		fds[n].events = ev;
+		fds[n].revents = 0;
+		n++;
+	}
+	nready = n > 0 ? poll(fds, n, 0) : 0;
+	for (i = 0; i < n && nready > 0; i++)
+	{
+		int			mask = 0;
+
+		if (fds[i].revents == 0)
+			continue;
+		if (fds[i].revents & (POLLIN | POLLHUP))
+			mask |= CURL_CSELECT_IN;
+		if (fds[i].revents & POLLOUT)
+			mask |= CURL_CSELECT_OUT;
+		if (fds[i].revents & (POLLERR | POLLNVAL))
+			mask |= CURL_CSELECT_ERR;
+		http_socket_action(fds[i].fd, mask);
+	}
+	if (http_timer_set && GetCurrentTimestamp() >= http_timer_deadline)
+	{
+		http_timer_set = false;
+		http_socket_action(CURL_SOCKET_TIMEOUT, 0);
+	}
+}
+
+/*
  * dms_http_perform
  *		Run n requests concurrently until each is finished; see http.h.
  */
@@ -1167,6 +1224,7 @@ dms_http_perform(const DmsHttpRequest *reqs, DmsHttpResponse *resps, int n)
 	{
 		ts[i].req = &reqs[i];
 		ts[i].resp = &resps[i];
+		ts[i].resp_cxt = caller_cxt;
 		ts[i].state = HTTP_PENDING;
 		ts[i].max_retries = reqs[i].max_retries >= 0 ?
 			reqs[i].max_retries : dms_http_max_retries;
@@ -1227,6 +1285,206 @@ dms_http_perform(const DmsHttpRequest *reqs, DmsHttpResponse *resps, int n)
 	PG_END_TRY();
 
 	MemoryContextDelete(work_cxt);
+}
+
+/*
+ * The request queue: up to DMS_HTTP_MAX_PARALLEL transfers that start when
+ * submitted and are collected one by one as they finish, so that a caller
+ * can prepare its next request while others are on the wire.  Each slot
+ * has a memory context for the set-up garbage of its attempts (signatures,
+ * header lines), reset when the slot starts an attempt.  A reset callback
+ * on the queue's context releases the curl handles of transfers still in
+ * flight when that context goes away (after an ERROR, with the memory of
+ * the requests), so that curl never calls back into freed memory.
+ */
+struct DmsHttpQueue
+{
+	MemoryContext cxt;
+	HttpTransfer slots[DMS_HTTP_MAX_PARALLEL];
+	MemoryContext work[DMS_HTTP_MAX_PARALLEL];
+	void	   *args[DMS_HTTP_MAX_PARALLEL];
+	bool		used[DMS_HTTP_MAX_PARALLEL];
+	int			nused;
+	MemoryContextCallback release;
+};
+
+/*
+ * http_queue_release
+ *		Take every transfer of the queue out of curl.
+ */
+static void
+http_queue_release(void *arg)
+{
+	DmsHttpQueue *q = (DmsHttpQueue *) arg;
+	int			i;
+
+	for (i = 0; i < DMS_HTTP_MAX_PARALLEL; i++)
+	{
+		HttpTransfer *t = &q->slots[i];
+
+		if (http_multi != NULL)
+			http_release_easy(t);
+		t->state = HTTP_DONE;
+		q->used[i] = false;
+	}
+	q->nused = 0;
+}
+
+/*
+ * dms_http_queue_create
+ *		An empty queue in CurrentMemoryContext; see http.h.
+ */
+DmsHttpQueue *
+dms_http_queue_create(void)
+{
+	DmsHttpQueue *q = palloc0(sizeof(DmsHttpQueue));
+	int			i;
+
+	http_init();
+	q->cxt = CurrentMemoryContext;
+	for (i = 0; i < DMS_HTTP_MAX_PARALLEL; i++)
+		q->slots[i].state = HTTP_DONE;
+	q->release.func = http_queue_release;
+	q->release.arg = q;
+	MemoryContextRegisterResetCallback(q->cxt, &q->release);
+	return q;
+}
+
+/*
+ * http_queue_start
+ *		Start an attempt of slot i (the first one, or a retry).
+ */
+static void
+http_queue_start(DmsHttpQueue *q, int i)
+{
+	HttpTransfer *t = &q->slots[i];
+	MemoryContext old;
+
+	if (q->work[i] == NULL)
+		q->work[i] = AllocSetContextCreate(q->cxt, "dms_stream HTTP request",
+										   ALLOCSET_SMALL_SIZES);
+	/* the header buffer lives in the work context: forget it first */
+	t->rawhdr.data = NULL;
+	t->rawhdr.len = t->rawhdr.cap = 0;
+	MemoryContextReset(q->work[i]);
+	t->rawhdr.cxt = q->work[i];
+	old = MemoryContextSwitchTo(q->work[i]);
+	http_start_attempt(t);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * dms_http_queue_submit
+ *		Start a request in a free slot; see http.h.
+ */
+void
+dms_http_queue_submit(DmsHttpQueue *q, const DmsHttpRequest *req,
+					  DmsHttpResponse *resp, void *arg)
+{
+	HttpTransfer *t = NULL;
+	int			i;
+
+	for (i = 0; i < DMS_HTTP_MAX_PARALLEL; i++)
+		if (!q->used[i])
+			break;
+	if (i == DMS_HTTP_MAX_PARALLEL)
+		elog(ERROR, "dms_stream HTTP queue already has %d requests in flight",
+			 DMS_HTTP_MAX_PARALLEL);
+	if (req->method == NULL || req->url == NULL)
+		elog(ERROR, "dms_stream HTTP request has no method or URL");
+
+	t = &q->slots[i];
+	memset(t, 0, sizeof(HttpTransfer));
+	t->req = req;
+	t->resp = resp;
+	t->resp_cxt = CurrentMemoryContext;
+	t->state = HTTP_PENDING;
+	t->max_retries = req->max_retries >= 0 ? req->max_retries : dms_http_max_retries;
+	t->max_bytes = req->max_response_bytes > 0 ?
+		Min(req->max_response_bytes, HTTP_DEFAULT_MAX_RESPONSE) :
+		HTTP_DEFAULT_MAX_RESPONSE;
+	t->body.cxt = CurrentMemoryContext;
+	memset(resp, 0, sizeof(DmsHttpResponse));
+	q->args[i] = arg;
+	q->used[i] = true;
+	q->nused++;
+	PG_TRY();
+	{
+		http_queue_start(q, i);
+	}
+	PG_CATCH();
+	{
+		http_queue_release(q);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+}
+
+/*
+ * dms_http_queue_in_flight
+ *		Requests submitted and not yet returned.
+ */
+int
+dms_http_queue_in_flight(DmsHttpQueue *q)
+{
+	return q->nused;
+}
+
+/*
+ * dms_http_queue_poll
+ *		Drive the transfers, return the finished ones; see http.h.
+ */
+int
+dms_http_queue_poll(DmsHttpQueue *q, bool wait, void **done, int max)
+{
+	WaitEventSet *volatile wes = NULL;
+	int			ndone = 0;
+	bool		waited = false;
+	int			i;
+
+	PG_TRY();
+	{
+		for (;;)
+		{
+			TimestampTz now;
+
+			for (i = 0; i < DMS_HTTP_MAX_PARALLEL && ndone < max; i++)
+			{
+				if (q->used[i] && q->slots[i].state == HTTP_DONE)
+				{
+					done[ndone++] = q->args[i];
+					q->used[i] = false;
+					q->nused--;
+				}
+			}
+			if (ndone > 0 || q->nused == 0 || (waited && !wait))
+				break;
+
+			now = GetCurrentTimestamp();
+			for (i = 0; i < DMS_HTTP_MAX_PARALLEL; i++)
+				if (q->used[i] && q->slots[i].state == HTTP_BACKOFF &&
+					now >= q->slots[i].retry_at)
+					http_queue_start(q, i);
+			if (wait)
+				http_wait(q->slots, DMS_HTTP_MAX_PARALLEL, &wes);
+			else
+			{
+				CHECK_FOR_INTERRUPTS();
+				http_drive_nowait();
+			}
+			http_collect_done();
+			waited = true;
+		}
+	}
+	PG_CATCH();
+	{
+		if (wes != NULL)
+			FreeWaitEventSet(wes);
+		http_queue_release(q);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	return ndone;
 }
 
 /*

@@ -97,6 +97,36 @@ extern void dms_http_define_settings(void);
 extern void dms_http_perform(const DmsHttpRequest *reqs, DmsHttpResponse *resps,
 							 int n);
 
+/*
+ * A queue of requests kept in flight together: each starts when submitted
+ * and is returned by dms_http_queue_poll once finished (retries included),
+ * in whatever order they finish, so the caller can prepare the next request
+ * while others are on the wire.  The request (and the strings it points to)
+ * must live until it is returned; its response is built in the memory
+ * context current at submit.  The queue lives in the memory context current
+ * at create; when that context is reset or deleted, transfers still in
+ * flight are abandoned.  After an ERROR raised by submit or poll (such as a
+ * query cancel while waiting), every transfer of the queue has been
+ * abandoned.
+ */
+typedef struct DmsHttpQueue DmsHttpQueue;
+
+extern DmsHttpQueue *dms_http_queue_create(void);
+
+/* Start a request (at most DMS_HTTP_MAX_PARALLEL in flight); arg names it. */
+extern void dms_http_queue_submit(DmsHttpQueue *q, const DmsHttpRequest *req,
+								  DmsHttpResponse *resp, void *arg);
+
+/*
+ * Drive the transfers and return up to max finished ones (their args in
+ * done[]).  With wait, sleep until at least one has finished, unless none
+ * is in flight; without, only do what can be done at once.
+ */
+extern int	dms_http_queue_poll(DmsHttpQueue *q, bool wait, void **done, int max);
+
+/* Requests submitted and not yet returned by dms_http_queue_poll. */
+extern int	dms_http_queue_in_flight(DmsHttpQueue *q);
+
 /* One request; returns a palloc'd response. */
 extern DmsHttpResponse *dms_http_request(const DmsHttpRequest *req);
 

@@ -8,20 +8,25 @@
  * first, in the order they were added; a record leaves the ring once it and
  * every older record are acknowledged.  Each record holds its PutRecords
  * entry already encoded as JSON ({"Data":"<base64>","PartitionKey":...}), so
- * a retry costs no encoding and a request body is a concatenation.
- * Partition keys are interned in a hash table that also carries the
- * per-round state used to keep records of one key in order: which request
- * of the round takes the key, and whether the key is held back for the rest
- * of the round.
+ * a retry costs no encoding and a request body is a concatenation.  The
+ * encoded entries, each followed by its partition key, are written one after
+ * the other into blocks of memory; as records leave the ring in the order
+ * they came, a block is released (or kept as the spare for the next one) once
+ * its last record has left.  So adding a record allocates nothing.
+ * Partition keys are interned in a hash table that also carries what keeps
+ * the records of one key in order: how many of its records are on the wire,
+ * and, while a request is formed, whether the key is held back from it.  An
+ * interned key's text is the copy in the block of its newest record, which
+ * outlives every older record of the key.  Requests in flight name their
+ * records by sequence number (records added before them), not ring index,
+ * as the ring may grow while they are out.
  *
- * Forming a round walks the ring from the oldest record.  A record that is
- * not yet due (waiting after a failure) holds its key back; otherwise it
- * goes into the request that already took its key in this round, or, for a
- * key new to the round, into the open request with the fewest bytes.  A
- * record that does not fit closes its request, so no later (smaller) record
- * of the same key can slip in ahead of it.  The walk ends when every
- * request is closed or the ring is exhausted.
- *
+ * Forming a request walks the ring from the oldest record.  A key with
+ * records on the wire is held back; so is a key whose record is not yet due
+ * (waiting after a failure).  Otherwise the record goes into the request.  A
+ * record that does not fit ends the request, so no later (smaller) record of
+ * the same key can slip in ahead of it.
+
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -29,9 +34,9 @@
 #include "common/hashfn.h"
 #include "common/pg_prng.h"
 #include "mb/pg_wchar.h"
+#include "port/pg_bswap.h"
 #include "miscadmin.h"
 #include "storage/latch.h"
-#include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
@@ -54,6 +59,12 @@
 /* Pages of ListShards before giving up (a loop guard). */
 #define KINESIS_MAX_LIST_PAGES			10000
 
+/* Records added between two looks at the answers, while requests are out. */
+#define BATCHER_POLL_EVERY	128
+
+/* Size of the blocks holding encoded entries (a larger entry gets its own). */
+#define KINESIS_BLOCK_SIZE	(256 * 1024)
+
 /* Fixed parts of an encoded PutRecords entry. */
 #define ENTRY_DATA_OPEN		"{\"Data\":\""
 #define ENTRY_KEY_OPEN		"\",\"PartitionKey\":\""
@@ -63,18 +74,21 @@
 typedef enum KinesisEntryState
 {
 	ENTRY_PENDING,				/* waiting to be sent (again) */
-	ENTRY_SENT,					/* in the round being sent */
+	ENTRY_SENT,					/* in a request on the wire */
 	ENTRY_ACKED					/* accepted by Kinesis */
 } KinesisEntryState;
 
-/* An interned partition key; "key" must come first (dynahash key). */
+/* An interned partition key. */
 typedef struct KinesisKey
 {
-	char	   *key;
+	struct KinesisKey *next;	/* in its bucket, or in the free list */
+	char	   *key;			/* in the block of the key's newest record */
+	uint32		hash;
+	uint16		len;
 	int			refcount;		/* unacknowledged records with this key */
-	uint64		round;			/* the round req and blocked refer to */
-	int			req;			/* request of that round taking the key, or -1 */
-	bool		blocked;		/* no more records of the key in that round */
+	int			inflight;		/* its records in requests on the wire */
+	uint64		round;			/* the request being formed blocked refers to */
+	bool		blocked;		/* no more records of the key in that request */
 	uint64		ok_mark;		/* serial of a request where a later entry of
 								 * the key was accepted */
 } KinesisKey;
@@ -82,25 +96,40 @@ typedef struct KinesisKey
 /* A record kept by the batcher. */
 typedef struct KinesisEntry
 {
-	char	   *json;			/* encoded entry; NULL once acknowledged */
+	char	   *json;			/* encoded entry, in a block */
 	uint32		json_len;
 	uint32		size;			/* data + partition key bytes */
 	KinesisKey *key;			/* NULL once acknowledged */
 	uint64		tag;
 	TimestampTz retry_at;		/* not to be sent before this */
 	uint16		failures;
+	uint16		key_len;		/* partition key bytes (at most 1024) */
 	uint8		state;			/* KinesisEntryState */
 	bool		overtaken;		/* counted in entries_reordered */
 } KinesisEntry;
 
-/* One PutRecords request of a round, while it is formed. */
+/* A block of encoded entries; last_seq is the sequence of its newest one. */
+typedef struct KinesisBlock
+{
+	struct KinesisBlock *next;
+	uint64		last_seq;
+	size_t		size;
+	size_t		used;
+	char		data[FLEXIBLE_ARRAY_MEMBER];
+} KinesisBlock;
+
+/* One PutRecords request: formed, then on the wire until answered. */
 typedef struct KinesisSlot
 {
-	int		   *entries;		/* ring indexes, in order */
+	uint64	   *entries;		/* sequence numbers of its records, in order */
 	int			nentries;
 	int64		size;			/* data + key bytes */
 	int64		body_len;		/* JSON body length */
-	bool		closed;
+	bool		busy;			/* on the wire */
+	StringInfoData body;		/* reused from request to request */
+	DmsHttpRequest req;
+	DmsHttpResponse resp;
+	MemoryContext cxt;			/* answer and credentials; reset after it */
 } KinesisSlot;
 
 struct KinesisBatcher
@@ -108,22 +137,35 @@ struct KinesisBatcher
 	KinesisClient *client;
 	KinesisBatcherOptions opts;
 	MemoryContext cxt;			/* the batcher and its records */
-	MemoryContext round_cxt;	/* request bodies and answers of a round */
-	HTAB	   *keys;			/* KinesisKey by partition key */
+	KinesisKey **buckets;		/* the keys by hash (chained) */
+	uint32		nbuckets;		/* a power of two */
+	uint32		nkeys;
+	KinesisKey *free_keys;		/* forgotten, for reuse */
+	DmsHttpQueue *queue;		/* the requests on the wire */
 
 	KinesisEntry *ring;
 	int			ring_size;		/* a power of two */
 	int			head;			/* ring index of the oldest record */
 	int			count;			/* records kept, acknowledged ones included */
+	uint64		popped;			/* records that left the ring: the sequence
+								 * number of the one at head */
+	KinesisBlock *first_block;	/* oldest block in use */
+	KinesisBlock *last_block;	/* block being filled */
+	KinesisBlock *spare_block;	/* an empty standard block, for reuse */
 	int64		unacked;
 	int64		pending;		/* records waiting to be sent */
 	int64		pending_size;	/* their data + key bytes */
 	int64		pending_json;	/* their encoded entries' bytes */
-	int64		buffered_bytes; /* encoded entries of unacknowledged records */
+	int64		buffered_bytes; /* encoded entries of the records kept */
 
-	uint64		round;
+	uint64		round;			/* requests formed */
 	uint64		request_serial;
 	TimestampTz idle_until;		/* nothing was due before this */
+	int			nbusy;			/* requests on the wire */
+	bool		stalled;		/* the last request formed took nothing, and
+								 * no answer came since */
+	int64		stalled_pending;	/* pending then */
+	int			adds_since_poll;	/* records added since curl was driven */
 	bool		have_acked_through;
 	uint64		acked_through;
 
@@ -136,7 +178,7 @@ struct KinesisBatcher
 	KinesisBatcherStats stats;
 };
 
-/* A fatal problem found while processing a round, raised at its end. */
+/* A fatal problem found while applying answers, raised once all are applied. */
 typedef struct KinesisRoundError
 {
 	int			slot;			/* request whose answer failed, or -1 */
@@ -234,16 +276,42 @@ append_json_string(StringInfo buf, const char *s)
 static char *
 base64_encode_into(char *dst, const unsigned char *src, size_t len)
 {
+	/* two output characters per 12 input bits */
+	static char pairs[4096][2];
+	static bool pairs_ready = false;
 	size_t		i = 0;
 
+	if (unlikely(!pairs_ready))
+	{
+		int			v;
+
+		for (v = 0; v < 4096; v++)
+		{
+			pairs[v][0] = b64_alphabet[v >> 6];
+			pairs[v][1] = b64_alphabet[v & 0x3F];
+		}
+		pairs_ready = true;
+	}
+
+	/* 6 bytes at a time, read as one big-endian word (8 bytes are there) */
+	for (; i + 8 <= len; i += 6)
+	{
+		uint64		v;
+
+		memcpy(&v, src + i, 8);
+		v = pg_bswap64(v);
+		memcpy(dst, pairs[(v >> 52) & 0xFFF], 2);
+		memcpy(dst + 2, pairs[(v >> 40) & 0xFFF], 2);
+		memcpy(dst + 4, pairs[(v >> 28) & 0xFFF], 2);
+		memcpy(dst + 6, pairs[(v >> 16) & 0xFFF], 2);
+		dst += 8;
+	}
 	for (; i + 3 <= len; i += 3)
 	{
 		uint32		v = ((uint32) src[i] << 16) | ((uint32) src[i + 1] << 8) | src[i + 2];
 
-		dst[0] = b64_alphabet[(v >> 18) & 0x3F];
-		dst[1] = b64_alphabet[(v >> 12) & 0x3F];
-		dst[2] = b64_alphabet[(v >> 6) & 0x3F];
-		dst[3] = b64_alphabet[v & 0x3F];
+		memcpy(dst, pairs[v >> 12], 2);
+		memcpy(dst + 2, pairs[v & 0xFFF], 2);
 		dst += 4;
 	}
 	if (i < len)
@@ -259,6 +327,399 @@ base64_encode_into(char *dst, const unsigned char *src, size_t len)
 		dst += 4;
 	}
 	return dst;
+}
+
+
+/* ------------------------------------------------------- PutRecords answers */
+
+/*
+ * What a PutRecords answer says of one entry: pointers into the scanned
+ * copy of the body (NUL-terminated, escapes decoded), NULL when absent.
+ */
+typedef struct KinesisAnswerEntry
+{
+	const char *error_code;
+	const char *error_message;
+	const char *shard_id;
+	const char *sequence_number;
+} KinesisAnswerEntry;
+
+/*
+ * A small JSON scanner for PutRecords answers.  Answers come once per
+ * request of up to 500 records and are read on the hot path, so instead of
+ * building a jansson tree the scanner walks the text once, in place: the
+ * strings it keeps are decoded over their own bytes and NUL-terminated
+ * (a decoded string is never longer than its JSON form).  Members other than
+ * Records, and members of an entry other than the four above, are skipped
+ * whatever their value; a value that is not a string (null) counts as
+ * absent, as json_string_value would have it.  Any syntax error makes the
+ * whole answer invalid.  Strings that are not kept are skipped by looking
+ * for their closing quote only.
+ */
+typedef struct JsonScan
+{
+	char	   *p;
+	char	   *end;
+	bool		want_ids;		/* keep ShardId and SequenceNumber */
+} JsonScan;
+
+static inline void
+scan_ws(JsonScan *s)
+{
+	while (s->p < s->end &&
+		   (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+		s->p++;
+}
+
+static inline bool
+scan_char(JsonScan *s, char c)
+{
+	scan_ws(s);
+	if (s->p < s->end && *s->p == c)
+	{
+		s->p++;
+		return true;
+	}
+	return false;
+}
+
+static int
+scan_hex4(const char *p)
+{
+	int			v = 0;
+	int			i;
+
+	for (i = 0; i < 4; i++)
+	{
+		char		c = p[i];
+
+		v <<= 4;
+		if (c >= '0' && c <= '9')
+			v |= c - '0';
+		else if (c >= 'a' && c <= 'f')
+			v |= c - 'a' + 10;
+		else if (c >= 'A' && c <= 'F')
+			v |= c - 'A' + 10;
+		else
+			return -1;
+	}
+	return v;
+}
+
+/*
+ * scan_string
+ *		At a '"': decode the string in place; *out gets it, NUL-terminated.
+ */
+static bool
+scan_string(JsonScan *s, char **out)
+{
+	char	   *start;
+	char	   *dst;
+	char	   *p;
+
+	scan_ws(s);
+	if (s->p >= s->end || *s->p != '"')
+		return false;
+	start = ++s->p;
+	/* the common case: no escape */
+	p = start;
+	while (p < s->end && *p != '"' && *p != '\\')
+	{
+		if ((unsigned char) *p < 0x20)
+			return false;
+		p++;
+	}
+	if (p >= s->end)
+		return false;
+	if (*p == '"')
+	{
+		*p = '\0';
+		s->p = p + 1;
+		*out = start;
+		return true;
+	}
+	dst = p;
+	while (p < s->end && *p != '"')
+	{
+		unsigned char c = (unsigned char) *p;
+
+		if (c < 0x20)
+			return false;
+		if (c != '\\')
+		{
+			*dst++ = *p++;
+			continue;
+		}
+		if (p + 1 >= s->end)
+			return false;
+		switch (p[1])
+		{
+			case '"':
+			case '\\':
+			case '/':
+				*dst++ = p[1];
+				break;
+			case 'b':
+				*dst++ = '\b';
+				break;
+			case 'f':
+				*dst++ = '\f';
+				break;
+			case 'n':
+				*dst++ = '\n';
+				break;
+			case 'r':
+				*dst++ = '\r';
+				break;
+			case 't':
+				*dst++ = '\t';
+				break;
+			case 'u':
+				{
+					int			cp;
+
+					if (p + 6 > s->end || (cp = scan_hex4(p + 2)) < 0)
+						return false;
+					if (cp >= 0xD800 && cp <= 0xDBFF)
+					{
+						int			lo;
+
+						if (p + 12 > s->end || p[6] != '\\' || p[7] != 'u' ||
+							(lo = scan_hex4(p + 8)) < 0xDC00 || lo > 0xDFFF)
+							return false;
+						cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+						p += 6;
+					}
+					else if ((cp >= 0xDC00 && cp <= 0xDFFF) || cp == 0)
+						return false;
+					dst = (char *) unicode_to_utf8((pg_wchar) cp, (unsigned char *) dst) +
+						pg_utf_mblen((unsigned char *) dst);
+					p += 6;
+					continue;
+				}
+			default:
+				return false;
+		}
+		p += 2;
+	}
+	if (p >= s->end)
+		return false;
+	*dst = '\0';
+	s->p = p + 1;
+	*out = start;
+	return true;
+}
+
+/*
+ * scan_skip_string
+ *		At a '"': skip a string not kept, finding its end with memchr.
+ */
+static bool
+scan_skip_string(JsonScan *s)
+{
+	char	   *p = s->p + 1;
+
+	for (;;)
+	{
+		char	   *q = memchr(p, '"', s->end - p);
+		char	   *b;
+
+		if (q == NULL)
+			return false;
+		/* escaped when preceded by an odd number of backslashes */
+		for (b = q; b > p && b[-1] == '\\'; b--)
+			;
+		if ((q - b) % 2 == 0)
+		{
+			s->p = q + 1;
+			return true;
+		}
+		p = q + 1;
+	}
+}
+
+/*
+ * scan_skip
+ *		Skip one value of any kind (depth-limited).
+ */
+static bool
+scan_skip(JsonScan *s, int depth)
+{
+	char	   *str;
+
+	if (depth > 64)
+		return false;
+	scan_ws(s);
+	if (s->p >= s->end)
+		return false;
+	switch (*s->p)
+	{
+		case '"':
+			return scan_string(s, &str);
+		case '{':
+			s->p++;
+			if (scan_char(s, '}'))
+				return true;
+			do
+			{
+				if (!scan_string(s, &str) || !scan_char(s, ':') || !scan_skip(s, depth + 1))
+					return false;
+			} while (scan_char(s, ','));
+			return scan_char(s, '}');
+		case '[':
+			s->p++;
+			if (scan_char(s, ']'))
+				return true;
+			do
+			{
+				if (!scan_skip(s, depth + 1))
+					return false;
+			} while (scan_char(s, ','));
+			return scan_char(s, ']');
+		default:
+			{
+				/* number, true, false, null */
+				char	   *start = s->p;
+
+				while (s->p < s->end &&
+					   (isalnum((unsigned char) *s->p) || *s->p == '-' ||
+						*s->p == '+' || *s->p == '.'))
+					s->p++;
+				if (s->p == start)
+					return false;
+				if (isalpha((unsigned char) *start))
+				{
+					size_t		n = s->p - start;
+
+					return (n == 4 && memcmp(start, "true", 4) == 0) ||
+						(n == 5 && memcmp(start, "false", 5) == 0) ||
+						(n == 4 && memcmp(start, "null", 4) == 0);
+				}
+				return true;
+			}
+	}
+}
+
+/*
+ * scan_entry
+ *		One element of Records: an object of strings we keep, or null.
+ */
+static bool
+scan_entry(JsonScan *s, KinesisAnswerEntry *e)
+{
+	char	   *key;
+
+	memset(e, 0, sizeof(*e));
+	if (!scan_char(s, '{'))
+		return false;
+	if (scan_char(s, '}'))
+		return true;
+	do
+	{
+		const char **slot = NULL;
+
+		if (!scan_string(s, &key) || !scan_char(s, ':'))
+			return false;
+		switch (key[0])
+		{
+			case 'E':
+				if (strcmp(key, "ErrorCode") == 0)
+					slot = &e->error_code;
+				else if (strcmp(key, "ErrorMessage") == 0)
+					slot = &e->error_message;
+				break;
+			case 'S':
+				if (!s->want_ids)
+					break;
+				if (strcmp(key, "ShardId") == 0)
+					slot = &e->shard_id;
+				else if (strcmp(key, "SequenceNumber") == 0)
+					slot = &e->sequence_number;
+				break;
+		}
+		scan_ws(s);
+		if (slot == NULL && s->p < s->end && *s->p == '"')
+		{
+			/* a string we do not keep (a sequence number, mostly) */
+			if (!scan_skip_string(s))
+				return false;
+		}
+		else if (slot != NULL && s->p < s->end && *s->p == '"')
+		{
+			char	   *v;
+
+			if (!scan_string(s, &v))
+				return false;
+			*slot = v;
+		}
+		else
+		{
+			if (slot != NULL)
+				*slot = NULL;	/* a later non-string member wins, as in jansson */
+			if (!scan_skip(s, 1))
+				return false;
+		}
+	} while (scan_char(s, ','));
+	return scan_char(s, '}');
+}
+
+/*
+ * scan_put_records_answer
+ *		Scan a PutRecords answer (body, len bytes; modified in place) for its
+ *		Records array, which must have exactly n entries, into entries[].
+ *		False if the answer is not valid JSON or has no such array.
+ */
+static bool
+scan_put_records_answer(char *body, size_t len, int n, bool want_ids,
+						KinesisAnswerEntry *entries)
+{
+	JsonScan	s = {body, body + len, want_ids};
+	bool		have_records = false;
+	char	   *key;
+
+	if (!scan_char(&s, '{'))
+		return false;
+	if (!scan_char(&s, '}'))
+	{
+		do
+		{
+			if (!scan_string(&s, &key) || !scan_char(&s, ':'))
+				return false;
+			if (strcmp(key, "Records") == 0)
+			{
+				int			count = 0;
+
+				scan_ws(&s);
+				if (s.p >= s.end || *s.p != '[')
+				{
+					/* not an array: the answer is unusable */
+					have_records = false;
+					if (!scan_skip(&s, 1))
+						return false;
+					continue;
+				}
+				s.p++;
+				if (!scan_char(&s, ']'))
+				{
+					do
+					{
+						if (count >= n || !scan_entry(&s, &entries[count]))
+							return false;
+						count++;
+					} while (scan_char(&s, ','));
+					if (!scan_char(&s, ']'))
+						return false;
+				}
+				have_records = (count == n);
+			}
+			else if (!scan_skip(&s, 1))
+				return false;
+		} while (scan_char(&s, ','));
+		if (!scan_char(&s, '}'))
+			return false;
+	}
+	scan_ws(&s);
+	return have_records && s.p == s.end;
 }
 
 
@@ -591,21 +1052,75 @@ kinesis_record_check(const char *data, size_t data_len,
 /* ---------------------------------------------------------------- batcher */
 
 /*
- * key_hash / key_match
- *		dynahash callbacks for KinesisKey: the key is a char pointer.
+ * batcher_intern_key
+ *		The interned key of a record's partition key (len bytes, hash),
+ *		whose copy is at copy (in the record's block); made if new.  A plain
+ *		chained table: one lookup and, for a new key, one insertion per
+ *		record, with the key structs recycled.
  */
-static uint32
-key_hash(const void *key, Size keysize)
+static KinesisKey *
+batcher_intern_key(KinesisBatcher *b, const char *key, size_t len, uint32 hash,
+				   char *copy)
 {
-	const char *s = *(const char *const *) key;
+	KinesisKey **bucket = &b->buckets[hash & (b->nbuckets - 1)];
+	KinesisKey *k;
 
-	return hash_bytes((const unsigned char *) s, (int) strlen(s));
-}
+	for (k = *bucket; k != NULL; k = k->next)
+	{
+		if (k->hash == hash && k->len == len && memcmp(k->key, key, len) == 0)
+		{
+			/* the newest record's copy outlives the older ones */
+			k->key = copy;
+			return k;
+		}
+	}
 
-static int
-key_match(const void *key1, const void *key2, Size keysize)
-{
-	return strcmp(*(const char *const *) key1, *(const char *const *) key2);
+	if (b->nkeys >= b->nbuckets)
+	{
+		/* grow: twice the buckets, chains rebuilt */
+		uint32		n = b->nbuckets * 2;
+		KinesisKey **nb = MemoryContextAllocZero(b->cxt, sizeof(KinesisKey *) * n);
+		uint32		i;
+
+		for (i = 0; i < b->nbuckets; i++)
+		{
+			KinesisKey *next;
+
+			for (k = b->buckets[i]; k != NULL; k = next)
+			{
+				next = k->next;
+				k->next = nb[k->hash & (n - 1)];
+				nb[k->hash & (n - 1)] = k;
+			}
+		}
+		pfree(b->buckets);
+		b->buckets = nb;
+		b->nbuckets = n;
+		bucket = &b->buckets[hash & (n - 1)];
+	}
+
+	if (b->free_keys == NULL)
+	{
+		/* a batch of key structs */
+		KinesisKey *batch = MemoryContextAlloc(b->cxt, sizeof(KinesisKey) * 256);
+		int			i;
+
+		for (i = 0; i < 256; i++)
+		{
+			batch[i].next = b->free_keys;
+			b->free_keys = &batch[i];
+		}
+	}
+	k = b->free_keys;
+	b->free_keys = k->next;
+	memset(k, 0, sizeof(*k));
+	k->key = copy;
+	k->hash = hash;
+	k->len = (uint16) len;
+	k->next = *bucket;
+	*bucket = k;
+	b->nkeys++;
+	return k;
 }
 
 /*
@@ -651,7 +1166,6 @@ kinesis_batcher_create(KinesisClient *client, const KinesisBatcherOptions *opts)
 	MemoryContext cxt;
 	MemoryContext old;
 	KinesisBatcher *b;
-	HASHCTL		ctl;
 	StringInfoData buf;
 	int			i;
 
@@ -676,24 +1190,22 @@ kinesis_batcher_create(KinesisClient *client, const KinesisBatcherOptions *opts)
 	b->client = client;
 	b->opts = *opts;
 	b->cxt = cxt;
-	b->round_cxt = AllocSetContextCreate(cxt, "dms_stream Kinesis round",
-										 ALLOCSET_DEFAULT_SIZES);
 
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = sizeof(char *);
-	ctl.entrysize = sizeof(KinesisKey);
-	ctl.hash = key_hash;
-	ctl.match = key_match;
-	ctl.hcxt = cxt;
-	b->keys = hash_create("dms_stream Kinesis partition keys", 1024, &ctl,
-						  HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
+	b->nbuckets = 1024;
+	b->buckets = palloc0(sizeof(KinesisKey *) * b->nbuckets);
 
 	b->ring_size = 1024;
 	b->ring = palloc0(sizeof(KinesisEntry) * b->ring_size);
 
 	b->slots = palloc0(sizeof(KinesisSlot) * opts->max_in_flight);
 	for (i = 0; i < opts->max_in_flight; i++)
-		b->slots[i].entries = palloc(sizeof(int) * opts->max_request_records);
+	{
+		b->slots[i].entries = palloc(sizeof(uint64) * opts->max_request_records);
+		initStringInfo(&b->slots[i].body);
+		b->slots[i].cxt = AllocSetContextCreate(cxt, "dms_stream Kinesis request",
+												ALLOCSET_DEFAULT_SIZES);
+	}
+	b->queue = dms_http_queue_create();
 
 	initStringInfo(&buf);
 	appendStringInfo(&buf, "{%s,\"Records\":[", client->stream_members);
@@ -718,10 +1230,14 @@ batcher_release_key(KinesisBatcher *b, KinesisKey *k)
 {
 	if (--k->refcount == 0)
 	{
-		char	   *s = k->key;
+		KinesisKey **p = &b->buckets[k->hash & (b->nbuckets - 1)];
 
-		hash_search(b->keys, &s, HASH_REMOVE, NULL);
-		pfree(s);
+		while (*p != k)
+			p = &(*p)->next;
+		*p = k->next;
+		k->next = b->free_keys;
+		b->free_keys = k;
+		b->nkeys--;
 	}
 }
 
@@ -748,53 +1264,50 @@ batcher_sleep_until(TimestampTz until)
 }
 
 /*
- * batcher_form_round
- *		Fill the request slots with due records (see the file header).
- *		Returns the number of non-empty requests; *earliest gets the first
- *		due time of a record held back by its backoff (0 if none).
+ * batcher_entry
+ *		The ring entry of the record of sequence number seq (kept).
+ */
+static inline KinesisEntry *
+batcher_entry(KinesisBatcher *b, uint64 seq)
+{
+	Assert(seq >= b->popped && seq < b->popped + b->count);
+	return &b->ring[(b->head + (int) (seq - b->popped)) & (b->ring_size - 1)];
+}
+
+/*
+ * batcher_form_request
+ *		Fill slot s with due records (see the file header).  Returns how
+ *		many it took; *earliest gets the first due time of a record held
+ *		back by its backoff (0 if none).
  */
 static int
-batcher_form_round(KinesisBatcher *b, TimestampTz now, TimestampTz *earliest)
+batcher_form_request(KinesisBatcher *b, KinesisSlot *s, TimestampTz now,
+					 TimestampTz *earliest)
 {
-	int			nslots;
-	int			nclosed = 0;
-	int			used = 0;
 	int			off;
-	int			i;
-
-	/* as many requests as the queued records need, up to max_in_flight */
-	nslots = (int) Max((b->pending + b->opts.max_request_records - 1) / b->opts.max_request_records,
-					   Max((b->pending_size + b->opts.max_request_bytes - 1) / b->opts.max_request_bytes,
-						   (b->pending_json + b->opts.max_body_bytes - 1) / b->opts.max_body_bytes));
-	nslots = Max(1, Min(nslots, b->opts.max_in_flight));
 
 	*earliest = 0;
 	b->round++;
-	for (i = 0; i < b->opts.max_in_flight; i++)
-	{
-		b->slots[i].nentries = 0;
-		b->slots[i].size = 0;
-		b->slots[i].body_len = b->body_prefix_len + 2;
-		b->slots[i].closed = false;
-	}
+	s->nentries = 0;
+	s->size = 0;
+	s->body_len = b->body_prefix_len + 2;
 
-	for (off = 0; off < b->count && nclosed < nslots; off++)
+	for (off = 0; off < b->count; off++)
 	{
 		int			idx = (b->head + off) & (b->ring_size - 1);
 		KinesisEntry *e = &b->ring[idx];
 		KinesisKey *k;
-		KinesisSlot *s;
 
 		if (e->state != ENTRY_PENDING)
 			continue;
 		k = e->key;
 		if (k->round != b->round)
 		{
+			/* a key with records on the wire waits for their answer */
 			k->round = b->round;
-			k->req = -1;
-			k->blocked = false;
+			k->blocked = k->inflight > 0;
 		}
-		else if (k->blocked)
+		if (k->blocked)
 			continue;
 
 		if (e->retry_at > now)
@@ -805,53 +1318,28 @@ batcher_form_round(KinesisBatcher *b, TimestampTz now, TimestampTz *earliest)
 			continue;
 		}
 
-		if (k->req < 0)
-		{
-			int			best = -1;
-
-			for (i = 0; i < nslots; i++)
-				if (!b->slots[i].closed &&
-					(best < 0 || b->slots[i].body_len < b->slots[best].body_len))
-					best = i;
-			Assert(best >= 0);
-			k->req = best;
-		}
-		s = &b->slots[k->req];
-		if (s->closed)
-		{
-			k->blocked = true;
-			continue;
-		}
+		/* full: stop, so that no later record of the key slips in ahead */
 		if (s->nentries > 0 &&
 			(s->size + e->size > b->opts.max_request_bytes ||
 			 s->body_len + e->json_len + 1 > b->opts.max_body_bytes))
-		{
-			s->closed = true;
-			nclosed++;
-			k->blocked = true;
-			continue;
-		}
+			break;
 
-		if (s->nentries == 0)
-			used++;
-		else
+		if (s->nentries > 0)
 			s->body_len++;		/* the comma */
-		s->entries[s->nentries++] = idx;
+		s->entries[s->nentries++] = b->popped + off;
 		s->size += e->size;
 		s->body_len += e->json_len;
 		e->state = ENTRY_SENT;
+		k->inflight++;
 		b->pending--;
 		b->pending_size -= e->size;
 		b->pending_json -= e->json_len;
 		if (b->opts.strict_key_order)
 			k->blocked = true;
 		if (s->nentries >= b->opts.max_request_records)
-		{
-			s->closed = true;
-			nclosed++;
-		}
+			break;
 	}
-	return used;
+	return s->nentries;
 }
 
 /*
@@ -900,9 +1388,6 @@ batcher_ack(KinesisBatcher *b, KinesisEntry *e, const char *shard_id,
 {
 	e->state = ENTRY_ACKED;
 	b->unacked--;
-	b->buffered_bytes -= e->json_len;
-	pfree(e->json);
-	e->json = NULL;
 	batcher_release_key(b, e->key);
 	e->key = NULL;
 	b->stats.records_acked++;
@@ -921,11 +1406,68 @@ batcher_pop_acked(KinesisBatcher *b)
 {
 	while (b->count > 0 && b->ring[b->head].state == ENTRY_ACKED)
 	{
-		b->acked_through = b->ring[b->head].tag;
+		KinesisEntry *e = &b->ring[b->head];
+
+		b->acked_through = e->tag;
 		b->have_acked_through = true;
+		b->buffered_bytes -= e->json_len + e->key_len + 2;
 		b->head = (b->head + 1) & (b->ring_size - 1);
 		b->count--;
+		b->popped++;
 	}
+
+	/* Release the blocks whose records have all left. */
+	while (b->first_block != NULL && b->first_block->last_seq < b->popped)
+	{
+		KinesisBlock *blk = b->first_block;
+
+		b->first_block = blk->next;
+		if (b->first_block == NULL)
+			b->last_block = NULL;
+		if (blk->size == KINESIS_BLOCK_SIZE && b->spare_block == NULL)
+			b->spare_block = blk;
+		else
+			pfree(blk);
+	}
+}
+
+/*
+ * batcher_reserve
+ *		Room for len bytes at the end of the blocks, for the record of
+ *		sequence seq.
+ */
+static char *
+batcher_reserve(KinesisBatcher *b, size_t len, uint64 seq)
+{
+	KinesisBlock *blk = b->last_block;
+	char	   *p;
+
+	if (blk == NULL || blk->size - blk->used < len)
+	{
+		if (len <= KINESIS_BLOCK_SIZE && b->spare_block != NULL)
+		{
+			blk = b->spare_block;
+			b->spare_block = NULL;
+		}
+		else
+		{
+			size_t		size = Max(len, KINESIS_BLOCK_SIZE);
+
+			blk = MemoryContextAllocHuge(b->cxt, offsetof(KinesisBlock, data) + size);
+			blk->size = size;
+		}
+		blk->next = NULL;
+		blk->used = 0;
+		if (b->last_block != NULL)
+			b->last_block->next = blk;
+		else
+			b->first_block = blk;
+		b->last_block = blk;
+	}
+	p = blk->data + blk->used;
+	blk->used += len;
+	blk->last_seq = seq;
+	return p;
 }
 
 /*
@@ -945,7 +1487,7 @@ is_throttling_code(const char *code)
 
 /*
  * round_error
- *		Remember the first fatal problem of a round.
+ *		Remember the first fatal problem among the answers applied.
  */
 static void
 round_error(KinesisRoundError *err, int sqlstate, char *message, char *detail,
@@ -968,17 +1510,20 @@ static void
 batcher_process_answer(KinesisBatcher *b, KinesisSlot *s, DmsHttpResponse *resp,
 					   TimestampTz now, KinesisRoundError *err)
 {
-	json_error_t jerr;
-	json_t	   *root = json_loadb(resp->body, resp->body_len, 0, &jerr);
-	json_t	   *records = root ? json_object_get(root, "Records") : NULL;
+	KinesisAnswerEntry *answers = palloc(sizeof(KinesisAnswerEntry) * s->nentries);
+	char	   *text = palloc(resp->body_len + 1);
 	uint64		serial = ++b->request_serial;
 	int			i;
 
-	if (!json_is_array(records) || (int) json_array_size(records) != s->nentries)
+	memcpy(text, resp->body, resp->body_len);
+	text[resp->body_len] = '\0';
+	/* shard and sequence number only matter to an on_ack callback */
+	if (!scan_put_records_answer(text, resp->body_len, s->nentries,
+								 b->opts.on_ack != NULL, answers))
 	{
 		/* nothing can be matched: treat like a failed request */
 		for (i = 0; i < s->nentries; i++)
-			batcher_requeue(b, &b->ring[s->entries[i]], now, false);
+			batcher_requeue(b, batcher_entry(b, s->entries[i]), now, false);
 		round_error(err, ERRCODE_PROTOCOL_VIOLATION,
 					psprintf("%s returned an invalid answer", b->what),
 					psprintf("Expected a Records array of %d entries; the answer starts with \"%.200s\".",
@@ -990,10 +1535,9 @@ batcher_process_answer(KinesisBatcher *b, KinesisSlot *s, DmsHttpResponse *resp,
 	/* Entries overtaken by a later accepted entry of the same key. */
 	for (i = s->nentries - 1; i >= 0; i--)
 	{
-		KinesisEntry *e = &b->ring[s->entries[i]];
-		json_t	   *r = json_array_get(records, i);
+		KinesisEntry *e = batcher_entry(b, s->entries[i]);
 
-		if (json_string_value(json_object_get(r, "ErrorCode")) == NULL)
+		if (answers[i].error_code == NULL)
 			e->key->ok_mark = serial;
 		else if (e->key->ok_mark == serial && !e->overtaken)
 		{
@@ -1004,22 +1548,18 @@ batcher_process_answer(KinesisBatcher *b, KinesisSlot *s, DmsHttpResponse *resp,
 
 	for (i = 0; i < s->nentries; i++)
 	{
-		KinesisEntry *e = &b->ring[s->entries[i]];
-		json_t	   *r = json_array_get(records, i);
-		const char *code = json_string_value(json_object_get(r, "ErrorCode"));
+		KinesisEntry *e = batcher_entry(b, s->entries[i]);
+		const char *code = answers[i].error_code;
 		const char *message;
 		bool		throttled;
 
 		if (code == NULL)
 		{
-			batcher_ack(b, e,
-						json_string_value(json_object_get(r, "ShardId")),
-						json_string_value(json_object_get(r, "SequenceNumber")),
-						now);
+			batcher_ack(b, e, answers[i].shard_id, answers[i].sequence_number, now);
 			continue;
 		}
 
-		message = json_string_value(json_object_get(r, "ErrorMessage"));
+		message = answers[i].error_message;
 		throttled = is_throttling_code(code);
 		b->stats.entries_failed++;
 		if (throttled)
@@ -1051,120 +1591,147 @@ batcher_process_answer(KinesisBatcher *b, KinesisSlot *s, DmsHttpResponse *resp,
 }
 
 /*
- * batcher_send_round
- *		Build the bodies of the formed requests, send them concurrently and
- *		apply the answers.  Raises at the end if anything was fatal, after
- *		every accepted record has been acknowledged.
+ * batcher_submit
+ *		Build the body of the request formed in slot s and put it on the
+ *		wire.
  */
 static void
-batcher_send_round(KinesisBatcher *b, int nused)
+batcher_submit(KinesisBatcher *b, KinesisSlot *s)
 {
-	MemoryContext old = MemoryContextSwitchTo(b->round_cxt);
-	int			nslots = b->opts.max_in_flight;
-	DmsHttpRequest *reqs = palloc0(sizeof(DmsHttpRequest) * nused);
-	DmsHttpResponse *resps = palloc0(sizeof(DmsHttpResponse) * nused);
-	int		   *slot_of = palloc(sizeof(int) * nused);
-	AwsResolvedCredentials *creds = aws_credentials_resolve(b->client->endpoint);
-	KinesisRoundError err = {-1, NULL, NULL, NULL, 0};
-	TimestampTz start;
-	TimestampTz now;
-	int			n = 0;
-	int			i;
+	MemoryContext old;
+	AwsResolvedCredentials *creds;
+	char	   *p;
 	int			j;
 
-	for (i = 0; i < nslots; i++)
+	resetStringInfo(&s->body);
+	enlargeStringInfo(&s->body, (int) s->body_len);
+	p = s->body.data;
+	memcpy(p, b->body_prefix, b->body_prefix_len);
+	p += b->body_prefix_len;
+	for (j = 0; j < s->nentries; j++)
 	{
-		KinesisSlot *s = &b->slots[i];
-		char	   *body;
-		char	   *p;
+		KinesisEntry *e = batcher_entry(b, s->entries[j]);
 
-		if (s->nentries == 0)
-			continue;
-		body = palloc(s->body_len + 1);
-		memcpy(body, b->body_prefix, b->body_prefix_len);
-		p = body + b->body_prefix_len;
-		for (j = 0; j < s->nentries; j++)
-		{
-			KinesisEntry *e = &b->ring[s->entries[j]];
-
-			if (j > 0)
-				*p++ = ',';
-			memcpy(p, e->json, e->json_len);
-			p += e->json_len;
-		}
-		*p++ = ']';
-		*p++ = '}';
-		*p = '\0';
-		Assert(p - body == s->body_len);
-
-		reqs[n].method = "POST";
-		reqs[n].url = b->client->url;
-		reqs[n].headers = b->headers;
-		reqs[n].nheaders = 2;
-		reqs[n].body = body;
-		reqs[n].body_len = s->body_len;
-		reqs[n].credentials = &creds->credentials;
-		reqs[n].service = "kinesis";
-		reqs[n].region = b->client->region;
-		reqs[n].max_retries = -1;
-		slot_of[n] = i;
-		n++;
-		b->stats.largest_request_records = Max(b->stats.largest_request_records, s->nentries);
-		b->stats.largest_request_bytes = Max(b->stats.largest_request_bytes, s->size);
-		b->stats.largest_request_body = Max(b->stats.largest_request_body, s->body_len);
+		if (j > 0)
+			*p++ = ',';
+		memcpy(p, e->json, e->json_len);
+		p += e->json_len;
 	}
-	Assert(n == nused);
+	*p++ = ']';
+	*p++ = '}';
+	*p = '\0';
+	s->body.len = p - s->body.data;
+	Assert(s->body.len == s->body_len);
 
-	b->stats.rounds++;
-	b->stats.requests += n;
-	if (n > b->stats.max_in_flight)
-		b->stats.max_in_flight = n;
+	old = MemoryContextSwitchTo(s->cxt);
+	creds = aws_credentials_resolve(b->client->endpoint);
+	memset(&s->req, 0, sizeof(s->req));
+	s->req.method = "POST";
+	s->req.url = b->client->url;
+	s->req.headers = b->headers;
+	s->req.nheaders = 2;
+	s->req.body = s->body.data;
+	s->req.body_len = s->body.len;
+	s->req.credentials = &creds->credentials;
+	s->req.service = "kinesis";
+	s->req.region = b->client->region;
+	s->req.max_retries = -1;
+	dms_http_queue_submit(b->queue, &s->req, &s->resp, s);
+	MemoryContextSwitchTo(old);
 
-	start = GetCurrentTimestamp();
-	dms_http_perform(reqs, resps, n);
+	s->busy = true;
+	b->nbusy++;
+	b->stats.requests++;
+	b->stats.max_in_flight = Max(b->stats.max_in_flight, b->nbusy);
+	b->stats.largest_request_records = Max(b->stats.largest_request_records, s->nentries);
+	b->stats.largest_request_bytes = Max(b->stats.largest_request_bytes, s->size);
+	b->stats.largest_request_body = Max(b->stats.largest_request_body, s->body_len);
+}
+
+/*
+ * batcher_finish
+ *		Apply the outcome of a request that came back: acknowledge, queue
+ *		again, or note the first fatal problem in *err (raised by the
+ *		caller once every answer at hand is applied).
+ */
+static void
+batcher_finish(KinesisBatcher *b, KinesisSlot *s, TimestampTz now, KinesisRoundError *err)
+{
+	DmsHttpResponse *resp = &s->resp;
+	MemoryContext old = MemoryContextSwitchTo(s->cxt);
+	int			j;
+
+	s->busy = false;
+	b->nbusy--;
+	b->stalled = false;
+	for (j = 0; j < s->nentries; j++)
+		batcher_entry(b, s->entries[j])->key->inflight--;
+
+	b->stats.request_attempts += resp->attempts;
+	if (resp->ok)
+	{
+		b->stats.requests_ok++;
+		batcher_process_answer(b, s, resp, now, err);
+	}
+	else if (resp->retryable)
+	{
+		bool		throttled = is_throttling_code(resp->error_code) || resp->status == 429;
+		bool		exhausted = false;
+
+		b->stats.requests_requeued++;
+		if (throttled)
+			b->stats.requests_throttled++;
+		for (j = 0; j < s->nentries; j++)
+			if (!batcher_requeue(b, batcher_entry(b, s->entries[j]), now, throttled))
+				exhausted = true;
+		if (exhausted && err->slot < 0 && err->message == NULL)
+			err->slot = s - b->slots;
+	}
+	else
+	{
+		for (j = 0; j < s->nentries; j++)
+			batcher_requeue(b, batcher_entry(b, s->entries[j]), now, false);
+		if (err->slot < 0 && err->message == NULL)
+			err->slot = s - b->slots;
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * batcher_collect
+ *		Take the requests that came back from the queue (waiting for one
+ *		with wait) and apply them; raise the first fatal problem after every
+ *		accepted record has been acknowledged.
+ */
+static void
+batcher_collect(KinesisBatcher *b, bool wait)
+{
+	void	   *done[DMS_HTTP_MAX_PARALLEL];
+	KinesisRoundError err = {-1, NULL, NULL, NULL, 0};
+	TimestampTz start = GetCurrentTimestamp();
+	TimestampTz now;
+	int			n;
+	int			i;
+
+	b->adds_since_poll = 0;
+	if (b->nbusy == 0)
+		return;
+	if (wait)
+		b->stats.rounds++;
+	n = dms_http_queue_poll(b->queue, wait, done, DMS_HTTP_MAX_PARALLEL);
 	now = GetCurrentTimestamp();
 	b->stats.http_ms += (double) (now - start) / 1000.0;
 
 	for (i = 0; i < n; i++)
-	{
-		KinesisSlot *s = &b->slots[slot_of[i]];
-		DmsHttpResponse *resp = &resps[i];
-
-		b->stats.request_attempts += resp->attempts;
-		if (resp->ok)
-		{
-			b->stats.requests_ok++;
-			batcher_process_answer(b, s, resp, now, &err);
-			continue;
-		}
-
-		if (resp->retryable)
-		{
-			bool		throttled = is_throttling_code(resp->error_code) || resp->status == 429;
-			bool		exhausted = false;
-
-			b->stats.requests_requeued++;
-			if (throttled)
-				b->stats.requests_throttled++;
-			for (j = 0; j < s->nentries; j++)
-				if (!batcher_requeue(b, &b->ring[s->entries[j]], now, throttled))
-					exhausted = true;
-			if (exhausted && err.slot < 0 && err.message == NULL)
-				err.slot = i;
-		}
-		else
-		{
-			for (j = 0; j < s->nentries; j++)
-				batcher_requeue(b, &b->ring[s->entries[j]], now, false);
-			if (err.slot < 0 && err.message == NULL)
-				err.slot = i;
-		}
-	}
-
+		batcher_finish(b, (KinesisSlot *) done[i], now, &err);
 	batcher_pop_acked(b);
 
 	if (err.slot >= 0)
-		dms_http_raise_error(ERROR, b->what, &reqs[err.slot], &resps[err.slot]);
+	{
+		KinesisSlot *s = &b->slots[err.slot];
+
+		dms_http_raise_error(ERROR, b->what, &s->req, &s->resp);
+	}
 	if (err.message != NULL)
 		ereport(ERROR,
 				(errcode(err.sqlstate),
@@ -1172,42 +1739,91 @@ batcher_send_round(KinesisBatcher *b, int nused)
 				 err.detail ? errdetail_internal("%s", err.detail) : 0,
 				 err.hint ? errhint("%s", err.hint) : 0));
 
-	MemoryContextSwitchTo(old);
-	MemoryContextReset(b->round_cxt);
+	for (i = 0; i < n; i++)
+		MemoryContextReset(((KinesisSlot *) done[i])->cxt);
 }
 
 /*
- * batcher_round
- *		Send one round if any record is due.  With wait, sleep until a
- *		held-back record is due when none is; returns whether anything was
- *		sent.
+ * batcher_send
+ *		Form and send requests while a slot is free and records are due.
+ *		With full_only, only requests that the queued records fill (the
+ *		steady state of kinesis_batcher_add); otherwise any (flush, or room
+ *		needed).  Returns how many were sent; *earliest as in
+ *		batcher_form_request when nothing could be.
  */
-static bool
-batcher_round(KinesisBatcher *b, bool wait)
+static int
+batcher_send(KinesisBatcher *b, bool full_only, TimestampTz *earliest)
 {
+	int			sent = 0;
+	int			i;
+
+	*earliest = 0;
+	for (i = 0; i < b->opts.max_in_flight && b->pending > 0; i++)
+	{
+		KinesisSlot *s = &b->slots[i];
+		TimestampTz now;
+
+		if (s->busy)
+			continue;
+		if (full_only &&
+			!(b->pending >= b->opts.max_request_records ||
+			  b->pending_size >= b->opts.max_request_bytes ||
+			  b->pending_json >= b->opts.max_body_bytes))
+			break;
+		/* nothing new since the last request formed came out empty */
+		if (b->stalled && b->pending - b->stalled_pending < b->opts.max_request_records)
+			break;
+		now = GetCurrentTimestamp();
+		if (b->idle_until != 0 && now < b->idle_until && full_only)
+			break;
+		if (batcher_form_request(b, s, now, earliest) == 0)
+		{
+			b->stalled = true;
+			b->stalled_pending = b->pending;
+			b->idle_until = *earliest;
+			break;
+		}
+		b->idle_until = 0;
+		batcher_submit(b, s);
+		sent++;
+	}
+	/* get the new requests going */
+	if (sent > 0)
+		batcher_collect(b, false);
+	return sent;
+}
+
+/*
+ * batcher_progress
+ *		Make progress towards acknowledging everything: send what can be
+ *		sent, then wait for an answer, or, with nothing on the wire, for the
+ *		first held-back record to be due.
+ */
+static void
+batcher_progress(KinesisBatcher *b)
+{
+	TimestampTz earliest;
+	TimestampTz now;
+
 	for (;;)
 	{
-		TimestampTz now = GetCurrentTimestamp();
-		TimestampTz earliest;
-		int			n;
-
 		CHECK_FOR_INTERRUPTS();
-		if (b->pending == 0)
-			return false;
-		n = batcher_form_round(b, now, &earliest);
-		if (n > 0)
+		b->stalled = false;
+		if (batcher_send(b, false, &earliest) > 0 && b->nbusy == 0)
+			continue;			/* the answers are in already: look again */
+		if (b->nbusy > 0)
 		{
-			b->idle_until = 0;
-			batcher_send_round(b, n);
-			return true;
+			batcher_collect(b, true);
+			return;
 		}
+		if (b->pending == 0)
+			return;
 		if (earliest == 0)
 			elog(ERROR, "Kinesis batcher found no record to send and none waiting");
-		b->idle_until = earliest;
-		if (!wait)
-			return false;
+		now = GetCurrentTimestamp();
 		batcher_sleep_until(earliest);
 		b->stats.backoff_ms += (double) (GetCurrentTimestamp() - now) / 1000.0;
+		return;
 	}
 }
 
@@ -1246,7 +1862,7 @@ kinesis_batcher_add(KinesisBatcher *b, const char *data, size_t data_len,
 	size_t		json_len;
 	KinesisEntry *e;
 	KinesisKey *k;
-	bool		found;
+	uint32		hash;
 	char	   *p;
 
 	status = kinesis_record_check(data, data_len, partition_key, explicit_hash_key,
@@ -1268,11 +1884,11 @@ kinesis_batcher_add(KinesisBatcher *b, const char *data, size_t data_len,
 	/* Wait for room: the memory bounds hold whatever the caller adds. */
 	while (b->unacked > 0 &&
 		   (b->count >= b->opts.max_buffered_records ||
-			b->buffered_bytes + (int64) json_len > b->opts.max_buffered_bytes))
+			b->buffered_bytes + (int64) (json_len + key_len + 2) > b->opts.max_buffered_bytes))
 	{
-		if (b->pending == 0)
+		if (b->pending == 0 && b->nbusy == 0)
 			elog(ERROR, "Kinesis batcher holds unacknowledged records but none to send");
-		batcher_round(b, true);
+		batcher_progress(b);
 	}
 
 	if (b->count == b->ring_size)
@@ -1280,7 +1896,8 @@ kinesis_batcher_add(KinesisBatcher *b, const char *data, size_t data_len,
 
 	e = &b->ring[(b->head + b->count) & (b->ring_size - 1)];
 	memset(e, 0, sizeof(*e));
-	e->json = MemoryContextAllocHuge(b->cxt, json_len + 1);
+	/* the entry, NUL, the partition key, NUL */
+	e->json = batcher_reserve(b, json_len + key_len + 2, b->popped + b->count);
 	p = e->json;
 	memcpy(p, ENTRY_DATA_OPEN, strlen(ENTRY_DATA_OPEN));
 	p += strlen(ENTRY_DATA_OPEN);
@@ -1297,22 +1914,16 @@ kinesis_batcher_add(KinesisBatcher *b, const char *data, size_t data_len,
 	}
 	memcpy(p, ENTRY_CLOSE, strlen(ENTRY_CLOSE));
 	p += strlen(ENTRY_CLOSE);
-	*p = '\0';
-	Assert((size_t) (p - e->json) == json_len);
+	*p++ = '\0';
+	Assert((size_t) (p - e->json) == json_len + 1);
+	memcpy(p, partition_key, key_len + 1);
 
-	k = hash_search(b->keys, &partition_key, HASH_ENTER, &found);
-	if (!found)
-	{
-		k->key = MemoryContextStrdup(b->cxt, partition_key);
-		k->refcount = 0;
-		k->round = 0;
-		k->req = -1;
-		k->blocked = false;
-		k->ok_mark = 0;
-	}
+	hash = hash_bytes((const unsigned char *) partition_key, (int) key_len);
+	k = batcher_intern_key(b, partition_key, key_len, hash, p);
 	k->refcount++;
 
 	e->json_len = (uint32) json_len;
+	e->key_len = (uint16) key_len;
 	e->size = (uint32) (data_len + key_len);
 	e->key = k;
 	e->tag = tag;
@@ -1322,7 +1933,7 @@ kinesis_batcher_add(KinesisBatcher *b, const char *data, size_t data_len,
 	b->pending++;
 	b->pending_size += e->size;
 	b->pending_json += json_len;
-	b->buffered_bytes += json_len;
+	b->buffered_bytes += json_len + key_len + 2;
 
 	b->stats.records_added++;
 	if (b->stats.first_add == 0)
@@ -1332,12 +1943,20 @@ kinesis_batcher_add(KinesisBatcher *b, const char *data, size_t data_len,
 	if (b->count > b->stats.max_buffered_records)
 		b->stats.max_buffered_records = b->count;
 
-	/* Enough to fill every request of a round: send one. */
-	if (b->pending >= (int64) b->opts.max_in_flight * b->opts.max_request_records ||
-		b->pending_size >= (int64) b->opts.max_in_flight * b->opts.max_request_bytes)
+	/*
+	 * Enough queued to fill a request: send it if a slot is free.  Answers
+	 * are taken in between, often enough for the slots to be free again.
+	 */
+	if (b->nbusy > 0 && ++b->adds_since_poll >= BATCHER_POLL_EVERY)
+		batcher_collect(b, false);
+	if (b->nbusy < b->opts.max_in_flight &&
+		(b->pending >= b->opts.max_request_records ||
+		 b->pending_size >= b->opts.max_request_bytes ||
+		 b->pending_json >= b->opts.max_body_bytes))
 	{
-		if (b->idle_until == 0 || GetCurrentTimestamp() >= b->idle_until)
-			batcher_round(b, false);
+		TimestampTz earliest;
+
+		batcher_send(b, true, &earliest);
 	}
 	return KINESIS_RECORD_OK;
 }
@@ -1350,9 +1969,9 @@ void
 kinesis_batcher_flush(KinesisBatcher *b)
 {
 	while (b->unacked > 0)
-		batcher_round(b, true);
+		batcher_progress(b);
 	batcher_pop_acked(b);
-	Assert(b->count == 0);
+	Assert(b->count == 0 && b->nbusy == 0);
 }
 
 /*

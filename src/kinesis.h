@@ -25,14 +25,17 @@
  * malformed ExplicitHashKey is refused with a status and a message, and the
  * caller decides what to do with it (raise, or log it as an apply exception).
  *
- * Queued records are sent in rounds: a round forms up to max_in_flight
- * PutRecords requests of at most 500 records, max_request_bytes of data and
- * partition keys (5 MiB) and max_body_bytes of JSON (Data is base64, 4/3 of
- * its size; the default keeps under kinesalite's 7 MiB body cap), sends them
- * concurrently with dms_http_perform and processes the answers.  A round
- * starts when enough records are queued to fill every request, when the
- * memory bounds (max_buffered_bytes, max_buffered_records) are reached, or
- * in kinesis_batcher_flush.  Memory therefore depends on the settings, not
+ * Queued records are sent in PutRecords requests of at most 500 records,
+ * max_request_bytes of data and partition keys (5 MiB) and max_body_bytes
+ * of JSON (Data is base64, 4/3 of its size; the default keeps under
+ * kinesalite's 7 MiB body cap), up to max_in_flight of them on the wire at
+ * once (an HTTP request queue, http.h).  A request is formed and sent as
+ * soon as the queued records fill one and a slot is free; answers are taken
+ * as they come back, between records added, so that encoding the next
+ * records overlaps the requests on the wire.  When the memory bounds
+ * (max_buffered_bytes, max_buffered_records) are reached, and in
+ * kinesis_batcher_flush, requests are sent with whatever is queued and the
+ * batcher waits for answers.  Memory therefore depends on the settings, not
  * on how many records are added.
  *
  * A PutRecords answer may fail some entries (ProvisionedThroughputExceeded-
@@ -48,9 +51,10 @@
  *
  * Order.  Kinesis keeps the order of records per shard as they arrive.  The
  * batcher keeps records of one partition key in order across requests:
- *	- within a round, all records of a partition key go into the same
- *	  request, in the order they were added, so concurrent requests never
- *	  race for one key;
+ *	- while records of a partition key are on the wire, newer records of
+ *	  the key wait for their answer, so concurrent requests never race for
+ *	  one key (a request takes the records of a key in the order they were
+ *	  added);
  *	- while a record waits to be retried, newer records with its partition
  *	  key are held back, so they cannot overtake it in a later request.
  * One case remains that Kinesis itself causes and the batcher cannot undo:
@@ -75,9 +79,9 @@
  * acknowledged.
  *
  * Memory: the client and the batcher live in the memory context current
- * when they are created; the client must outlive its batchers.  Request
- * bodies and answers of a round live in a context of the batcher that is
- * reset after the round.  After an ERROR raised by the batcher (including a
+ * when they are created; the client must outlive its batchers.  The answer
+ * to a request lives in a context of the batcher that is reset once the
+ * answer is applied.  After an ERROR raised by the batcher (including a
  * query cancel while it waits) it must not be used again, other than to be
  * destroyed; records it had not acknowledged must be sent again by the
  * caller, from its last committed progress.
@@ -163,7 +167,8 @@ typedef enum KinesisRecordStatus
 /*
  * Acknowledgement of one record; shard and sequence number as Kinesis gave
  * (valid during the call only).  It runs in a memory context that is reset
- * after the round: switch to a context of your own to keep anything.
+ * once the request's answer is applied: switch to a context of your own to
+ * keep anything.
  */
 typedef void (*KinesisAckCallback) (void *arg, uint64 tag,
 									const char *shard_id,
@@ -191,7 +196,7 @@ typedef struct KinesisBatcherStats
 	int64		records_rejected;	/* refused by kinesis_batcher_add */
 	int64		records_acked;	/* accepted by Kinesis */
 	int64		bytes_acked;	/* their data + partition key bytes */
-	int64		rounds;			/* dms_http_perform calls */
+	int64		rounds;			/* waits for an answer */
 	int64		requests;		/* PutRecords requests sent (not attempts) */
 	int64		requests_ok;	/* answered 200 */
 	int64		request_attempts;	/* HTTP attempts, retries included */
@@ -201,13 +206,13 @@ typedef struct KinesisBatcherStats
 	int64		entries_throttled;	/* ... with ProvisionedThroughputExceeded */
 	int64		entries_retried;	/* records sent again after a failure */
 	int64		entries_reordered;	/* overtaken inside a request (see above) */
-	int			max_in_flight;	/* most requests of one round */
+	int			max_in_flight;	/* most requests on the wire at once */
 	int			largest_request_records;	/* most records in one request */
 	int64		largest_request_bytes;	/* most data + key bytes in one */
 	int64		largest_request_body;	/* longest JSON body */
 	int64		max_buffered_bytes; /* peak memory of queued records */
 	int64		max_buffered_records;	/* peak records kept */
-	double		http_ms;		/* time spent in dms_http_perform */
+	double		http_ms;		/* time spent driving and waiting for requests */
 	double		backoff_ms;		/* time spent waiting for due retries */
 	TimestampTz first_add;		/* 0 before the first record */
 	TimestampTz last_ack;
@@ -236,7 +241,7 @@ extern KinesisRecordStatus kinesis_record_check(const char *data, size_t data_le
 /*
  * Queue a record (the data and keys are copied).  Returns KINESIS_RECORD_OK,
  * or the reason the record was refused (nothing queued, *problem set as in
- * kinesis_record_check).  May send rounds first, waiting for room when the
+ * kinesis_record_check).  May send requests first, waiting for room when the
  * memory bounds are reached.
  */
 extern KinesisRecordStatus kinesis_batcher_add(KinesisBatcher *b,

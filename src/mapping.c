@@ -1314,6 +1314,12 @@ mapping_append_value_text(StringInfo out, const DmsColumnValue *value)
 	}
 	p = value->json + 1;
 	end = value->json + value->len - 1;
+	/* the common case: nothing escaped */
+	if (memchr(p, '\\', end - p) == NULL)
+	{
+		appendBinaryStringInfo(out, p, end - p);
+		return;
+	}
 	while ((n = next_json_char(&p, end, buf)) > 0)
 		appendBinaryStringInfo(out, buf, n);
 }

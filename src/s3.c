@@ -973,18 +973,35 @@ s3_head_object(const DmsEndpoint *ep, const char *bucket, const char *key,
 }
 
 /*
- * s3_get_object
- *		GetObject of a byte range (or all of it).
+ * A GetObject started by s3_get_object_start and ended by
+ * s3_get_object_finish: the request runs in an HTTP queue of its own (in
+ * a memory context of its own) while the caller does other work.
  */
-char *
-s3_get_object(const DmsEndpoint *ep, const char *bucket, const char *key,
-			  int64 range_start, int64 range_end, size_t *len)
+struct S3GetObject
 {
+	MemoryContext cxt;			/* the request, its queue */
+	MemoryContext caller_cxt;	/* where the answer goes */
 	S3Target	t;
 	S3Headers	hs;
 	DmsHttpRequest req;
-	DmsHttpResponse *resp;
+	DmsHttpResponse resp;
+	DmsHttpQueue *queue;
 	char	   *where;
+	int64		range_start;
+	int64		range_end;
+};
+
+/*
+ * s3_get_object_start
+ *		Check and start a GetObject (see s3_get_object).
+ */
+S3GetObject *
+s3_get_object_start(const DmsEndpoint *ep, const char *bucket, const char *key,
+					int64 range_start, int64 range_end)
+{
+	MemoryContext cxt;
+	MemoryContext old;
+	S3GetObject *g;
 
 	s3_check_key(key);
 	if (range_end >= 0 && range_start > range_end)
@@ -994,18 +1011,63 @@ s3_get_object(const DmsEndpoint *ep, const char *bucket, const char *key,
 						range_start, range_end),
 				 errdetail("range_end must not be smaller than range_start.")));
 
-	s3_target_init(&t, ep, bucket);
-	where = s3_where(&t, key);
-	s3_common_headers(&t, &hs);
+	cxt = AllocSetContextCreate(CurrentMemoryContext, "dms_stream S3 GetObject",
+								ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+	g = palloc0(sizeof(S3GetObject));
+	g->cxt = cxt;
+	g->caller_cxt = old;
+	g->range_start = range_start;
+	g->range_end = range_end;
+	s3_target_init(&g->t, ep, bucket);
+	g->where = s3_where(&g->t, key);
+	s3_common_headers(&g->t, &g->hs);
 	if (range_start >= 0 || range_end >= 0)
-		s3_hdr(&hs, "Range", range_end >= 0 ?
+		s3_hdr(&g->hs, "Range", range_end >= 0 ?
 			   psprintf("bytes=" INT64_FORMAT "-" INT64_FORMAT,
 						Max(range_start, 0), range_end) :
 			   psprintf("bytes=" INT64_FORMAT "-", range_start));
-	s3_request_init(&req, &t, "GET", s3_target_url(&t, key), &hs, NULL, 0,
-					s3_credentials(&t));
-	req.max_response_bytes = MaxAllocSize - VARHDRSZ - 1;
-	resp = dms_http_request(&req);
+	s3_request_init(&g->req, &g->t, "GET", s3_target_url(&g->t, key), &g->hs, NULL, 0,
+					s3_credentials(&g->t));
+	g->req.max_response_bytes = MaxAllocSize - VARHDRSZ - 1;
+	g->queue = dms_http_queue_create();
+	/* the answer is built in the caller's context */
+	MemoryContextSwitchTo(old);
+	dms_http_queue_submit(g->queue, &g->req, &g->resp, g);
+	return g;
+}
+
+/*
+ * s3_get_object_cancel
+ *		Abandon a GetObject that was started (nothing is returned).
+ */
+void
+s3_get_object_cancel(S3GetObject *g)
+{
+	if (g->resp.body != NULL)
+		pfree(g->resp.body);
+	MemoryContextDelete(g->cxt);
+}
+
+/*
+ * s3_get_object_finish
+ *		Wait for a GetObject started by s3_get_object_start; the bytes as
+ *		s3_get_object returns them.
+ */
+char *
+s3_get_object_finish(S3GetObject *g, size_t *len)
+{
+	DmsHttpResponse *resp = &g->resp;
+	DmsHttpRequest *req = &g->req;
+	const char *where = g->where;
+	int64		range_start = g->range_start;
+	int64		range_end = g->range_end;
+	void	   *done;
+	char	   *body;
+
+	while (dms_http_queue_in_flight(g->queue) > 0)
+		(void) dms_http_queue_poll(g->queue, true, &done, 1);
+
 	if (!resp->ok)
 	{
 		if (resp->curl_code == CURLE_WRITE_ERROR && resp->status >= 200 && resp->status < 300)
@@ -1015,7 +1077,7 @@ s3_get_object(const DmsEndpoint *ep, const char *bucket, const char *key,
 					 errhint("Read it in pieces with a byte range, or with the streaming "
 							 "functions dms_stream.s3_object_checksum and "
 							 "dms_stream.s3_copy_object_streamed.")));
-		s3_raise("GetObject", where, &req, resp);
+		s3_raise("GetObject", where, req, resp);
 	}
 
 	/*
@@ -1045,16 +1107,30 @@ s3_get_object(const DmsEndpoint *ep, const char *bucket, const char *key,
 			last = Min(last, range_end);
 		offset = want - first;
 		if (offset < 0 || (offset > (int64) resp->body_len) || last < want - 1)
-			s3_unexpected_answer("GetObject", where, &req, resp,
+			s3_unexpected_answer("GetObject", where, req, resp,
 								 psprintf("the answer does not hold the requested range (Content-Range %s)",
 										  crange ? crange : "none"));
 		*len = (size_t) (last - want + 1);
 		if (offset > 0)
 			memmove(resp->body, resp->body + offset, *len);
-		return resp->body;
 	}
-	*len = resp->body_len;
-	return resp->body;
+	else
+		*len = resp->body_len;
+	body = resp->body;
+	MemoryContextDelete(g->cxt);
+	return body;
+}
+
+/*
+ * s3_get_object
+ *		GetObject, waiting for the answer; see s3.h.
+ */
+char *
+s3_get_object(const DmsEndpoint *ep, const char *bucket, const char *key,
+			  int64 range_start, int64 range_end, size_t *len)
+{
+	return s3_get_object_finish(s3_get_object_start(ep, bucket, key, range_start, range_end),
+								len);
 }
 
 /*

@@ -152,6 +152,21 @@ extern char *s3_get_object(const DmsEndpoint *ep, const char *bucket,
 						   const char *key, int64 range_start, int64 range_end,
 						   size_t *len);
 
+/*
+ * The same in two steps, so that the caller can work while the bytes come:
+ * s3_get_object_start checks and sends the request, s3_get_object_finish
+ * waits for the answer (raising its errors) and returns what s3_get_object
+ * would, in the memory context current at start; s3_get_object_cancel
+ * abandons it.  One of the two must be called, in or under that context.
+ */
+typedef struct S3GetObject S3GetObject;
+
+extern S3GetObject *s3_get_object_start(const DmsEndpoint *ep, const char *bucket,
+										const char *key, int64 range_start,
+										int64 range_end);
+extern char *s3_get_object_finish(S3GetObject *g, size_t *len);
+extern void s3_get_object_cancel(S3GetObject *g);
+
 /* PutObject; returns the ETag (without quotes). */
 extern char *s3_put_object(const DmsEndpoint *ep, const char *bucket,
 						   const char *key, const char *data, size_t len,

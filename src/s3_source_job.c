@@ -64,6 +64,7 @@ typedef struct JobFile
 {
 	char	   *key;
 	int64		size;
+	uint64		key_hash;		/* of key, for event ids (0: not yet) */
 } JobFile;
 
 /* A place in a table's files: file index, next offset and line. */
@@ -101,6 +102,7 @@ typedef struct JobTable
 	CsvReader  *reader;			/* file being read; NULL between files */
 	int			file;			/* index of the file being read */
 	int64		offset;			/* next byte of it to fetch */
+	S3GetObject *fetch;			/* the chunk at offset, on its way */
 	char	   *previous;		/* last chunk fed (the reader may use it) */
 
 	/* CDC */
@@ -133,6 +135,7 @@ typedef struct JobException
 	char	   *owner;
 	char	   *name;
 	char	   *target;
+	JobTable   *suspends;		/* CDC: the table this row suspended */
 } JobException;
 
 /* Everything a run needs. */
@@ -173,8 +176,11 @@ typedef struct Job
 	StringInfoData message;
 	StringInfoData key;
 	DmsColumnValue *column_values;	/* one per column of the widest table */
+	int		   *value_starts;	/* where each value starts in values, and
+								 * the end */
 
 	S3SourceJobResult *result;
+	double		s3_ms;			/* time spent reading from S3 */
 
 	/* CDC */
 	char	   *migration_type;
@@ -724,6 +730,19 @@ job_write_exceptions(Job *job, JobTable *jt, const JobPosition *pos)
 					 " VALUES ($1, $2, $3, $4, $5, $6::bigint, $7::integer, $8, $9, $10)",
 					 10, params, SPI_OK_INSERT);
 		}
+		if (ex->suspends != NULL)
+		{
+			/* SUSPEND_TABLE in CDC: durable with the row that caused it */
+			params[0] = job->task_name;
+			params[1] = ex->suspends->et->owner;
+			params[2] = ex->suspends->et->name;
+			job_exec("INSERT INTO dms_stream.table_statistics AS s"
+					 "       (task_name, schema_name, table_name, table_state, last_update_time)"
+					 " VALUES ($1, $2, $3, 'Table error', now())"
+					 " ON CONFLICT (task_name, schema_name, table_name) DO UPDATE"
+					 "   SET table_state = 'Table error', last_update_time = now()",
+					 3, params, SPI_OK_INSERT);
+		}
 		jt->errors++;
 		job->result->error_rows++;
 		jt->exceptions = list_delete_first(jt->exceptions);
@@ -768,15 +787,22 @@ job_position_after(const JobPosition *a, const JobPosition *b)
  * job_note_acks
  *		Take the newly acknowledged records from the batcher: each moves its
  *		table's acknowledged position.  Checkpoint the tables of active whose
- *		position moved, once the interval has passed since their last one.
+ *		position moved, once the interval has passed since their last one
+ *		(looked at when the acknowledged prefix moves).
  */
 static void
 job_note_acks(Job *job, JobTable **active, int nactive)
 {
 	uint64		tag;
 	int			i;
+	TimestampTz now;
 
-	if (kinesis_batcher_acked_through(job->batcher, &tag) && tag > job->acked_tag)
+	/*
+	 * Acknowledgements arrive with the answers to requests, not with each
+	 * row: look at the clock only when the acknowledged prefix moved.
+	 */
+	if (!kinesis_batcher_acked_through(job->batcher, &tag) || tag <= job->acked_tag)
+		return;
 	{
 		uint64		t;
 
@@ -790,12 +816,13 @@ job_note_acks(Job *job, JobTable **active, int nactive)
 		}
 		job->acked_tag = tag;
 	}
+	now = GetCurrentTimestamp();
 	for (i = 0; i < nactive; i++)
 	{
 		JobTable   *jt = active[i];
 
 		if (job_position_after(&jt->acked, &jt->committed) &&
-			TimestampDifferenceExceeds(jt->last_checkpoint, GetCurrentTimestamp(),
+			TimestampDifferenceExceeds(jt->last_checkpoint, now,
 									   JOB_CHECKPOINT_INTERVAL_MS))
 			job_checkpoint(job, jt, &jt->acked, "Full load");
 	}
@@ -909,15 +936,44 @@ job_csv_error_code(CsvErrorCode code)
 /*
  * job_event_id
  *		The stable event id of a record: a 64-bit hash of the file's key and
- *		the line where the record starts.
+ *		the line where the record starts.  The text is valid until the next
+ *		call.
  */
 static char *
 job_event_id(JobTable *jt, int file, int64 line)
 {
-	const char *key = jt->files[file].key;
-	uint64		hash = hash_bytes_extended((const unsigned char *) key, strlen(key), 0);
+	static const char hex[] = "0123456789abcdef";
+	static char buf[16 + 1 + 21];
+	JobFile    *f = &jt->files[file];
+	uint64		hash = f->key_hash;
+	char		digits[21];
+	int			n = 0;
+	int			i;
 
-	return psprintf("%016llx:%lld", (unsigned long long) hash, (long long) line);
+	if (hash == 0)
+	{
+		hash = hash_bytes_extended((const unsigned char *) f->key, strlen(f->key), 0);
+		/* 0 marks "not computed": the one key hashing to 0 is hashed each time */
+		f->key_hash = hash;
+	}
+	/* "%016llx:%lld", without the printf machinery (once per row) */
+	for (i = 15; i >= 0; i--)
+	{
+		buf[i] = hex[hash & 0xF];
+		hash >>= 4;
+	}
+	buf[16] = ':';
+	if (line < 0)
+		return psprintf("%.17s%lld", buf, (long long) line);
+	do
+	{
+		digits[n++] = '0' + (char) (line % 10);
+		line /= 10;
+	} while (line > 0);
+	for (i = 0; i < n; i++)
+		buf[17 + i] = digits[n - 1 - i];
+	buf[17 + n] = '\0';
+	return buf;
 }
 
 /*
@@ -938,7 +994,7 @@ job_render_columns(Job *job, const DmsRow *row, int *column, const char **code,
 	char	   *truncated_reason = NULL;
 
 	resetStringInfo(&job->values);
-	starts = palloc(sizeof(int) * (et->ncolumns + 1));
+	starts = job->value_starts;
 	for (c = 0; c < et->ncolumns; c++)
 	{
 		const CsvField *f = &row->columns[c];
@@ -1086,12 +1142,27 @@ job_table_records(Job *job, JobTable *jt)
 static void
 job_table_close_file(JobTable *jt)
 {
+	if (jt->fetch)
+		s3_get_object_cancel(jt->fetch);
+	jt->fetch = NULL;
 	if (jt->reader)
 		csv_reader_free(jt->reader);
 	if (jt->previous)
 		pfree(jt->previous);
 	jt->reader = NULL;
 	jt->previous = NULL;
+}
+
+/*
+ * job_fetch_start
+ *		Ask for the chunk of file f at the table's offset.
+ */
+static S3GetObject *
+job_fetch_start(Job *job, JobTable *jt, JobFile *f)
+{
+	int64		end = Min(jt->offset + JOB_CHUNK_BYTES, f->size) - 1;
+
+	return s3_get_object_start(job->source, job->bucket, f->key, jt->offset, end);
 }
 
 /*
@@ -1156,9 +1227,18 @@ job_table_step(Job *job, JobTable *jt)
 	{
 		size_t		len;
 		char	   *data;
-		int64		end = Min(jt->offset + JOB_CHUNK_BYTES, f->size) - 1;
+		TimestampTz t0 = GetCurrentTimestamp();
 
-		data = s3_get_object(job->source, job->bucket, f->key, jt->offset, end, &len);
+		/*
+		 * The chunk at offset (asked for while the previous one was read, or
+		 * now); then ask for the next one, which comes while this one is
+		 * parsed and sent.
+		 */
+		if (jt->fetch == NULL)
+			jt->fetch = job_fetch_start(job, jt, f);
+		data = s3_get_object_finish(jt->fetch, &len);
+		jt->fetch = NULL;
+		job->s3_ms += (double) (GetCurrentTimestamp() - t0) / 1000.0;
 		if (len == 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_CORRUPTED),
@@ -1169,6 +1249,8 @@ job_table_step(Job *job, JobTable *jt)
 			pfree(jt->previous);
 		jt->previous = data;
 		jt->offset += len;
+		if (jt->offset < f->size)
+			jt->fetch = job_fetch_start(job, jt, f);
 		if (!job_table_records(job, jt))
 		{
 			job_table_close_file(jt);
@@ -1209,6 +1291,7 @@ job_table_begin(Job *job, JobTable *jt)
 	jt->exceptions = NIL;
 	jt->file = jt->committed.file;
 	jt->reader = NULL;
+	jt->fetch = NULL;
 	jt->previous = NULL;
 
 	if (jt->plan->error != NULL)
@@ -1373,6 +1456,7 @@ job_cdc_reject(Job *job, JobTable *jt, const char *owner, const char *name,
 {
 	JobPolicy	policy = truncation ? job->truncation_policy : job->data_policy;
 	JobTable   *cdc = &job->cdc;
+	JobTable   *suspends = NULL;
 	MemoryContext old;
 	JobException *ex;
 
@@ -1398,6 +1482,7 @@ job_cdc_reject(Job *job, JobTable *jt, const char *owner, const char *name,
 	}
 	if (policy == JOB_POLICY_SUSPEND_TABLE && jt != NULL && !jt->cdc_off)
 	{
+		suspends = jt;
 		jt->cdc_off = true;
 		ereport(WARNING,
 				(errmsg("dms_stream task \"%s\": CDC of table %s.%s suspended at %s line %lld: %s",
@@ -1416,6 +1501,7 @@ job_cdc_reject(Job *job, JobTable *jt, const char *owner, const char *name,
 	ex->reason = pstrdup(reason);
 	ex->owner = owner ? pstrdup(owner) : NULL;
 	ex->name = name ? pstrdup(name) : NULL;
+	ex->suspends = suspends;
 	if (jt != NULL)
 		ex->target = pstrdup(jt->plan->target_table ? jt->plan->target_table : jt->et->name);
 	if (ex->logged && rec->raw != NULL)
@@ -1724,6 +1810,33 @@ job_cdc_run(Job *job)
 		mark_time = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
 													  SPI_tuptable->tupdesc, 1, &isnull));
 	}
+	/*
+	 * Tables in "Table error" (suspended by SUSPEND_TABLE in the full load
+	 * or in CDC, before a restart) stay suspended: their rows are skipped.
+	 */
+	job_exec("SELECT schema_name, table_name FROM dms_stream.table_statistics"
+			 " WHERE task_name = $1 AND table_state = 'Table error'",
+			 1, params, SPI_OK_SELECT);
+	for (t = 0; t < (int) SPI_processed; t++)
+	{
+		char	   *owner = SPI_getvalue(SPI_tuptable->vals[t], SPI_tuptable->tupdesc, 1);
+		char	   *name = SPI_getvalue(SPI_tuptable->vals[t], SPI_tuptable->tupdesc, 2);
+		int			i;
+
+		for (i = 0; i < job->ntables; i++)
+		{
+			JobTable   *jt = &job->tables[i];
+
+			if (!jt->cdc_off && strcmp(jt->et->owner, owner) == 0 &&
+				strcmp(jt->et->name, name) == 0)
+			{
+				jt->cdc_off = true;
+				ereport(dms_stream_log_min_messages,
+						(errmsg("dms_stream task \"%s\": table %s.%s is suspended (Table error): its CDC rows are skipped",
+								job->task_name, owner, name)));
+			}
+		}
+	}
 	job_xact_end(GetMemoryChunkContext(job));
 
 	list_cxt[0] = AllocSetContextCreate(GetMemoryChunkContext(job), "dms_stream cdc listing",
@@ -1846,6 +1959,7 @@ s3_source_job_run(const char *task_name, int64 run_id, S3SourceJobResult *result
 	for (t = 0; t < job->def->ntables; t++)
 		max_columns = Max(max_columns, job->def->tables[t].ncolumns);
 	job->column_values = palloc0(sizeof(DmsColumnValue) * max_columns);
+	job->value_starts = palloc0(sizeof(int) * (max_columns + 1));
 	initStringInfo(&job->values);
 	initStringInfo(&job->message);
 	initStringInfo(&job->key);
@@ -1888,5 +2002,16 @@ s3_source_job_run(const char *task_name, int64 run_id, S3SourceJobResult *result
 	job_xact_begin();
 	job_write_progress(job);
 	job_xact_end(job_cxt);
+	{
+		json_t	   *stats = kinesis_batcher_stats_json(job->batcher);
+		char	   *text = json_dumps(stats, JSON_COMPACT);
+
+		ereport(dms_stream_log_min_messages,
+				(errmsg("dms_stream task \"%s\": full load sent; S3 reads %.0f ms, Kinesis batcher %s",
+						job->task_name, job->s3_ms, text ? text : "{}")));
+		if (text)
+			pfree(text);		/* jansson allocates with palloc */
+		json_decref(stats);
+	}
 	kinesis_batcher_destroy(job->batcher);
 }
