@@ -29,7 +29,8 @@ DEP_LIBS   := $(shell pkg-config --libs libcurl jansson libcrypto libxml-2.0)
 PG_CPPFLAGS = -Isrc $(DEP_CFLAGS) -DDMS_STREAM_VERSION=\"$(EXTVERSION)\"
 PG_CFLAGS   = -std=gnu11 -Wall -Wextra -Wno-unused-parameter \
               -Wno-missing-field-initializers -Wno-sign-compare $(WERROR)
-SHLIB_LINK  = $(DEP_LIBS)
+# zlib, zstd and snappy compress Parquet pages (snappy has no .pc file).
+SHLIB_LINK  = $(DEP_LIBS) -lz -lzstd -lsnappy
 
 # CI builds with WERROR=-Werror (see test/check.sh).
 WERROR     ?=

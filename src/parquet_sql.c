@@ -1,0 +1,197 @@
+/*-------------------------------------------------------------------------
+ *
+ * parquet_sql.c
+ *	  dms_stream.parquet_encode(query text, options jsonb): a query's rows
+ *	  as the bytes of a Parquet file, for tests and inspection of the writer
+ *	  (src/parquet.c) that delta extracts use.
+ *
+ * The query runs through SPI with a DestReceiver that hands each row to the
+ * writer as the executor produces it: no tuple store, so memory is bounded
+ * by the writer's row group and the resulting bytea (at most 1 GB).
+ *
+ * Options (a JSON object, every key optional; numbers may be JSON numbers
+ * or strings of digits, as in DMS settings):
+ *	 codec				"none" (or "uncompressed"), "snappy", "gzip", "zstd"; default "snappy"
+ *	 compressionLevel	the codec's level, 0 = its default (gzip 6, zstd 3)
+ *	 rowGroupRows		rows per row group, default 1000000
+ *	 rowGroupBytes		encoded bytes per row group, default 134217728
+ *	 pageBytes			target data page size, default 1048576
+ *	 dictionary			dictionary encoding, default true
+ *	 dictionaryBytes	dictionary size past which a chunk falls back to PLAIN, default 1048576
+ *	 createdBy			FileMetaData.created_by
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "executor/spi.h"
+#include "executor/tuptable.h"
+#include "fmgr.h"
+#include "tcop/dest.h"
+#include "utils/memutils.h"
+
+#include "dms_json.h"
+#include "parquet.h"
+#include "parquet_thrift.h"
+
+PG_FUNCTION_INFO_V1(dms_parquet_encode);
+
+static const DmsJsonDoc options_doc = {"Parquet options"};
+
+static const char *const option_keys[] = {
+	"codec", "compressionLevel", "rowGroupRows", "rowGroupBytes", "pageBytes",
+	"dictionary", "dictionaryBytes", "createdBy", NULL
+};
+
+static const char *const codec_names[] = {
+	"none", "uncompressed", "snappy", "gzip", "zstd", NULL
+};
+
+/* Writer options from the function's jsonb argument. */
+static void
+parse_options(Jsonb *jb, ParquetWriterOptions *opts)
+{
+	json_t	   *root;
+	int64		n;
+	int			codec;
+	const char *s;
+
+	parquet_writer_default_options(opts);
+	if (jb == NULL)
+		return;
+	root = dms_json_from_jsonb(&options_doc, jb);
+	dms_json_expect_object(&options_doc, root, "");
+	dms_json_check_keys(&options_doc, root, "", option_keys);
+
+	codec = dms_json_get_enum(&options_doc, root, "", "codec", false, codec_names, true);
+	if (codec >= 0 && !parquet_codec_parse(codec_names[codec], &opts->codec))
+		elog(ERROR, "unknown codec %s", codec_names[codec]);
+	if (dms_json_get_int(&options_doc, root, "", "compressionLevel", false, 0, 22, &n))
+		opts->compression_level = (int) n;
+	if (dms_json_get_int(&options_doc, root, "", "rowGroupRows", false, 1, PG_INT64_MAX, &n))
+		opts->row_group_rows = n;
+	if (dms_json_get_int(&options_doc, root, "", "rowGroupBytes", false, 1024, PG_INT64_MAX, &n))
+		opts->row_group_bytes = n;
+	if (dms_json_get_int(&options_doc, root, "", "pageBytes", false, 64, 256 * 1024 * 1024, &n))
+		opts->page_bytes = n;
+	dms_json_get_bool(&options_doc, root, "", "dictionary", false, false, &opts->dictionary);
+	if (dms_json_get_int(&options_doc, root, "", "dictionaryBytes", false, 64,
+						 1024 * 1024 * 1024, &n))
+		opts->dictionary_bytes = n;
+	s = dms_json_get_string(&options_doc, root, "", "createdBy", false, false);
+	if (s)
+		opts->created_by = pstrdup(s);
+}
+
+typedef struct EncodeState
+{
+	DestReceiver pub;
+	MemoryContext cxt;			/* the function's context: writer and result */
+	ParquetWriterOptions opts;
+	ParquetWriter *writer;
+	PqBuf		out;			/* varlena header, then the file */
+} EncodeState;
+
+static void
+encode_sink(void *arg, const void *data, size_t len)
+{
+	EncodeState *st = (EncodeState *) arg;
+
+	if (st->out.len + len > MaxAllocSize)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("Parquet file is larger than 1 GB, the largest bytea"),
+				 errhint("Select fewer rows.")));
+	pq_buf_append(&st->out, data, len);
+}
+
+static void
+encode_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
+{
+	EncodeState *st = (EncodeState *) self;
+	MemoryContext old;
+
+	if (st->writer)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("parquet_encode takes one query")));
+	old = MemoryContextSwitchTo(st->cxt);
+	st->writer = parquet_writer_create(typeinfo, &st->opts, encode_sink, st);
+	MemoryContextSwitchTo(old);
+}
+
+static bool
+encode_receive(TupleTableSlot *slot, DestReceiver *self)
+{
+	EncodeState *st = (EncodeState *) self;
+
+	slot_getallattrs(slot);
+	parquet_writer_add_row(st->writer, slot->tts_values, slot->tts_isnull);
+	return true;
+}
+
+static void
+encode_shutdown(DestReceiver *self)
+{
+}
+
+static void
+encode_destroy(DestReceiver *self)
+{
+}
+
+/*
+ * dms_parquet_encode
+ *		parquet_encode(query text, options jsonb DEFAULT '{}') RETURNS bytea
+ */
+Datum
+dms_parquet_encode(PG_FUNCTION_ARGS)
+{
+	char	   *query = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	Jsonb	   *options = PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1);
+	EncodeState *st = palloc0(sizeof(EncodeState));
+	SPIPlanPtr	plan;
+	SPIExecuteOptions eo;
+	int			rc;
+	bytea	   *result;
+
+	parse_options(options, &st->opts);
+	st->pub.receiveSlot = encode_receive;
+	st->pub.rStartup = encode_startup;
+	st->pub.rShutdown = encode_shutdown;
+	st->pub.rDestroy = encode_destroy;
+	st->pub.mydest = DestNone;
+	st->cxt = CurrentMemoryContext;
+	pq_buf_init(&st->out, st->cxt, 1024 * 1024);
+	st->out.len = VARHDRSZ;
+
+	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
+	plan = SPI_prepare(query, 0, NULL);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	if (list_length(SPI_plan_get_plan_sources(plan)) != 1 || !SPI_is_cursor_plan(plan))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("parquet_encode needs one query that returns rows"),
+				 errhint("Give a single SELECT, VALUES, TABLE or ... RETURNING statement.")));
+
+	memset(&eo, 0, sizeof(eo));
+	eo.read_only = false;
+	eo.dest = &st->pub;
+	rc = SPI_execute_plan_extended(plan, &eo);
+	if (rc < 0)
+		elog(ERROR, "SPI_execute_plan_extended failed: %s", SPI_result_code_string(rc));
+	SPI_finish();
+
+	if (st->writer == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("parquet_encode needs one query that returns rows")));
+	parquet_writer_finish(st->writer);
+	parquet_writer_destroy(st->writer);
+
+	result = (bytea *) st->out.data;
+	SET_VARSIZE(result, st->out.len);
+	PG_RETURN_BYTEA_P(result);
+}
