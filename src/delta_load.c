@@ -1032,7 +1032,7 @@ typedef enum DeltaOutcome
  *		the caller's context).  Leaves a fresh transaction behind.
  */
 static DeltaOutcome
-delta_run(const char *target, ErrorData **error, int *busy_pid)
+delta_run(const char *target, ErrorData **error, const char **phase, int *busy_pid)
 {
 	MemoryContext caller = CurrentMemoryContext;
 	DeltaRun   *run;
@@ -1083,6 +1083,7 @@ delta_run(const char *target, ErrorData **error, int *busy_pid)
 	PG_END_TRY();
 
 	*error = run->error;
+	*phase = run->phase;
 	MemoryContextSwitchTo(caller);
 	MemoryContextDelete(run->cxt);
 	pfree(run);
@@ -1102,15 +1103,18 @@ check_nonatomic(FunctionCallInfo fcinfo, const char *name)
 				(errcode(ERRCODE_INVALID_TRANSACTION_TERMINATION),
 				 errmsg("%s cannot run inside a transaction block", name),
 				 errdetail("A delta load commits between its steps, so that no snapshot, transaction id or lock is held while files are uploaded."),
-				 errhint("CALL it on its own (autocommit), not inside BEGIN ... COMMIT, a function or a DO block with a transaction open; pg_cron can schedule it.")));
+				 errhint("CALL it on its own in autocommit mode, not inside BEGIN ... COMMIT or from a function; pg_cron can schedule it.")));
 }
 
 static void
-raise_run_error(const char *target, ErrorData *e)
+raise_run_error(const char *target, ErrorData *e, const char *phase)
 {
+	/* a run that could not start has nothing to say beyond its error */
+	if (strcmp(phase, "claim") == 0)
+		ReThrowError(e);
 	ereport(ERROR,
 			(errcode(e->sqlerrcode),
-			 errmsg("delta load \"%s\" failed: %s", target, e->message),
+			 errmsg("delta load \"%s\" failed in step %s: %s", target, phase, e->message),
 			 e->detail ? errdetail("%s", e->detail) : 0,
 			 errhint("The watermark did not move and the files of this run were removed; see dms_stream.run_history. CALL it again to retry.")));
 }
@@ -1124,6 +1128,7 @@ dms_run_delta_load(PG_FUNCTION_ARGS)
 {
 	char	   *target;
 	ErrorData  *error = NULL;
+	const char *phase = NULL;
 	int			busy_pid = 0;
 	DeltaOutcome outcome;
 
@@ -1135,7 +1140,7 @@ dms_run_delta_load(PG_FUNCTION_ARGS)
 	target = text_to_cstring(PG_GETARG_TEXT_PP(0));
 
 	SPI_connect_ext(SPI_OPT_NONATOMIC);
-	outcome = delta_run(target, &error, &busy_pid);
+	outcome = delta_run(target, &error, &phase, &busy_pid);
 	SPI_finish();
 
 	if (outcome == DELTA_BUSY)
@@ -1145,7 +1150,7 @@ dms_run_delta_load(PG_FUNCTION_ARGS)
 				 busy_pid ? errdetail("Backend %d is running it.", busy_pid) : 0,
 				 errhint("Two runs of one target never overlap: wait for that run to finish.")));
 	if (outcome == DELTA_FAILED)
-		raise_run_error(target, error);
+		raise_run_error(target, error, phase);
 	PG_RETURN_VOID();
 }
 
@@ -1178,10 +1183,11 @@ dms_run_delta_loads(PG_FUNCTION_ARGS)
 	{
 		const char *target = (const char *) lfirst(lc);
 		ErrorData  *error = NULL;
+		const char *phase = NULL;
 		int			busy_pid = 0;
 
 		MemoryContextSwitchTo(cxt);
-		switch (delta_run(target, &error, &busy_pid))
+		switch (delta_run(target, &error, &phase, &busy_pid))
 		{
 			case DELTA_SUCCEEDED:
 				break;
@@ -1192,7 +1198,7 @@ dms_run_delta_loads(PG_FUNCTION_ARGS)
 				break;
 			case DELTA_FAILED:
 				ereport(WARNING,
-						(errmsg("delta load \"%s\" failed: %s", target, error->message),
+						(errmsg("delta load \"%s\" failed in step %s: %s", target, phase, error->message),
 						 error->detail ? errdetail("%s", error->detail) : 0));
 				appendStringInfo(&failed, "%s%s", nfailed ? ", " : "", target);
 				nfailed++;
