@@ -125,6 +125,8 @@ typedef struct DeltaRun
 	bool		late_branch;
 	ErrorData  *error;
 	const char *phase;
+	int64		extract_ms;		/* step durations, for the history */
+	int64		upload_ms;
 } DeltaRun;
 
 typedef void (*DeltaStep) (DeltaRun *run);
@@ -801,6 +803,8 @@ run_details(DeltaRun *run)
 	if (run->late_note)
 		json_str(&s, "late_row_note", run->late_note);
 	appendStringInfo(&s, ", \"stale_objects_deleted\": " INT64_FORMAT, run->stale_deleted);
+	appendStringInfo(&s, ", \"extract_ms\": " INT64_FORMAT ", \"upload_ms\": " INT64_FORMAT,
+					 run->extract_ms, run->upload_ms);
 	json_str(&s, "bucket", run->bucket);
 	appendStringInfoString(&s, ", \"files\": [");
 	foreach(lc, run->files)
@@ -1061,9 +1065,15 @@ delta_run(const char *target, ErrorData **error, const char **phase, int *busy_p
 		}
 		else
 		{
+			TimestampTz t0;
+
 			ok = run_commit(run, "claim");
+			t0 = GetCurrentTimestamp();
 			ok = ok && run_step(run, step_extract, "extract") && run_commit(run, "extract");
+			run->extract_ms = (GetCurrentTimestamp() - t0) / 1000;
+			t0 = GetCurrentTimestamp();
 			ok = ok && run_step(run, step_upload, "upload") && run_commit(run, "upload");
+			run->upload_ms = (GetCurrentTimestamp() - t0) / 1000;
 			ok = ok && run_step(run, step_finish, "finish") && run_commit(run, "finish");
 			if (!ok)
 			{

@@ -59,9 +59,9 @@ async function main() {
     CREATE TABLE bench_delta.src (id bigint PRIMARY KEY, placed_at timestamptz NOT NULL, customer_id int NOT NULL,
       status text NOT NULL, amount numeric(12,2), note text);
     INSERT INTO bench_delta.src
-    SELECT g, timestamptz '2024-01-01 00:00:00+00' + g * interval '3 seconds', (g * 7919) % 100000,
+    SELECT g, timestamptz '2024-01-01 00:00:00+00' + g * interval '3 seconds', (g::bigint * 7919) % 100000,
            (ARRAY['new','paid','shipped','delivered','returned'])[1 + g % 5],
-           CASE WHEN g % 50 = 0 THEN NULL ELSE ((g * 37) % 1000000) / 100.0 END,
+           CASE WHEN g % 50 = 0 THEN NULL ELSE ((g::bigint * 37) % 1000000) / 100.0 END,
            'order note ' || (g % 1000)
       FROM generate_series(1, ${ROWS}) g;
     VACUUM ANALYZE bench_delta.src;`);
@@ -115,7 +115,7 @@ async function main() {
   if (rowsBack !== ROWS || Number(st[0]) !== ROWS) throw new Error(`rows: files ${rowsBack}, controller ${st[0]}, expected ${ROWS}`);
   const [sums] = await readParquetRows(files, { columns: 'count(*) AS n, sum(id) AS ids, sum(amount) AS amount, count(DISTINCT status) AS statuses' });
   console.log(`dms_stream run_delta_load: ${fmt(dmsS, 2)} s, ${fmt(ROWS / dmsS, 0)} rows/s, ${keys.length} file(s), `
-    + `${fmt(ourBytes / 1048576)} MiB (${info[0].codecs.join(',')}), watermark ${st[3]}; read back: ${JSON.stringify(sums)}`);
+    + `${fmt(ourBytes / 1048576)} MiB (${info[0].codecs.join(',')}), watermark ${st[3]}; read back: ${JSON.stringify(sums, (k, v) => (typeof v === "bigint" ? String(v) : v && typeof v === "object" && !Array.isArray(v) && v.constructor !== Object ? String(v) : v))}`);
 
   // DuckDB with the same codec, same rows and order
   const duckFile = path.join(work, 'duckdb.parquet');
