@@ -227,6 +227,7 @@ typedef struct PqColumn
 	int			idx_cap;
 	PqBuf		plain;			/* PLAIN values */
 	int64		nbits;			/* booleans in plain */
+	int64		page_plain_bytes;	/* PLAIN size of the page's indexed values */
 
 	/* dictionary of the current chunk */
 	bool		dict_active;	/* values still go to the dictionary */
@@ -1089,6 +1090,40 @@ page_header(ParquetWriter *w, int type, size_t uncompressed, size_t compressed,
 	pq_thrift_end(&t);
 }
 
+/*
+ * Turn the dictionary-encoded values of the current page into PLAIN ones and
+ * give up the chunk's dictionary (no page uses it yet).
+ */
+static void
+page_dict_to_plain(PqColumn *c)
+{
+	int			width = c->type_length ? c->type_length : c->phys == PT_INT32 || c->phys == PT_FLOAT ? 4 : 8;
+
+	Assert(!c->dict_pages);
+	c->plain.len = 0;
+	pq_buf_reserve(&c->plain, c->page_plain_bytes);
+	for (int i = 0; i < c->nidx; i++)
+	{
+		uint32		e = c->idx[i];
+
+		if (c->phys == PT_BYTE_ARRAY)
+		{
+			uint32		off = c->dict_off[e];
+			uint32		len;
+
+			memcpy(&len, c->dict.data + off, 4);
+			pq_buf_append(&c->plain, c->dict.data + off, 4 + len);
+		}
+		else
+			pq_buf_append(&c->plain, c->dict.data + (size_t) e * width, width);
+	}
+	c->nidx = 0;
+	c->dict_active = false;
+	c->dict.len = 0;
+	c->dict_count = 0;
+	memset(c->slots, 0, sizeof(uint32) * c->nslots);
+}
+
 /* Finish the column's current page into its chunk buffer. */
 static void
 flush_page(ParquetWriter *w, PqColumn *c)
@@ -1096,10 +1131,23 @@ flush_page(ParquetWriter *w, PqColumn *c)
 	PqBuf	   *body = &w->page;
 	const char *comp;
 	size_t		comp_len;
-	bool		dict_page = c->dict_active;
+	bool		dict_page;
 
 	if (c->nlevels == 0)
 		return;
+
+	/*
+	 * The chunk's first dictionary page decides (as parquet-mr does): when
+	 * the dictionary and the indexes are not smaller than the PLAIN values,
+	 * the values are unique or nearly so and the chunk is written PLAIN.
+	 */
+	if (c->dict_active && !c->dict_pages && c->nidx > 0 &&
+		(int64) c->dict.len + ((int64) c->nidx * Max(bit_width(c->dict_count - 1), 1) + 7) / 8 >=
+		c->page_plain_bytes)
+		page_dict_to_plain(c);
+	dict_page = c->dict_active;
+	c->page_plain_bytes = 0;
+
 	body->len = 0;
 	if (c->max_rep > 0)
 		put_levels(body, c->rep, c->nlevels, c->max_rep);
@@ -1175,6 +1223,7 @@ put_bytes(PqColumn *c, const char *p, int len)
 
 		if (is_new)
 			stats_update(c, p, len);
+		c->page_plain_bytes += len + (c->phys == PT_BYTE_ARRAY ? 4 : 0);
 		if (unlikely(c->nidx >= c->idx_cap))
 		{
 			c->idx_cap *= 2;

@@ -24,9 +24,19 @@
  */
 #include "postgres.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "access/htup_details.h"
+#include "catalog/pg_authid.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "portability/instr_time.h"
+#include "storage/fd.h"
+#include "utils/acl.h"
 #include "tcop/dest.h"
 #include "utils/memutils.h"
 
@@ -86,24 +96,12 @@ parse_options(Jsonb *jb, ParquetWriterOptions *opts)
 typedef struct EncodeState
 {
 	DestReceiver pub;
-	MemoryContext cxt;			/* the function's context: writer and result */
+	MemoryContext cxt;			/* the function's context: the writer's parent */
 	ParquetWriterOptions opts;
 	ParquetWriter *writer;
-	PqBuf		out;			/* varlena header, then the file */
+	ParquetSink sink;
+	void	   *sink_arg;
 } EncodeState;
-
-static void
-encode_sink(void *arg, const void *data, size_t len)
-{
-	EncodeState *st = (EncodeState *) arg;
-
-	if (st->out.len + len > MaxAllocSize)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("Parquet file is larger than 1 GB, the largest bytea"),
-				 errhint("Select fewer rows.")));
-	pq_buf_append(&st->out, data, len);
-}
 
 static void
 encode_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
@@ -116,7 +114,7 @@ encode_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("parquet_encode takes one query")));
 	old = MemoryContextSwitchTo(st->cxt);
-	st->writer = parquet_writer_create(typeinfo, &st->opts, encode_sink, st);
+	st->writer = parquet_writer_create(typeinfo, &st->opts, st->sink, st->sink_arg);
 	MemoryContextSwitchTo(old);
 }
 
@@ -141,19 +139,18 @@ encode_destroy(DestReceiver *self)
 }
 
 /*
- * dms_parquet_encode
- *		parquet_encode(query text, options jsonb DEFAULT '{}') RETURNS bytea
+ * Run query and write its rows as a Parquet file to sink; returns the
+ * number of rows.  The executor hands each row to the writer as it is
+ * produced (a DestReceiver, no tuple store).
  */
-Datum
-dms_parquet_encode(PG_FUNCTION_ARGS)
+static int64
+run_query(const char *query, Jsonb *options, ParquetSink sink, void *sink_arg)
 {
-	char	   *query = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	Jsonb	   *options = PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1);
 	EncodeState *st = palloc0(sizeof(EncodeState));
 	SPIPlanPtr	plan;
 	SPIExecuteOptions eo;
 	int			rc;
-	bytea	   *result;
+	int64		rows;
 
 	parse_options(options, &st->opts);
 	st->pub.receiveSlot = encode_receive;
@@ -162,8 +159,8 @@ dms_parquet_encode(PG_FUNCTION_ARGS)
 	st->pub.rDestroy = encode_destroy;
 	st->pub.mydest = DestNone;
 	st->cxt = CurrentMemoryContext;
-	pq_buf_init(&st->out, st->cxt, 1024 * 1024);
-	st->out.len = VARHDRSZ;
+	st->sink = sink;
+	st->sink_arg = sink_arg;
 
 	if ((rc = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(rc));
@@ -189,9 +186,126 @@ dms_parquet_encode(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("parquet_encode needs one query that returns rows")));
 	parquet_writer_finish(st->writer);
+	rows = parquet_writer_rows(st->writer);
 	parquet_writer_destroy(st->writer);
+	return rows;
+}
 
-	result = (bytea *) st->out.data;
-	SET_VARSIZE(result, st->out.len);
+static void
+bytea_sink(void *arg, const void *data, size_t len)
+{
+	PqBuf	   *out = (PqBuf *) arg;
+
+	if (out->len + len > MaxAllocSize)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("Parquet file is larger than 1 GB, the largest bytea"),
+				 errhint("Select fewer rows, or use parquet_write_file.")));
+	pq_buf_append(out, data, len);
+}
+
+/*
+ * dms_parquet_encode
+ *		parquet_encode(query text, options jsonb DEFAULT '{}') RETURNS bytea
+ */
+Datum
+dms_parquet_encode(PG_FUNCTION_ARGS)
+{
+	char	   *query = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	Jsonb	   *options = PG_ARGISNULL(1) ? NULL : PG_GETARG_JSONB_P(1);
+	PqBuf		out;
+	bytea	   *result;
+
+	/* the varlena header, then the file: no copy at the end */
+	pq_buf_init(&out, CurrentMemoryContext, 1024 * 1024);
+	out.len = VARHDRSZ;
+	run_query(query, options, bytea_sink, &out);
+	result = (bytea *) out.data;
+	SET_VARSIZE(result, out.len);
 	PG_RETURN_BYTEA_P(result);
+}
+
+typedef struct FileSink
+{
+	int			fd;
+	const char *path;
+	int64		bytes;
+} FileSink;
+
+static void
+file_sink(void *arg, const void *data, size_t len)
+{
+	FileSink   *fs = (FileSink *) arg;
+	const char *p = data;
+
+	while (len > 0)
+	{
+		ssize_t		n = write(fs->fd, p, len);
+
+		if (n < 0)
+		{
+			if (errno == EINTR)
+				continue;
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not write file \"%s\": %m", fs->path)));
+		}
+		p += n;
+		len -= n;
+		fs->bytes += n;
+	}
+}
+
+/*
+ * dms_parquet_write_file
+ *		parquet_write_file(query text, path text, options jsonb DEFAULT '{}')
+ *		RETURNS TABLE (rows bigint, bytes bigint, seconds float8)
+ *
+ * The same file as parquet_encode, written to a file of the server (for big
+ * results and benchmarks): superusers and pg_write_server_files only.
+ */
+PG_FUNCTION_INFO_V1(dms_parquet_write_file);
+
+Datum
+dms_parquet_write_file(PG_FUNCTION_ARGS)
+{
+	char	   *query = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *path = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	Jsonb	   *options = PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2);
+	FileSink	fs;
+	TupleDesc	tupdesc;
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
+	instr_time	start,
+				end;
+	int64		rows;
+
+	if (!superuser() && !has_privs_of_role(GetUserId(), ROLE_PG_WRITE_SERVER_FILES))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to write server files"),
+				 errhint("Only superusers and members of pg_write_server_files may use parquet_write_file.")));
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	INSTR_TIME_SET_CURRENT(start);
+	fs.path = path;
+	fs.bytes = 0;
+	fs.fd = OpenTransientFile(path, O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY);
+	if (fs.fd < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open file \"%s\" for writing: %m", path)));
+	rows = run_query(query, options, file_sink, &fs);
+	if (CloseTransientFile(fs.fd) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not close file \"%s\": %m", path)));
+	INSTR_TIME_SET_CURRENT(end);
+	INSTR_TIME_SUBTRACT(end, start);
+
+	values[0] = Int64GetDatum(rows);
+	values[1] = Int64GetDatum(fs.bytes);
+	values[2] = Float8GetDatum(INSTR_TIME_GET_DOUBLE(end));
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

@@ -15,3 +15,13 @@ COMMENT ON FUNCTION dms_stream.parquet_encode(text, jsonb) IS
 'codec''s default), rowGroupRows (1000000), rowGroupBytes (134217728), pageBytes (1048576), '
 'dictionary (true), dictionaryBytes (1048576), createdBy. The type mapping is in README.md '
 '("Parquet type mapping"); a column of another type is an error. The file is at most 1 GB. Admin only.';
+
+CREATE FUNCTION dms_stream.parquet_write_file(query text, path text, options jsonb DEFAULT '{}')
+RETURNS TABLE (rows bigint, bytes bigint, seconds double precision)
+AS 'MODULE_PATHNAME', 'dms_parquet_write_file'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION dms_stream.parquet_write_file(text, text, jsonb) IS
+'parquet_encode into a file of the database server (overwritten): for results over 1 GB and benchmarks. '
+'Returns the rows written, the file''s size and the seconds spent. Admin only, and the caller must also '
+'be a superuser or a member of pg_write_server_files.';

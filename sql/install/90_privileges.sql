@@ -45,8 +45,10 @@ GRANT EXECUTE ON FUNCTION
 	dms_stream.drop_task(text)
 	TO dms_stream_admin;
 
--- The Parquet writer's entry point runs any query as the caller.
-GRANT EXECUTE ON FUNCTION dms_stream.parquet_encode(text, jsonb) TO dms_stream_admin;
+-- The Parquet writer's entry points run any query as the caller.
+GRANT EXECUTE ON FUNCTION dms_stream.parquet_encode(text, jsonb),
+	dms_stream.parquet_write_file(text, text, jsonb)
+	TO dms_stream_admin;
 
 -- Mapping and message diagnostics and URI encoding touch no credentials.
 GRANT EXECUTE ON FUNCTION
