@@ -600,8 +600,10 @@ step_extract(DeltaRun *run)
 			parquet_writer_add_row(writer, values, nulls);
 			file->rows++;
 			run->rows++;
+			/* the size estimate sums over columns: look every 128 rows */
 			if ((run->max_file_rows > 0 && file->rows >= run->max_file_rows) ||
-				parquet_writer_estimated_bytes(writer) >= run->max_file_bytes)
+				((file->rows & 127) == 0 &&
+				 parquet_writer_estimated_bytes(writer) >= run->max_file_bytes))
 			{
 				parquet_writer_finish(writer);
 				parquet_writer_destroy(writer);
