@@ -47,9 +47,13 @@ CREATE ROLE regress_pq_admin IN ROLE dms_stream_admin;
 CREATE ROLE regress_pq_reader;
 SET ROLE regress_pq_admin;
 SELECT length(dms_stream.parquet_encode('SELECT 1 AS a')) > 0 AS admin_may;
+-- parquet_write_file writes a server file: pg_write_server_files too.
+SELECT rows FROM dms_stream.parquet_write_file('SELECT 1 AS a', '/nonexistent/dir/f.parquet');
 SET ROLE regress_pq_reader;
 SELECT dms_stream.parquet_encode('SELECT 1 AS a');
 RESET ROLE;
+-- A file that cannot be created is an error naming it.
+SELECT rows FROM dms_stream.parquet_write_file('SELECT i FROM generate_series(1, 1000) i', '/nonexistent/dir/f.parquet');
 DROP ROLE regress_pq_admin;
 DROP ROLE regress_pq_reader;
 DROP EXTENSION dms_stream;

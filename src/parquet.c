@@ -19,11 +19,17 @@
  * are compressed whole (none, snappy, gzip or zstd).  Every column is
  * OPTIONAL (a query's result says nothing reliable about NULLs).
  *
- * Dictionary: while a chunk's dictionary stays under dictionary_bytes, every
- * value is looked up in a hash table and its index stored; when it grows
- * past that, the current page is finished and the rest of the chunk is
- * PLAIN (the dictionary page still serves the earlier pages).  Booleans are
- * always PLAIN.
+ * Dictionary: while a chunk's dictionary stays under dictionary_bytes (and
+ * 131072 entries; both shrink for tables of more than 10 columns so that
+ * all dictionaries stay near 32 MB), every value is looked up in a hash
+ * table and its index stored; when it grows past that, the current page is
+ * finished and the rest of the chunk is PLAIN (the dictionary page still
+ * serves the earlier pages).  When the chunk's first dictionary page is not
+ * smaller than its values PLAIN (values mostly unique), that page is
+ * rewritten PLAIN and the chunk gives up its dictionary (parquet-mr's rule).
+ * Booleans are always PLAIN.  A page holds at most page_bytes (shrunk for
+ * tables of more than 16 columns so that all pages stay near 16 MB) and 1M
+ * level entries (fewer for wide tables).
  *
  * Statistics per column chunk: null_count (leaf slots without a value, so
  * NULL lists and empty lists count), min_value and max_value in the type's
@@ -138,8 +144,27 @@
 /* Longest byte-array min/max written in statistics. */
 #define PQ_MAX_STAT_BYTES 4096
 
-/* Most level entries in one page (bounds the page's level arrays). */
-#define PQ_MAX_PAGE_LEVELS (1 << 20)
+/*
+ * Most level entries in one page: 1M, fewer for tables of more than 2
+ * columns so that the pages' level and index arrays (6 bytes an entry)
+ * together stay near PQ_PAGE_LEVELS_BUDGET, but not under 8K.  Large pages
+ * matter: the compressors only see one page at a time.
+ */
+#define PQ_PAGE_LEVELS_BUDGET (16 * 1024 * 1024)
+
+/* What the writer aims to stay under, for the row group's size. */
+#define PQ_MEMORY_TARGET (INT64CONST(100) * 1024 * 1024)
+
+/* page_bytes shrinks for wide tables so that all pages stay near this. */
+#define PQ_PAGE_BYTES_BUDGET (16 * 1024 * 1024)
+
+/*
+ * Dictionary limits per column: dictionary_bytes and PQ_DICT_MAX_ENTRIES,
+ * both shrunk for wide tables so that all dictionaries and their hash tables
+ * together stay near PQ_DICT_BUDGET bytes.
+ */
+#define PQ_DICT_MAX_ENTRIES 131072
+#define PQ_DICT_BUDGET (32 * 1024 * 1024)
 
 /* How a PostgreSQL value becomes a Parquet value. */
 typedef enum PqKind
@@ -191,6 +216,29 @@ typedef enum PqStatOrder
 	SO_SIGNED_BE				/* two's-complement big-endian (decimal) */
 } PqStatOrder;
 
+/*
+ * A column chunk's pages: a list of blocks rather than one growing buffer,
+ * so that a row group costs its size in memory, not up to twice that, and
+ * nothing is copied as it grows.
+ */
+#define PQ_BLOCK_SIZE (64 * 1024)
+
+typedef struct PqBlock
+{
+	struct PqBlock *next;
+	size_t		len;
+	size_t		cap;
+	char		data[FLEXIBLE_ARRAY_MEMBER];
+} PqBlock;
+
+typedef struct PqBlocks
+{
+	PqBlock    *head;
+	PqBlock    *tail;
+	size_t		len;			/* bytes in all blocks */
+	MemoryContext cxt;
+} PqBlocks;
+
 typedef struct PqEnumEntry
 {
 	Oid			oid;			/* InvalidOid: empty slot */
@@ -235,13 +283,12 @@ typedef struct PqColumn
 	PqBuf		dict;			/* PLAIN-encoded entries */
 	uint32		dict_count;
 	uint32		dict_cap;
-	uint32	   *dict_hash;		/* per entry */
 	uint32	   *dict_off;		/* per entry: offset in dict (byte arrays) */
-	uint32	   *slots;			/* hash table: entry + 1, 0 = free */
+	uint64	   *slots;			/* hash table: SLOT(hash, entry), 0 = free */
 	uint32		nslots;
 
 	/* current chunk */
-	PqBuf		chunk;			/* data pages, headers and bodies */
+	PqBlocks	chunk;			/* data pages, headers and bodies */
 	int64		chunk_values;
 	int64		chunk_uncompressed;
 	int64		chunk_compressed;
@@ -307,6 +354,11 @@ struct ParquetWriter
 	int64		rows;
 	int64		rg_rows;
 	int64		offset;			/* bytes given to the sink */
+	int64		dict_max_bytes; /* per column */
+	uint32		dict_max_entries;	/* per column */
+	int			page_max_levels;	/* per column */
+	int64		page_max_bytes; /* per column */
+	int64		rg_max_bytes;	/* row_group_bytes, lowered for wide tables */
 	bool		finished;
 
 	PqBuf		page;			/* page body being assembled */
@@ -332,7 +384,7 @@ parquet_writer_default_options(ParquetWriterOptions *opts)
 	opts->codec = PARQUET_CODEC_SNAPPY;
 	opts->compression_level = 0;
 	opts->row_group_rows = 1000000;
-	opts->row_group_bytes = INT64CONST(128) * 1024 * 1024;
+	opts->row_group_bytes = INT64CONST(64) * 1024 * 1024;
 	opts->page_bytes = 1024 * 1024;
 	opts->dictionary = true;
 	opts->dictionary_bytes = 1024 * 1024;
@@ -658,8 +710,9 @@ compress_body(ParquetWriter *w, const char *src, size_t len, size_t *out_len)
 			{
 				size_t		cap = ZSTD_compressBound(len);
 				size_t		rc;
+				/* level 1 by default: level 3 costs twice the CPU for ~7% */
 				int			level = w->opts.compression_level > 0 ?
-					Min(w->opts.compression_level, ZSTD_maxCLevel()) : ZSTD_CLEVEL_DEFAULT;
+					Min(w->opts.compression_level, ZSTD_maxCLevel()) : 1;
 
 				if (w->zstd == NULL)
 				{
@@ -948,30 +1001,74 @@ dict_reset(ParquetWriter *w, PqColumn *c)
 	c->dict.len = 0;
 	c->dict_count = 0;
 	if (c->slots)
-		memset(c->slots, 0, sizeof(uint32) * c->nslots);
+		memset(c->slots, 0, sizeof(uint64) * c->nslots);
 }
+
+/* A slot: the value's hash in the high half, its entry + 1 in the low one. */
+#define SLOT(h, e)		(((uint64) (h) << 32) | ((uint64) (e) + 1))
+#define SLOT_HASH(v)	((uint32) ((v) >> 32))
+#define SLOT_ENTRY(v)	((uint32) (v) - 1)
 
 static void
 dict_rehash(PqColumn *c, uint32 nslots)
 {
 	uint32		mask = nslots - 1;
+	uint64	   *old = c->slots;
+	uint32		oldn = c->nslots;
 
-	if (c->slots)
-		pfree(c->slots);
-	c->slots = MemoryContextAllocZero(c->plain.cxt, sizeof(uint32) * nslots);
+	c->slots = MemoryContextAllocHuge(c->plain.cxt, sizeof(uint64) * nslots);
+	memset(c->slots, 0, sizeof(uint64) * nslots);
 	c->nslots = nslots;
-	for (uint32 e = 0; e < c->dict_count; e++)
+	for (uint32 i = 0; old && i < oldn; i++)
 	{
-		uint32		s = c->dict_hash[e] & mask;
+		uint32		s;
 
+		if (old[i] == 0)
+			continue;
+		s = SLOT_HASH(old[i]) & mask;
 		while (c->slots[s] != 0)
 			s = (s + 1) & mask;
-		c->slots[s] = e + 1;
+		c->slots[s] = old[i];
 	}
+	if (old)
+		pfree(old);
+}
+
+/* Is dictionary entry e the value p of len bytes? */
+static inline bool
+dict_entry_equals(const PqColumn *c, uint32 e, const char *p, int len)
+{
+	if (c->phys == PT_BYTE_ARRAY)
+	{
+		uint32		off = c->dict_off[e];
+		uint32		elen;
+
+		memcpy(&elen, c->dict.data + off, 4);
+		return elen == (uint32) len && memcmp(c->dict.data + off + 4, p, len) == 0;
+	}
+	if (len == 4)
+	{
+		uint32		a,
+					b;
+
+		memcpy(&a, c->dict.data + (size_t) e * 4, 4);
+		memcpy(&b, p, 4);
+		return a == b;
+	}
+	if (len == 8)
+	{
+		uint64		a,
+					b;
+
+		memcpy(&a, c->dict.data + (size_t) e * 8, 8);
+		memcpy(&b, p, 8);
+		return a == b;
+	}
+	return memcmp(c->dict.data + (size_t) e * len, p, len) == 0;
 }
 
 /* Index of the value in the chunk's dictionary, adding it if new. */
-static uint32
+static inline uint32
 dict_lookup(PqColumn *c, const char *p, int len, bool *is_new)
 {
 	bool		fixed = c->phys != PT_BYTE_ARRAY;
@@ -979,69 +1076,100 @@ dict_lookup(PqColumn *c, const char *p, int len, bool *is_new)
 	uint32		mask,
 				s,
 				e;
+	uint64		v;
 
-	if (c->slots == NULL)
+	if (unlikely(c->slots == NULL))
+	{
 		dict_rehash(c, 1024);
+		if (c->dict.data == NULL)
+			pq_buf_init(&c->dict, c->plain.cxt, 8192);
+	}
 	mask = c->nslots - 1;
 	s = h & mask;
-	while ((e = c->slots[s]) != 0)
+	while ((v = c->slots[s]) != 0)
 	{
-		e--;
-		if (c->dict_hash[e] == h)
+		if (SLOT_HASH(v) == h && dict_entry_equals(c, SLOT_ENTRY(v), p, len))
 		{
-			if (fixed)
-			{
-				if (memcmp(c->dict.data + (size_t) e * len, p, len) == 0)
-				{
-					*is_new = false;
-					return e;
-				}
-			}
-			else
-			{
-				uint32		off = c->dict_off[e];
-				uint32		elen;
-
-				memcpy(&elen, c->dict.data + off, 4);
-				if (elen == (uint32) len && memcmp(c->dict.data + off + 4, p, len) == 0)
-				{
-					*is_new = false;
-					return e;
-				}
-			}
+			*is_new = false;
+			return SLOT_ENTRY(v);
 		}
 		s = (s + 1) & mask;
 	}
 
 	e = c->dict_count;
-	if (e >= c->dict_cap)
-	{
-		uint32		cap = c->dict_cap ? c->dict_cap * 2 : 1024;
-
-		c->dict_hash = c->dict_hash ? repalloc_huge(c->dict_hash, sizeof(uint32) * cap)
-			: MemoryContextAllocHuge(c->plain.cxt, sizeof(uint32) * cap);
-		if (!fixed)
-			c->dict_off = c->dict_off ? repalloc_huge(c->dict_off, sizeof(uint32) * cap)
-				: MemoryContextAllocHuge(c->plain.cxt, sizeof(uint32) * cap);
-		c->dict_cap = cap;
-	}
-	c->dict_hash[e] = h;
 	if (fixed)
 		pq_buf_append(&c->dict, p, len);
 	else
 	{
 		uint32		l = len;
 
+		if (e >= c->dict_cap)
+		{
+			uint32		cap = c->dict_cap ? c->dict_cap * 2 : 1024;
+
+			c->dict_off = c->dict_off ? repalloc_huge(c->dict_off, sizeof(uint32) * cap)
+				: MemoryContextAllocHuge(c->plain.cxt, sizeof(uint32) * cap);
+			c->dict_cap = cap;
+		}
 		c->dict_off[e] = (uint32) c->dict.len;
 		pq_buf_append(&c->dict, &l, 4);
 		pq_buf_append(&c->dict, p, len);
 	}
-	c->slots[s] = e + 1;
+	c->slots[s] = SLOT(h, e);
 	c->dict_count++;
-	if (c->dict_count * 2 > c->nslots)
+	if (unlikely(c->dict_count * 2 > c->nslots))
 		dict_rehash(c, c->nslots * 2);
 	*is_new = true;
 	return e;
+}
+
+/* ---------------------------------------------------------------- chunk blocks */
+
+static void
+blocks_append(PqBlocks *b, const void *data, size_t len)
+{
+	const char *p = data;
+
+	while (len > 0)
+	{
+		size_t		n;
+
+		if (b->tail == NULL || b->tail->len == b->tail->cap)
+		{
+			PqBlock    *blk = MemoryContextAlloc(b->cxt, offsetof(PqBlock, data) + PQ_BLOCK_SIZE);
+
+			blk->next = NULL;
+			blk->len = 0;
+			blk->cap = PQ_BLOCK_SIZE;
+			if (b->tail)
+				b->tail->next = blk;
+			else
+				b->head = blk;
+			b->tail = blk;
+		}
+		n = Min(len, b->tail->cap - b->tail->len);
+		memcpy(b->tail->data + b->tail->len, p, n);
+		b->tail->len += n;
+		b->len += n;
+		p += n;
+		len -= n;
+	}
+}
+
+static void
+blocks_reset(PqBlocks *b)
+{
+	PqBlock    *blk = b->head;
+
+	while (blk)
+	{
+		PqBlock    *next = blk->next;
+
+		pfree(blk);
+		blk = next;
+	}
+	b->head = b->tail = NULL;
+	b->len = 0;
 }
 
 /* ---------------------------------------------------------------- pages */
@@ -1119,9 +1247,19 @@ page_dict_to_plain(PqColumn *c)
 	}
 	c->nidx = 0;
 	c->dict_active = false;
-	c->dict.len = 0;
 	c->dict_count = 0;
-	memset(c->slots, 0, sizeof(uint32) * c->nslots);
+
+	/* free the dictionary until the next chunk tries again (wide tables) */
+	pfree(c->dict.data);
+	c->dict.data = NULL;
+	c->dict.len = c->dict.cap = 0;
+	pfree(c->slots);
+	c->slots = NULL;
+	c->nslots = 0;
+	if (c->dict_off)
+		pfree(c->dict_off);
+	c->dict_off = NULL;
+	c->dict_cap = 0;
 }
 
 /* Finish the column's current page into its chunk buffer. */
@@ -1145,7 +1283,8 @@ flush_page(ParquetWriter *w, PqColumn *c)
 		(int64) c->dict.len + ((int64) c->nidx * Max(bit_width(c->dict_count - 1), 1) + 7) / 8 >=
 		c->page_plain_bytes)
 		page_dict_to_plain(c);
-	dict_page = c->dict_active;
+	/* a page of NULLs only is PLAIN: no empty dictionary for it */
+	dict_page = c->dict_active && c->nidx > 0;
 	c->page_plain_bytes = 0;
 
 	body->len = 0;
@@ -1169,8 +1308,8 @@ flush_page(ParquetWriter *w, PqColumn *c)
 	comp = compress_body(w, body->data, body->len, &comp_len);
 	page_header(w, PAGE_DATA, body->len, comp_len, c->nlevels,
 				dict_page ? ENC_RLE_DICTIONARY : ENC_PLAIN);
-	pq_buf_append(&c->chunk, w->hdr.data, w->hdr.len);
-	pq_buf_append(&c->chunk, comp, comp_len);
+	blocks_append(&c->chunk, w->hdr.data, w->hdr.len);
+	blocks_append(&c->chunk, comp, comp_len);
 	c->chunk_values += c->nlevels;
 	c->chunk_uncompressed += w->hdr.len + body->len;
 	c->chunk_compressed += w->hdr.len + comp_len;
@@ -1233,13 +1372,21 @@ put_bytes(PqColumn *c, const char *p, int len)
 	}
 	else
 	{
+		pq_buf_reserve(&c->plain, len + 4);
 		if (c->phys == PT_BYTE_ARRAY)
 		{
 			uint32		l = len;
 
-			pq_buf_append(&c->plain, &l, 4);
+			memcpy(c->plain.data + c->plain.len, &l, 4);
+			c->plain.len += 4;
 		}
-		pq_buf_append(&c->plain, p, len);
+		if (len == 8)
+			memcpy(c->plain.data + c->plain.len, p, 8);
+		else if (len == 4)
+			memcpy(c->plain.data + c->plain.len, p, 4);
+		else
+			memcpy(c->plain.data + c->plain.len, p, len);
+		c->plain.len += len;
 		stats_update(c, p, len);
 	}
 }
@@ -1778,7 +1925,8 @@ flush_row_group(ParquetWriter *w)
 			m->compressed += w->hdr.len + comp_len;
 		}
 		m->data_offset = w->offset;
-		emit(w, c->chunk.data, c->chunk.len);
+		for (PqBlock *blk = c->chunk.head; blk; blk = blk->next)
+			emit(w, blk->data, blk->len);
 		m->num_values = c->chunk_values;
 		m->enc_dict = c->dict_pages;
 		m->enc_plain = c->chunk_plain || c->dict_pages;
@@ -1787,7 +1935,7 @@ flush_row_group(ParquetWriter *w)
 		rg->compressed += m->compressed;
 
 		/* reset the column for the next chunk */
-		c->chunk.len = 0;
+		blocks_reset(&c->chunk);
 		c->chunk_values = 0;
 		c->chunk_uncompressed = 0;
 		c->chunk_compressed = 0;
@@ -2068,7 +2216,7 @@ parquet_writer_create(TupleDesc tupdesc, const ParquetWriterOptions *opts,
 	if (w->opts.row_group_rows <= 0)
 		w->opts.row_group_rows = 1000000;
 	if (w->opts.row_group_bytes <= 0)
-		w->opts.row_group_bytes = INT64CONST(128) * 1024 * 1024;
+		w->opts.row_group_bytes = INT64CONST(64) * 1024 * 1024;
 	if (w->opts.page_bytes <= 0)
 		w->opts.page_bytes = 1024 * 1024;
 	if (w->opts.dictionary_bytes <= 0)
@@ -2100,8 +2248,8 @@ parquet_writer_create(TupleDesc tupdesc, const ParquetWriterOptions *opts,
 		c->idx_cap = 4096;
 		c->idx = palloc(sizeof(uint32) * c->idx_cap);
 		pq_buf_init(&c->plain, cxt, 8192);
-		pq_buf_init(&c->dict, cxt, 8192);
-		pq_buf_init(&c->chunk, cxt, 8192);
+		c->dict.cxt = cxt;		/* allocated by the first lookup */
+		c->chunk.cxt = cxt;
 		pq_buf_init(&c->min_bytes, cxt, 64);
 		pq_buf_init(&c->max_bytes, cxt, 64);
 		dict_reset(w, c);
@@ -2111,6 +2259,20 @@ parquet_writer_create(TupleDesc tupdesc, const ParquetWriterOptions *opts,
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a Parquet file needs at least one column")));
+	/* an entry costs its bytes plus about 24 of hash table and offset */
+	w->dict_max_bytes = Min(w->opts.dictionary_bytes, Max(64 * 1024, PQ_DICT_BUDGET / 2 / n));
+	w->dict_max_entries = Min(PQ_DICT_MAX_ENTRIES, Max(4096, PQ_DICT_BUDGET / 24 / n));
+	w->page_max_levels = Min(1 << 20, Max(8192, PQ_PAGE_LEVELS_BUDGET / 6 / n));
+	w->page_max_bytes = Min(w->opts.page_bytes, Max(32 * 1024, PQ_PAGE_BYTES_BUDGET / n));
+
+	/*
+	 * Each column costs about half a megabyte besides its chunk (page, levels,
+	 * dictionary, buffers): wide tables get smaller row groups so that the
+	 * writer stays near PQ_MEMORY_TARGET, but not under 16 MB.
+	 */
+	w->rg_max_bytes = Min(w->opts.row_group_bytes,
+						  Max(INT64CONST(16) * 1024 * 1024,
+							  PQ_MEMORY_TARGET - (int64) n * 512 * 1024));
 
 	pq_buf_init(&w->page, cxt, 64 * 1024);
 	pq_buf_init(&w->cbuf, cxt, 64 * 1024);
@@ -2147,13 +2309,14 @@ parquet_writer_add_row(ParquetWriter *w, const Datum *values, const bool *isnull
 			put_value(w, c, values[c->attnum]);
 		}
 
-		if (c->dict_active && c->dict.len > (size_t) w->opts.dictionary_bytes)
+		if (c->dict_active && (c->dict.len > (size_t) w->dict_max_bytes ||
+							   c->dict_count >= w->dict_max_entries))
 		{
 			/* dictionary too big: its pages stay, the rest is PLAIN */
 			flush_page(w, c);
 			c->dict_active = false;
 		}
-		else if (page_estimate(c) >= w->opts.page_bytes || c->nlevels >= PQ_MAX_PAGE_LEVELS)
+		else if (page_estimate(c) >= w->page_max_bytes || c->nlevels >= w->page_max_levels)
 			flush_page(w, c);
 	}
 	MemoryContextSwitchTo(old);
@@ -2162,7 +2325,7 @@ parquet_writer_add_row(ParquetWriter *w, const Datum *values, const bool *isnull
 	w->rows++;
 	w->rg_rows++;
 	if (w->rg_rows >= w->opts.row_group_rows ||
-		((w->rg_rows & 255) == 0 && row_group_bytes(w) >= w->opts.row_group_bytes))
+		((w->rg_rows & 255) == 0 && row_group_bytes(w) >= w->rg_max_bytes))
 	{
 		old = MemoryContextSwitchTo(w->cxt);
 		flush_row_group(w);

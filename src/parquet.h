@@ -11,8 +11,15 @@
  * pages (none, snappy, gzip or zstd) and hands finished bytes to the sink.
  * A row group is closed when it reaches row_group_rows rows or about
  * row_group_bytes of encoded data, so memory is bounded by the options, not
- * by the number of rows.  parquet_writer_finish writes the footer
- * (FileMetaData, Thrift compact protocol) and the closing magic.
+ * by the number of rows: about row_group_bytes for the compressed chunks,
+ * plus each column's current page (page_bytes, shrunk for wide tables to
+ * keep all pages near 16 MB) and dictionary (dictionary_bytes, likewise
+ * near 32 MB in all), about 0.5 MB a column in all; for tables of more than
+ * 72 columns row_group_bytes is lowered (to 100 MB - 0.5 MB a column, at
+ * least 16 MB) to stay near 128 MB.  parquet_writer_finish writes the footer
+ * (FileMetaData, Thrift compact protocol) and the closing magic.  The sink
+ * receives the magic at create, each row group when it is complete (in
+ * pieces of up to 64 KiB) and the footer at finish.
  *
  * The type mapping from PostgreSQL types to Parquet physical and logical
  * types is documented in README.md ("Parquet type mapping") and in
@@ -41,9 +48,9 @@ typedef enum ParquetCodec
 typedef struct ParquetWriterOptions
 {
 	ParquetCodec codec;			/* default snappy */
-	int			compression_level;	/* 0 = the codec's default */
+	int			compression_level;	/* 0 = default: gzip 6, zstd 1 */
 	int64		row_group_rows; /* default 1,000,000 */
-	int64		row_group_bytes;	/* encoded bytes, default 128 MiB */
+	int64		row_group_bytes;	/* encoded bytes, default 64 MiB */
 	int64		page_bytes;		/* target data page size, default 1 MiB */
 	bool		dictionary;		/* try dictionary encoding (default true) */
 	int64		dictionary_bytes;	/* fall back to PLAIN past this (1 MiB) */
@@ -60,6 +67,17 @@ extern void parquet_writer_default_options(ParquetWriterOptions *opts);
 
 /* Parse a codec name (none/uncompressed, snappy, gzip, zstd); false if unknown. */
 extern bool parquet_codec_parse(const char *name, ParquetCodec *codec);
+
+/*
+ * Fill opts from a JSON object of options in parquet_encode's vocabulary
+ * (codec, compressionLevel, rowGroupRows, rowGroupBytes, pageBytes,
+ * dictionary, dictionaryBytes, createdBy; README.md, "Functions"), over the
+ * defaults; NULL gives the defaults.  A bad option is an ERROR naming it
+ * ("invalid <what> at codec"); what names the document, e.g. "Parquet
+ * options".  (jsonb is a Jsonb *, from utils/jsonb.h.)
+ */
+extern void parquet_options_from_jsonb(const char *what, void *jsonb,
+									   ParquetWriterOptions *opts);
 
 /* Start a file whose columns are tupdesc's non-dropped attributes. */
 extern ParquetWriter *parquet_writer_create(TupleDesc tupdesc,

@@ -12,9 +12,9 @@
  * Options (a JSON object, every key optional; numbers may be JSON numbers
  * or strings of digits, as in DMS settings):
  *	 codec				"none" (or "uncompressed"), "snappy", "gzip", "zstd"; default "snappy"
- *	 compressionLevel	the codec's level, 0 = its default (gzip 6, zstd 3)
+ *	 compressionLevel	the codec's level, 0 = the default (gzip 6, zstd 1)
  *	 rowGroupRows		rows per row group, default 1000000
- *	 rowGroupBytes		encoded bytes per row group, default 134217728
+ *	 rowGroupBytes		encoded bytes per row group, default 67108864
  *	 pageBytes			target data page size, default 1048576
  *	 dictionary			dictionary encoding, default true
  *	 dictionaryBytes	dictionary size past which a chunk falls back to PLAIN, default 1048576
@@ -46,8 +46,6 @@
 
 PG_FUNCTION_INFO_V1(dms_parquet_encode);
 
-static const DmsJsonDoc options_doc = {"Parquet options"};
-
 static const char *const option_keys[] = {
 	"codec", "compressionLevel", "rowGroupRows", "rowGroupBytes", "pageBytes",
 	"dictionary", "dictionaryBytes", "createdBy", NULL
@@ -57,38 +55,39 @@ static const char *const codec_names[] = {
 	"none", "uncompressed", "snappy", "gzip", "zstd", NULL
 };
 
-/* Writer options from the function's jsonb argument. */
-static void
-parse_options(Jsonb *jb, ParquetWriterOptions *opts)
+/* Writer options from a jsonb object (see parquet.h). */
+void
+parquet_options_from_jsonb(const char *what, void *jsonb, ParquetWriterOptions *opts)
 {
+	DmsJsonDoc	doc = {what ? what : "Parquet options"};
 	json_t	   *root;
 	int64		n;
 	int			codec;
 	const char *s;
 
 	parquet_writer_default_options(opts);
-	if (jb == NULL)
+	if (jsonb == NULL)
 		return;
-	root = dms_json_from_jsonb(&options_doc, jb);
-	dms_json_expect_object(&options_doc, root, "");
-	dms_json_check_keys(&options_doc, root, "", option_keys);
+	root = dms_json_from_jsonb(&doc, (Jsonb *) jsonb);
+	dms_json_expect_object(&doc, root, "");
+	dms_json_check_keys(&doc, root, "", option_keys);
 
-	codec = dms_json_get_enum(&options_doc, root, "", "codec", false, codec_names, true);
+	codec = dms_json_get_enum(&doc, root, "", "codec", false, codec_names, true);
 	if (codec >= 0 && !parquet_codec_parse(codec_names[codec], &opts->codec))
 		elog(ERROR, "unknown codec %s", codec_names[codec]);
-	if (dms_json_get_int(&options_doc, root, "", "compressionLevel", false, 0, 22, &n))
+	if (dms_json_get_int(&doc, root, "", "compressionLevel", false, 0, 22, &n))
 		opts->compression_level = (int) n;
-	if (dms_json_get_int(&options_doc, root, "", "rowGroupRows", false, 1, PG_INT64_MAX, &n))
+	if (dms_json_get_int(&doc, root, "", "rowGroupRows", false, 1, PG_INT64_MAX, &n))
 		opts->row_group_rows = n;
-	if (dms_json_get_int(&options_doc, root, "", "rowGroupBytes", false, 1024, PG_INT64_MAX, &n))
+	if (dms_json_get_int(&doc, root, "", "rowGroupBytes", false, 1024, PG_INT64_MAX, &n))
 		opts->row_group_bytes = n;
-	if (dms_json_get_int(&options_doc, root, "", "pageBytes", false, 64, 256 * 1024 * 1024, &n))
+	if (dms_json_get_int(&doc, root, "", "pageBytes", false, 64, 256 * 1024 * 1024, &n))
 		opts->page_bytes = n;
-	dms_json_get_bool(&options_doc, root, "", "dictionary", false, false, &opts->dictionary);
-	if (dms_json_get_int(&options_doc, root, "", "dictionaryBytes", false, 64,
+	dms_json_get_bool(&doc, root, "", "dictionary", false, false, &opts->dictionary);
+	if (dms_json_get_int(&doc, root, "", "dictionaryBytes", false, 64,
 						 1024 * 1024 * 1024, &n))
 		opts->dictionary_bytes = n;
-	s = dms_json_get_string(&options_doc, root, "", "createdBy", false, false);
+	s = dms_json_get_string(&doc, root, "", "createdBy", false, false);
 	if (s)
 		opts->created_by = pstrdup(s);
 }
@@ -152,7 +151,7 @@ run_query(const char *query, Jsonb *options, ParquetSink sink, void *sink_arg)
 	int			rc;
 	int64		rows;
 
-	parse_options(options, &st->opts);
+	parquet_options_from_jsonb("Parquet options", options, &st->opts);
 	st->pub.receiveSlot = encode_receive;
 	st->pub.rStartup = encode_startup;
 	st->pub.rShutdown = encode_shutdown;

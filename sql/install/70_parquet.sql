@@ -12,7 +12,7 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION dms_stream.parquet_encode(text, jsonb) IS
 'The rows of query as a complete Parquet file, written by the same writer as delta extracts. '
 'options: codec ("none", "snappy", "gzip", "zstd"; default snappy), compressionLevel (0 = the '
-'codec''s default), rowGroupRows (1000000), rowGroupBytes (134217728), pageBytes (1048576), '
+'codec''s default), rowGroupRows (1000000), rowGroupBytes (67108864), pageBytes (1048576), '
 'dictionary (true), dictionaryBytes (1048576), createdBy. The type mapping is in README.md '
 '("Parquet type mapping"); a column of another type is an error. The file is at most 1 GB. Admin only.';
 
