@@ -33,6 +33,8 @@
 #include "nodes/parsenodes.h"
 #include "pgtime.h"
 #include "storage/buffile.h"
+#include "tcop/pquery.h"
+#include "utils/datum.h"
 #include "storage/lmgr.h"
 #include "storage/lock.h"
 #include "storage/proc.h"
@@ -55,8 +57,6 @@ PG_FUNCTION_INFO_V1(dms_run_delta_load);
 PG_FUNCTION_INFO_V1(dms_run_delta_loads);
 PG_FUNCTION_INFO_V1(dms_delta_load_query);
 
-#define DELTA_DEFAULT_ROW_GROUP_ROWS	122880
-#define DELTA_DEFAULT_ROW_GROUP_MB		64
 #define DELTA_DEFAULT_FETCH_ROWS		10000
 #define DELTA_DEFAULT_MAX_FILE_KB		1048576 /* 1 GB, as DMS */
 #define DELTA_COPY_BUFFER				(1024 * 1024)
@@ -302,8 +302,9 @@ resolve_options(DeltaRun *run, TimestampTz started)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown CompressionType \"%s\"", codec)));
 	run->parquet.compression_level = (int) int_option(delta, NULL, "CompressionLevel", 0);
-	run->parquet.row_group_rows = int_option(delta, eps, "RowGroupLength", DELTA_DEFAULT_ROW_GROUP_ROWS);
-	run->parquet.row_group_bytes = int_option(delta, NULL, "RowGroupSizeMB", DELTA_DEFAULT_ROW_GROUP_MB) * 1024 * 1024;
+	run->parquet.row_group_rows = int_option(delta, eps, "RowGroupLength", run->parquet.row_group_rows);
+	run->parquet.row_group_bytes = int_option(delta, NULL, "RowGroupSizeMB",
+											  run->parquet.row_group_bytes / (1024 * 1024)) * 1024 * 1024;
 	run->parquet.page_bytes = int_option(delta, eps, "DataPageSize", run->parquet.page_bytes);
 	run->parquet.dictionary_bytes = int_option(delta, eps, "DictPageSizeLimit", run->parquet.dictionary_bytes);
 	run->parquet.dictionary = pg_strcasecmp(encoding, "plain") != 0;
@@ -529,6 +530,99 @@ new_spool_file(DeltaRun *run)
 }
 
 /*
+ * The receiver of the extract's cursor: each row goes straight from the
+ * executor's slot to the Parquet writer (no copy into a tuple table), and
+ * files roll over between rows.
+ */
+typedef struct DeltaReceiver
+{
+	DestReceiver pub;
+	DeltaRun   *run;
+	int			filter_index;
+	MemoryContext writer_cxt;	/* the current writer's parent */
+	MemoryContext last_cxt;		/* the last row's filter value */
+	ParquetWriter *writer;
+	DeltaFile  *file;
+	TupleDesc	desc;
+	Datum		last;
+	bool		have_last;
+} DeltaReceiver;
+
+static void
+delta_file_finish(DeltaReceiver *r)
+{
+	if (r->writer == NULL)
+		return;
+	parquet_writer_finish(r->writer);
+	parquet_writer_destroy(r->writer);
+	MemoryContextReset(r->writer_cxt);
+	r->writer = NULL;
+}
+
+static bool
+delta_receive(TupleTableSlot *slot, DestReceiver *self)
+{
+	DeltaReceiver *r = (DeltaReceiver *) self;
+	DeltaRun   *run = r->run;
+	Form_pg_attribute fatt;
+
+	slot_getallattrs(slot);
+	if (r->writer == NULL)
+	{
+		MemoryContext old;
+
+		if (r->desc == NULL)
+		{
+			old = MemoryContextSwitchTo(run->cxt);
+			r->desc = CreateTupleDescCopy(slot->tts_tupleDescriptor);
+			MemoryContextSwitchTo(old);
+		}
+		r->file = new_spool_file(run);
+		old = MemoryContextSwitchTo(r->writer_cxt);
+		r->writer = parquet_writer_create(r->desc, &run->parquet, spool_sink, r->file);
+		MemoryContextSwitchTo(old);
+	}
+	parquet_writer_add_row(r->writer, slot->tts_values, slot->tts_isnull);
+	r->file->rows++;
+	run->rows++;
+
+	/* keep the last row's filter value: rows come in filter order */
+	fatt = TupleDescAttr(r->desc, r->filter_index);
+	r->have_last = !slot->tts_isnull[r->filter_index];
+	if (r->have_last)
+	{
+		if (fatt->attbyval)
+			r->last = slot->tts_values[r->filter_index];
+		else
+		{
+			MemoryContext old;
+
+			MemoryContextReset(r->last_cxt);
+			old = MemoryContextSwitchTo(r->last_cxt);
+			r->last = datumCopy(slot->tts_values[r->filter_index], false, fatt->attlen);
+			MemoryContextSwitchTo(old);
+		}
+	}
+
+	/* the size estimate sums over columns: look every 128 rows */
+	if ((run->max_file_rows > 0 && r->file->rows >= run->max_file_rows) ||
+		((r->file->rows & 127) == 0 &&
+		 parquet_writer_estimated_bytes(r->writer) >= run->max_file_bytes))
+		delta_file_finish(r);
+	return true;
+}
+
+static void
+delta_receiver_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
+{
+}
+
+static void
+delta_receiver_noop(DestReceiver *self)
+{
+}
+
+/*
  * step_extract
  *		One snapshot: the query through a cursor into spool files.
  */
@@ -539,13 +633,7 @@ step_extract(DeltaRun *run)
 	run->start_value, run->end_value, run->watermark, run->late_snapshot};
 	DeltaQuery *q;
 	Portal		portal;
-	ParquetWriter *writer = NULL;
-	DeltaFile  *file = NULL;
-	Datum	   *values = NULL;
-	bool	   *nulls = NULL;
-	HeapTuple	last_tuple = NULL;
-	TupleDesc	desc = NULL;
-	MemoryContext writer_cxt = AllocSetContextCreate(run->cxt, "delta load writer", ALLOCSET_DEFAULT_SIZES);
+	DeltaReceiver *r;
 	MemoryContext old;
 
 	old = MemoryContextSwitchTo(run->cxt);
@@ -561,105 +649,59 @@ step_extract(DeltaRun *run)
 	run->late_branch = q->late_branch;
 	run->late_note = q->late_note ? pstrdup(q->late_note) : NULL;
 	run->new_late_snapshot = late_snapshot_of(GetActiveSnapshot(), strcmp(run->op, "null") == 0);
+	r = palloc0(sizeof(DeltaReceiver));
+	r->pub.receiveSlot = delta_receive;
+	r->pub.rStartup = delta_receiver_startup;
+	r->pub.rShutdown = delta_receiver_noop;
+	r->pub.rDestroy = delta_receiver_noop;
+	r->pub.mydest = DestNone;
+	r->run = run;
+	r->filter_index = q->filter_index;
+	r->writer_cxt = AllocSetContextCreate(run->cxt, "delta load writer", ALLOCSET_DEFAULT_SIZES);
+	r->last_cxt = AllocSetContextCreate(run->cxt, "delta load last value", ALLOCSET_SMALL_SIZES);
 	MemoryContextSwitchTo(old);
 	if (q->late_note)
 		ereport(WARNING,
 				(errmsg("delta load \"%s\": late rows cannot be checked", run->target),
 				 errdetail("%s", q->late_note)));
 
+	/*
+	 * A cursor on the active snapshot (read only), fetched FetchRows rows at
+	 * a time into the receiver.
+	 */
 	portal = SPI_cursor_open_with_args(NULL, q->sql, q->nparams, q->param_types,
 									   q->param_values, q->param_nulls, true,
 									   CURSOR_OPT_NO_SCROLL);
-	for (;;)
-	{
-		uint64		i;
-
-		SPI_cursor_fetch(portal, true, run->fetch_rows);
-		if (SPI_processed == 0)
-			break;
-		if (desc == NULL)
-		{
-			old = MemoryContextSwitchTo(run->cxt);
-			desc = CreateTupleDescCopy(SPI_tuptable->tupdesc);
-			values = palloc(sizeof(Datum) * desc->natts);
-			nulls = palloc(sizeof(bool) * desc->natts);
-			MemoryContextSwitchTo(old);
-		}
-		for (i = 0; i < SPI_processed; i++)
-		{
-			HeapTuple	tuple = SPI_tuptable->vals[i];
-
-			if (writer == NULL)
-			{
-				file = new_spool_file(run);
-				old = MemoryContextSwitchTo(writer_cxt);
-				writer = parquet_writer_create(desc, &run->parquet, spool_sink, file);
-				MemoryContextSwitchTo(old);
-			}
-			heap_deform_tuple(tuple, desc, values, nulls);
-			parquet_writer_add_row(writer, values, nulls);
-			file->rows++;
-			run->rows++;
-			/* the size estimate sums over columns: look every 128 rows */
-			if ((run->max_file_rows > 0 && file->rows >= run->max_file_rows) ||
-				((file->rows & 127) == 0 &&
-				 parquet_writer_estimated_bytes(writer) >= run->max_file_bytes))
-			{
-				parquet_writer_finish(writer);
-				parquet_writer_destroy(writer);
-				MemoryContextReset(writer_cxt);
-				writer = NULL;
-			}
-		}
-		/* keep the last row's filter value (rows come in filter order) */
-		if (last_tuple)
-			heap_freetuple(last_tuple);
-		old = MemoryContextSwitchTo(run->cxt);
-		last_tuple = heap_copytuple(SPI_tuptable->vals[SPI_processed - 1]);
-		MemoryContextSwitchTo(old);
-		SPI_freetuptable(SPI_tuptable);
+	while (PortalRunFetch(portal, FETCH_FORWARD, run->fetch_rows, (DestReceiver *) r) > 0)
 		CHECK_FOR_INTERRUPTS();
-	}
-	SPI_freetuptable(SPI_tuptable);
 	SPI_cursor_close(portal);
-	if (writer)
-	{
-		parquet_writer_finish(writer);
-		parquet_writer_destroy(writer);
-	}
-	MemoryContextDelete(writer_cxt);
+	delta_file_finish(r);
 
 	/* The new watermark: the last row's filter value if above the old one. */
 	run->new_watermark = run->watermark;
-	if (last_tuple && strcmp(run->op, "null") != 0)
+	if (r->have_last && strcmp(run->op, "null") != 0)
 	{
-		bool		isnull;
-		Datum		last = heap_getattr(last_tuple, q->filter_index + 1, desc, &isnull);
+		bool		above = true;
 
-		if (!isnull)
+		if (run->watermark)
 		{
-			bool		above = true;
+			Oid			typinput;
+			Oid			typioparam;
+			Datum		w;
 
-			if (run->watermark)
-			{
-				Oid			typinput;
-				Oid			typioparam;
-				Datum		w;
+			getTypeInputInfo(q->filter_type, &typinput, &typioparam);
+			w = OidInputFunctionCall(typinput, run->watermark, typioparam,
+									 TupleDescAttr(r->desc, q->filter_index)->atttypmod);
+			above = DatumGetInt32(OidFunctionCall2Coll(q->order_proc, q->filter_collation,
+													   r->last, w)) > 0;
+		}
+		if (above)
+		{
+			Oid			typout;
+			bool		varlena;
 
-				getTypeInputInfo(q->filter_type, &typinput, &typioparam);
-				w = OidInputFunctionCall(typinput, run->watermark, typioparam,
-										 TupleDescAttr(desc, q->filter_index)->atttypmod);
-				above = DatumGetInt32(OidFunctionCall2Coll(q->order_proc, q->filter_collation,
-														   last, w)) > 0;
-			}
-			if (above)
-			{
-				Oid			typout;
-				bool		varlena;
-
-				getTypeOutputInfo(q->filter_type, &typout, &varlena);
-				run->new_watermark = MemoryContextStrdup(run->cxt, OidOutputFunctionCall(typout, last));
-			}
+			getTypeOutputInfo(q->filter_type, &typout, &varlena);
+			run->new_watermark = MemoryContextStrdup(run->cxt, OidOutputFunctionCall(typout, r->last));
 		}
 	}
 	{
@@ -669,6 +711,8 @@ step_extract(DeltaRun *run)
 		foreach(lc, run->files)
 			run->bytes += ((DeltaFile *) lfirst(lc))->bytes;
 	}
+	MemoryContextDelete(r->writer_cxt);
+	MemoryContextDelete(r->last_cxt);
 	PopActiveSnapshot();
 }
 
