@@ -42,10 +42,23 @@ function procStatus(pid) {
   try {
     const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
     const kb = (k) => Number((new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(s) || [0, 0])[1]);
-    return { hwm: kb('VmHWM'), anon: kb('RssAnon') };
+    return { hwm: kb('VmHWM'), anon: kb('RssAnon'), shmem: kb('RssShmem') };
   } catch {
     return null;
   }
+}
+
+/** Sample a backend's memory every 100 ms until stop() is called. */
+function sampler(pid) {
+  const peak = { hwm: 0, anon: 0, shmem: 0, samples: 0 };
+  const take = () => {
+    const p = procStatus(pid);
+    if (!p) return;
+    for (const k of ['hwm', 'anon', 'shmem']) peak[k] = Math.max(peak[k], p[k]);
+    peak.samples++;
+  };
+  const timer = setInterval(take, 100);
+  return { stop: () => { clearInterval(timer); take(); return peak; } };
 }
 
 async function main() {
@@ -77,10 +90,15 @@ async function main() {
       ${lit(JSON.stringify({ DeltaLoadSettings: { CompressionType: 'zstd', MaxFileSize: FILE_MB * 1024 } }))});
     SELECT replace(query, '$1', '1') FROM dms_stream.delta_load_query('bench_src');`);
   const query = q[q.length - 1][0];
-  const copy = await psql(`SELECT extract(epoch FROM clock_timestamp()) \\gset t0_
+  const cs = new Session();
+  const copyMem = sampler(await cs.pid());
+  const copy = await cs.query(`SELECT extract(epoch FROM clock_timestamp()) AS extract \\gset t0_
     COPY (${query}) TO ${lit(csv)} (FORMAT csv);
-    SELECT extract(epoch FROM clock_timestamp()) - :t0_extract;`);
-  const copyS = Number(copy[copy.length - 1][0]);
+    SELECT extract(epoch FROM clock_timestamp()) - :t0_extract`, { timeoutMs: 3600_000 });
+  const copyPeak = copyMem.stop();
+  cs.close();
+  if (copy.err) throw new Error(copy.err);
+  const copyS = Number(copy.out.split('\n').pop());
   const csvBytes = fs.statSync(csv).size;
   console.log(`COPY (query) TO CSV: ${fmt(copyS, 2)} s, ${fmt(ROWS / copyS, 0)} rows/s, ${fmt(csvBytes / 1048576)} MiB`);
 
@@ -88,21 +106,11 @@ async function main() {
   const s = new Session();
   const pid = await s.pid();
   const base = procStatus(pid);
-  let peak = { hwm: 0, anon: 0 };
-  let samples = 0;
-  const sampler = setInterval(() => {
-    const p = procStatus(pid);
-    if (p) {
-      peak = { hwm: Math.max(peak.hwm, p.hwm), anon: Math.max(peak.anon, p.anon) };
-      samples++;
-    }
-  }, 100);
+  const mem = sampler(pid);
   t = performance.now();
   const r = await s.query(`CALL dms_stream.run_delta_load('bench_src')`, { timeoutMs: 3600_000 });
   const dmsS = (performance.now() - t) / 1000;
-  clearInterval(sampler);
-  const end = procStatus(pid);
-  peak = { hwm: Math.max(peak.hwm, end.hwm), anon: Math.max(peak.anon, end.anon) };
+  const peak = mem.stop();
   s.close();
   if (r.err) throw new Error(r.err);
   const [st] = await psql(`SELECT last_rows, last_bytes, last_files, watermark FROM dms_stream.delta_load_controller
@@ -130,13 +138,16 @@ async function main() {
   const speed = copyS / dmsS;
   const size = ourBytes / duckBytes;
   console.log(`\nbackend pid ${pid}: VmHWM ${fmt(peak.hwm / 1024)} MB (at start ${fmt(base.hwm / 1024)} MB), `
-    + `peak RssAnon ${fmt(peak.anon / 1024)} MB (${samples} samples)`);
+    + `peak RssAnon ${fmt(peak.anon / 1024)} MB, peak RssShmem ${fmt(peak.shmem / 1024)} MB (${peak.samples} samples); `
+    + `the COPY backend: VmHWM ${fmt(copyPeak.hwm / 1024)} MB, RssAnon ${fmt(copyPeak.anon / 1024)} MB, `
+    + `RssShmem ${fmt(copyPeak.shmem / 1024)} MB`);
+  console.log('(VmHWM counts the shared buffers a backend touched, RssShmem; RssAnon is its own memory)');
   console.log('\n| rows | COPY TO CSV s | COPY rows/s | dms_stream s | dms_stream rows/s | ratio to COPY (target >= 0.8) | '
-    + 'dms_stream MiB | DuckDB MiB | size ratio (target <= 1.1) | VmHWM MB | peak RssAnon MB (target < 128) |');
+    + 'dms_stream MiB | DuckDB MiB | size ratio (target <= 1.1) | VmHWM MB (COPY\'s) | peak RssAnon MB (target < 128) |');
   console.log('|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   console.log(`| ${ROWS.toLocaleString('en-US')} | ${fmt(copyS, 2)} | ${fmt(ROWS / copyS, 0)} | ${fmt(dmsS, 2)} | `
     + `${fmt(ROWS / dmsS, 0)} | **${fmt(speed, 2)}** | ${fmt(ourBytes / 1048576)} | ${fmt(duckBytes / 1048576)} | `
-    + `**${fmt(size, 3)}** | ${fmt(peak.hwm / 1024)} | ${fmt(peak.anon / 1024)} |`);
+    + `**${fmt(size, 3)}** | ${fmt(peak.hwm / 1024)} (${fmt(copyPeak.hwm / 1024)}) | ${fmt(peak.anon / 1024)} |`);
 
   if (!args.includes('--keep')) {
     await psql(`DELETE FROM dms_stream.delta_load_controller WHERE target_table_name = 'bench_src';
