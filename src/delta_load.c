@@ -23,7 +23,6 @@
 #include "dms_json.h"		/* first: it wraps utils/builtins.h */
 
 #include "access/htup_details.h"
-#include "access/transam.h"
 #include "access/xact.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -37,8 +36,6 @@
 #include "utils/datum.h"
 #include "storage/lmgr.h"
 #include "storage/lock.h"
-#include "storage/proc.h"
-#include "storage/procarray.h"
 #include "utils/array.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -152,17 +149,6 @@ static Datum
 text_datum(const char *s)
 {
 	return s ? CStringGetTextDatum(s) : (Datum) 0;
-}
-
-/* The full transaction id of xid, which is not after next. */
-static FullTransactionId
-widen_xid(FullTransactionId next, TransactionId xid)
-{
-	uint32		epoch = EpochFromFullTransactionId(next);
-
-	if (xid > XidFromFullTransactionId(next) && epoch > 0)
-		epoch--;
-	return FullTransactionIdFromEpochAndXid(epoch, xid);
 }
 
 /* ---------------------------------------------------------------- locks */
@@ -443,74 +429,6 @@ spool_sink(void *arg, const void *data, size_t len)
 	f->bytes += len;
 }
 
-/*
- * late_snapshot_of
- *		The pg_snapshot text to keep for the next run's late-row check, or
- *		NULL when no other transaction could still commit rows this
- *		extract did not see (nothing in progress at the snapshot, no other
- *		transaction open right after it, and no xid assigned in between).
- */
-static char *
-late_snapshot_of(Snapshot snap, bool always)
-{
-	FullTransactionId next = ReadNextFullTransactionId();
-	int			nvxids;
-	StringInfoData s;
-	uint64		xmin;
-	uint64		xmax;
-	int			i;
-
-	(void) GetCurrentVirtualXIDs(InvalidTransactionId, false, false, PROC_IN_VACUUM, &nvxids);
-	xmax = U64FromFullTransactionId(widen_xid(next, snap->xmax));
-	if (!always && snap->xcnt == 0 && snap->subxcnt == 0 && !snap->suboverflowed &&
-		nvxids == 0 && U64FromFullTransactionId(next) == xmax)
-		return NULL;
-
-	xmin = U64FromFullTransactionId(widen_xid(next, snap->xmin));
-	initStringInfo(&s);
-	if (snap->suboverflowed)
-	{
-		/*
-		 * The subtransactions in progress are not all listed: count every
-		 * xid from xmin on as possibly unseen (rows may be extracted twice,
-		 * never lost).
-		 */
-		appendStringInfo(&s, UINT64_FORMAT ":" UINT64_FORMAT ":", xmin, xmin);
-		return s.data;
-	}
-	appendStringInfo(&s, UINT64_FORMAT ":" UINT64_FORMAT ":", xmin, xmax);
-	{
-		/* pg_snapshot wants the in-progress ids sorted and distinct */
-		int			n = snap->xcnt + snap->subxcnt;
-		uint64	   *ids = palloc(sizeof(uint64) * Max(n, 1));
-		int			k = 0;
-
-		for (i = 0; i < (int) snap->xcnt; i++)
-			ids[k++] = U64FromFullTransactionId(widen_xid(next, snap->xip[i]));
-		for (i = 0; i < snap->subxcnt; i++)
-			ids[k++] = U64FromFullTransactionId(widen_xid(next, snap->subxip[i]));
-		for (i = 1; i < k; i++)
-		{
-			uint64		v = ids[i];
-			int			j = i - 1;
-
-			while (j >= 0 && ids[j] > v)
-			{
-				ids[j + 1] = ids[j];
-				j--;
-			}
-			ids[j + 1] = v;
-		}
-		for (i = 0; i < k; i++)
-		{
-			if (i > 0 && ids[i] == ids[i - 1])
-				continue;
-			appendStringInfo(&s, "%s" UINT64_FORMAT, (s.data[s.len - 1] == ':') ? "" : ",", ids[i]);
-		}
-	}
-	return s.data;
-}
-
 static DeltaFile *
 new_spool_file(DeltaRun *run)
 {
@@ -648,7 +566,7 @@ step_extract(DeltaRun *run)
 	old = MemoryContextSwitchTo(run->cxt);
 	run->late_branch = q->late_branch;
 	run->late_note = q->late_note ? pstrdup(q->late_note) : NULL;
-	run->new_late_snapshot = late_snapshot_of(GetActiveSnapshot(), strcmp(run->op, "null") == 0);
+	run->new_late_snapshot = delta_late_snapshot(GetActiveSnapshot(), strcmp(run->op, "null") == 0);
 	r = palloc0(sizeof(DeltaReceiver));
 	r->pub.receiveSlot = delta_receive;
 	r->pub.rStartup = delta_receiver_startup;

@@ -29,6 +29,8 @@
 #ifndef DMS_DELTA_LOAD_H
 #define DMS_DELTA_LOAD_H
 
+#include "utils/snapshot.h"
+
 /* Channel of the per-run NOTIFY (payload: JSON, README "Delta loads"). */
 #define DELTA_NOTIFY_CHANNEL	"dms_stream_delta_load"
 
@@ -77,5 +79,13 @@ typedef struct DeltaQuery
  * watermark, the late-row snapshot) is a typed parameter.
  */
 extern DeltaQuery *delta_query_build(const DeltaSource *src);
+
+/*
+ * The late-row snapshot to keep after an extract with snapshot snap (the
+ * pg_snapshot text: xmin, xmax, transactions and subtransactions then in
+ * progress), or NULL when no other transaction could still commit rows the
+ * extract did not see.  always: keep it anyway (operator null).
+ */
+extern char *delta_late_snapshot(Snapshot snap, bool always);
 
 #endif							/* DMS_DELTA_LOAD_H */

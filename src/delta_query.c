@@ -28,6 +28,8 @@
  * (computed here after the extract's snapshot is taken),
  *	age(xmin) <= D_xmin AND (age(xmin) <= D_xmax OR xmin = ANY(S.xip))
  * i.e. xmin >= S.xmin and (xmin >= S.xmax or xmin was in progress).
+ * delta_late_snapshot, at the end of this file's helpers, decides after each
+ * extract whether S is kept for the next run.
  *
  *-------------------------------------------------------------------------
  */
@@ -45,6 +47,8 @@
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
 #include "lib/stringinfo.h"
+#include "storage/proc.h"
+#include "storage/procarray.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -187,6 +191,74 @@ late_condition(DeltaQuery *q, const char *snap)
 					" AND (pg_catalog.age(t.xmin) OPERATOR(pg_catalog.<=) %s"
 					" OR t.xmin OPERATOR(pg_catalog.=) ANY (%s::pg_catalog.xid[]))",
 					p_dxmin, p_dxmax, p_xip);
+}
+
+/*
+ * delta_late_snapshot
+ *		The pg_snapshot text to keep for the next run's late-row check, or
+ *		NULL when no other transaction could still commit rows this
+ *		extract did not see (nothing in progress at the snapshot, no other
+ *		transaction open right after it, and no xid assigned in between).
+ */
+char *
+delta_late_snapshot(Snapshot snap, bool always)
+{
+	FullTransactionId next = ReadNextFullTransactionId();
+	int			nvxids;
+	StringInfoData s;
+	uint64		xmin;
+	uint64		xmax;
+	int			i;
+
+	(void) GetCurrentVirtualXIDs(InvalidTransactionId, false, false, PROC_IN_VACUUM, &nvxids);
+	xmax = widen_xid(snap->xmax, next);
+	if (!always && snap->xcnt == 0 && snap->subxcnt == 0 && !snap->suboverflowed &&
+		nvxids == 0 && U64FromFullTransactionId(next) == xmax)
+		return NULL;
+
+	xmin = widen_xid(snap->xmin, next);
+	initStringInfo(&s);
+	if (snap->suboverflowed)
+	{
+		/*
+		 * The subtransactions in progress are not all listed: count every
+		 * xid from xmin on as possibly unseen (rows may be extracted twice,
+		 * never lost).
+		 */
+		appendStringInfo(&s, UINT64_FORMAT ":" UINT64_FORMAT ":", xmin, xmin);
+		return s.data;
+	}
+	appendStringInfo(&s, UINT64_FORMAT ":" UINT64_FORMAT ":", xmin, xmax);
+	{
+		/* pg_snapshot wants the in-progress ids sorted and distinct */
+		int			n = snap->xcnt + snap->subxcnt;
+		uint64	   *ids = palloc(sizeof(uint64) * Max(n, 1));
+		int			k = 0;
+
+		for (i = 0; i < (int) snap->xcnt; i++)
+			ids[k++] = widen_xid(snap->xip[i], next);
+		for (i = 0; i < snap->subxcnt; i++)
+			ids[k++] = widen_xid(snap->subxip[i], next);
+		for (i = 1; i < k; i++)
+		{
+			uint64		v = ids[i];
+			int			j = i - 1;
+
+			while (j >= 0 && ids[j] > v)
+			{
+				ids[j + 1] = ids[j];
+				j--;
+			}
+			ids[j + 1] = v;
+		}
+		for (i = 0; i < k; i++)
+		{
+			if (i > 0 && ids[i] == ids[i - 1])
+				continue;
+			appendStringInfo(&s, "%s" UINT64_FORMAT, (s.data[s.len - 1] == ':') ? "" : ",", ids[i]);
+		}
+	}
+	return s.data;
 }
 
 DeltaQuery *
