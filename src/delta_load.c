@@ -368,7 +368,7 @@ step_claim(DeltaRun *run)
 	spi_exec("SELECT source_schema, source_table, filter_column, filter_operator, start_value, end_value,"
 			 "       output_s3_prefix, target_endpoint, watermark, next_file_number,"
 			 "       late_row_snapshot::text, replication_task_settings::text, last_status, "
-			 CONTROLLER_FINGERPRINT ", active_flag"
+			 CONTROLLER_FINGERPRINT
 			 "  FROM dms_stream.delta_load_controller WHERE target_table_name = $1",
 			 1, types, values, NULL, SPI_OK_SELECT);
 	if (SPI_processed == 0)
@@ -897,6 +897,26 @@ step_record_failure(DeltaRun *run)
 /* ---------------------------------------------------------------- driver */
 
 /*
+ * catch_error
+ *		In a PG_CATCH block: take the error off the stack, keeping the first
+ *		of a run (with its step) in run->error.
+ */
+static void
+catch_error(DeltaRun *run, const char *phase)
+{
+	MemoryContext old = MemoryContextSwitchTo(run->errcxt);
+	ErrorData  *e = CopyErrorData();
+
+	FlushErrorState();
+	MemoryContextSwitchTo(old);
+	if (run->error == NULL)
+	{
+		run->error = e;
+		run->phase = phase;
+	}
+}
+
+/*
  * run_step
  *		Run one step in an internal subtransaction; false (with run->error)
  *		if it raised an error, which is then rolled back.
@@ -919,19 +939,10 @@ run_step(DeltaRun *run, DeltaStep step, const char *phase)
 	}
 	PG_CATCH();
 	{
-		ErrorData  *e;
-
-		MemoryContextSwitchTo(run->errcxt);
-		e = CopyErrorData();
-		FlushErrorState();
+		catch_error(run, phase);
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcxt);
 		CurrentResourceOwner = oldowner;
-		if (run->error == NULL)
-		{
-			run->error = e;
-			run->phase = phase;
-		}
 		ok = false;
 	}
 	PG_END_TRY();
@@ -955,17 +966,8 @@ run_commit(DeltaRun *run, const char *phase)
 	}
 	PG_CATCH();
 	{
-		ErrorData  *e;
-
-		MemoryContextSwitchTo(run->errcxt);
-		e = CopyErrorData();
-		FlushErrorState();
+		catch_error(run, phase);
 		MemoryContextSwitchTo(oldcxt);
-		if (run->error == NULL)
-		{
-			run->error = e;
-			run->phase = phase;
-		}
 		ok = false;
 	}
 	PG_END_TRY();
