@@ -18,8 +18,9 @@
  * 72 columns row_group_bytes is lowered (to 100 MB - 0.5 MB a column, at
  * least 16 MB) to stay near 128 MB.  parquet_writer_finish writes the footer
  * (FileMetaData, Thrift compact protocol) and the closing magic.  The sink
- * receives the magic at create, each row group when it is complete (in
- * pieces of up to 64 KiB) and the footer at finish.
+ * receives the magic at create, each row group when it is complete (page
+ * data in pieces of up to 64 KiB, a dictionary page whole) and the footer
+ * at finish.
  *
  * The type mapping from PostgreSQL types to Parquet physical and logical
  * types is documented in README.md ("Parquet type mapping") and in
@@ -48,7 +49,7 @@ typedef enum ParquetCodec
 typedef struct ParquetWriterOptions
 {
 	ParquetCodec codec;			/* default snappy */
-	int			compression_level;	/* 0 = default: gzip 6, zstd 1 */
+	int			compression_level;	/* 0 = default: gzip 6, zstd 2 */
 	int64		row_group_rows; /* default 1,000,000 */
 	int64		row_group_bytes;	/* encoded bytes, default 64 MiB */
 	int64		page_bytes;		/* target data page size, default 1 MiB */

@@ -3,7 +3,9 @@
  * parquet_sql.c
  *	  dms_stream.parquet_encode(query text, options jsonb): a query's rows
  *	  as the bytes of a Parquet file, for tests and inspection of the writer
- *	  (src/parquet.c) that delta extracts use.
+ *	  (src/parquet.c) that delta extracts use; parquet_write_file: the same
+ *	  into a file of the server, for big results and benchmarks; and
+ *	  parquet_options_from_jsonb, the options' vocabulary for other callers.
  *
  * The query runs through SPI with a DestReceiver that hands each row to the
  * writer as the executor produces it: no tuple store, so memory is bounded
@@ -12,7 +14,7 @@
  * Options (a JSON object, every key optional; numbers may be JSON numbers
  * or strings of digits, as in DMS settings):
  *	 codec				"none" (or "uncompressed"), "snappy", "gzip", "zstd"; default "snappy"
- *	 compressionLevel	the codec's level, 0 = the default (gzip 6, zstd 1)
+ *	 compressionLevel	the codec's level, 0 = the default (gzip 6, zstd 2)
  *	 rowGroupRows		rows per row group, default 1000000
  *	 rowGroupBytes		encoded bytes per row group, default 67108864
  *	 pageBytes			target data page size, default 1048576
@@ -36,8 +38,8 @@
 #include "miscadmin.h"
 #include "portability/instr_time.h"
 #include "storage/fd.h"
-#include "utils/acl.h"
 #include "tcop/dest.h"
+#include "utils/acl.h"
 #include "utils/memutils.h"
 
 #include "dms_json.h"
@@ -261,7 +263,8 @@ file_sink(void *arg, const void *data, size_t len)
  *		RETURNS TABLE (rows bigint, bytes bigint, seconds float8)
  *
  * The same file as parquet_encode, written to a file of the server (for big
- * results and benchmarks): superusers and pg_write_server_files only.
+ * results and benchmarks): superusers and pg_write_server_files only.  The
+ * file is removed again when an error interrupts it.
  */
 PG_FUNCTION_INFO_V1(dms_parquet_write_file);
 
@@ -295,7 +298,18 @@ dms_parquet_write_file(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not open file \"%s\" for writing: %m", path)));
-	rows = run_query(query, options, file_sink, &fs);
+	/* no half-written file is left behind by an error */
+	PG_TRY();
+	{
+		rows = run_query(query, options, file_sink, &fs);
+	}
+	PG_CATCH();
+	{
+		CloseTransientFile(fs.fd);
+		unlink(path);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 	if (CloseTransientFile(fs.fd) != 0)
 		ereport(ERROR,
 				(errcode_for_file_access(),
