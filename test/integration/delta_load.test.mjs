@@ -77,7 +77,7 @@ before(async () => {
     CREATE TABLE ${schema}.orders_rds (row_id bigint PRIMARY KEY, customer text, amount numeric(10,2),
       placed_at timestamptz NOT NULL DEFAULT '2024-01-01 00:00:00+00');`);
   // Targets are one namespace: clear this file's from an earlier run by hand.
-  const mine = `('orders_s3', 'events_rolled', 'blobs_big', 'evil.target-1', 'fail_t', 'mp_t', 'slow_t', 'late_t',
+  const mine = `('orders_s3', 'events_rolled', 'events_sized', 'blobs_big', 'evil.target-1', 'fail_t', 'mp_t', 'slow_t', 'late_t',
      'crash_t', 'all_1', 'all_2', 'all_3')`;
   await sql(`DELETE FROM dms_stream.delta_load_controller WHERE target_table_name IN ${mine};
     DELETE FROM dms_stream.run_history WHERE run_kind = 'delta' AND target_table_name IN ${mine};`);
@@ -167,6 +167,21 @@ test('files roll over by rows; large files go up as multipart uploads; date part
   const rows = await readParquetRows(keys.map(objectFile), { orderBy: 'id' });
   assert.deepEqual(rows.map((x) => x.id), Array.from({ length: 1000 }, (_, i) => i + 1));
   assert.equal(rows[41].payload, (await one(`SELECT md5('42')`)));
+
+  // ... and by size: MaxFileSize 16 KB (estimated encoded size, checked every 128 rows)
+  const sfolder = await controller('events_sized', {
+    table: 'events', column: 'id', start: '1',
+    settings: { DeltaLoadSettings: { MaxFileSize: 16, CompressionType: 'none', EncodingType: 'plain' } },
+  });
+  const rs = await runLoad('events_sized');
+  assert.ok(rs.ok, rs.error);
+  const skeys = keysUnder(sfolder);
+  assert.ok(skeys.length >= 2, `rolled by size: ${skeys.length} files`);
+  const sinfo = skeys.map((k) => parquetInfo(objectFile(k)));
+  assert.equal(sinfo.reduce((n, i) => n + i.rows, 0), 1000);
+  assert.ok(sinfo.slice(0, -1).every((i) => i.rows % 128 === 0), 'files end on a 128-row check');
+  const sback = await readParquetRows(skeys.map(objectFile), { orderBy: 'id' });
+  assert.deepEqual(sback.map((x) => x.id), Array.from({ length: 1000 }, (_, i) => i + 1));
 
   // A 12 MB file (random text, uncompressed) in 5 MiB parts, under a date folder.
   await sql(`CREATE TABLE ${schema}.blobs (id int PRIMARY KEY, body text);
