@@ -974,6 +974,30 @@ run_commit(DeltaRun *run, const char *phase)
 	return ok;
 }
 
+/*
+ * run_rollback
+ *		SPI_rollback (a new transaction starts), errors caught like a step's.
+ */
+static bool
+run_rollback(DeltaRun *run)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	volatile bool ok = true;
+
+	PG_TRY();
+	{
+		SPI_rollback();
+	}
+	PG_CATCH();
+	{
+		catch_error(run, "rollback");
+		MemoryContextSwitchTo(oldcxt);
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
 static void
 close_spool_files(DeltaRun *run)
 {
@@ -1043,6 +1067,12 @@ delta_run(const char *target, ErrorData **error, const char **phase, int *busy_p
 			ok = ok && run_step(run, step_finish, "finish") && run_commit(run, "finish");
 			if (!ok)
 			{
+				/*
+				 * Start afresh: the failed step may have left this
+				 * transaction with an xid or a snapshot, and deleting the
+				 * uploaded files is network I/O.
+				 */
+				(void) run_rollback(run);
 				if (run->uploaded)
 					(void) run_step(run, step_remove_uploaded, "remove uploaded files");
 				if (run_step(run, step_record_failure, "record failure"))

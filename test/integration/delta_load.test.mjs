@@ -10,7 +10,8 @@
 // controller field, an upload failing beyond the retries (watermark
 // unmoved, uploaded files removed, multipart aborted, failure recorded) and
 // a retry giving the same files, two runs of one target never overlapping
-// (with no snapshot, xid or relation lock held during the upload), late rows
+// (with no snapshot, xid or relation lock held during the upload), a controller
+// row changed during a run (the run fails at finish, its files removed), late rows
 // of a concurrent long transaction (with and without an xid during the
 // extract), a run killed mid-upload and taken over, and run_delta_loads.
 import { test, before, after, afterEach } from 'node:test';
@@ -78,7 +79,7 @@ before(async () => {
       placed_at timestamptz NOT NULL DEFAULT '2024-01-01 00:00:00+00');`);
   // Targets are one namespace: clear this file's from an earlier run by hand.
   const mine = `('orders_s3', 'events_rolled', 'events_sized', 'blobs_big', 'evil.target-1', 'fail_t', 'mp_t', 'slow_t', 'late_t',
-     'crash_t', 'all_1', 'all_2', 'all_3')`;
+     'crash_t', 'all_1', 'all_2', 'all_3', 'chg_t')`;
   await sql(`DELETE FROM dms_stream.delta_load_controller WHERE target_table_name IN ${mine};
     DELETE FROM dms_stream.run_history WHERE run_kind = 'delta' AND target_table_name IN ${mine};`);
   await s3p.reset();
@@ -339,6 +340,27 @@ test('two runs of one target never overlap; nothing but the run lock is held whi
   assert.deepEqual([st.watermark, st.next, st.status, st.rows, st.files], ['500', 3, 'succeeded', 500, 2]);
   const h = await history('slow_t');
   assert.equal(h.length, 1, 'the second run did not start');
+});
+
+test('a controller row changed during the run fails the run at finish: files removed, watermark as the DBA left it', async () => {
+  await sql(`CREATE TABLE ${schema}.chg_src (id int PRIMARY KEY);
+    INSERT INTO ${schema}.chg_src SELECT generate_series(1, 400);`);
+  const folder = await controller('chg_t', { table: 'chg_src', column: 'id', start: '1', settings: { DeltaLoadSettings: { MaxFileRows: 200 } } });
+  await s3p.setFaults({ delay_ms: 1500, match: { method: '^PUT$', path: reEscape(folder) } });
+  const running = runLoad('chg_t');
+  await waitFor(async () => (await state('chg_t')).status === 'running', { what: 'run running' });
+  await sleep(300);
+  await sql(`UPDATE dms_stream.delta_load_controller SET start_value = '100' WHERE target_table_name = 'chg_t'`);
+  const r = await running;
+  assert.ok(!r.ok);
+  assert.match(r.error, /failed in step finish: the controller row of delta load "chg_t" changed during the run/);
+  const st = await state('chg_t');
+  assert.deepEqual([st.watermark, st.next, st.status], ['<null>', 1, 'failed']);
+  assert.deepEqual(keysUnder(folder), []);
+  assert.equal(r.notes[0].status, 'failed');
+  await s3p.setFaults({});
+  assert.ok((await runLoad('chg_t')).ok);
+  assert.deepEqual([(await state('chg_t')).rows, (await state('chg_t')).watermark], [301, '400']);
 });
 
 test('late rows: a row committed after the extract with a filter value below the watermark is caught by the next run', async () => {
