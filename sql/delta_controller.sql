@@ -64,6 +64,46 @@ VALUES ('x', 'dwh', 'orders_rds', 'row_id', 'gte', '1); DROP TABLE dwh.orders_rd
 SELECT count(*) AS orders_table_still_there FROM dwh.orders_rds;
 -- 15. an update that breaks a row is rejected too
 UPDATE dms_stream.delta_load_controller SET filter_operator = 'null' WHERE target_table_name = 'orders_s3';
+-- 17. The query each operator gives: identifiers quoted, typed parameters,
+-- the type's own btree operators, ORDER BY the filter column then the key.
+CREATE TABLE dwh."Odd ""Name""; DROP TABLE dwh.orders_rds; --" (
+	"Id" int PRIMARY KEY, "when"";--" date, grade text COLLATE "C");
+INSERT INTO dms_stream.delta_load_controller (target_table_name, source_schema, source_table, filter_column, filter_operator, start_value, end_value, output_s3_prefix, target_endpoint)
+VALUES ('q_lte', 'dwh', 'Odd "Name"; DROP TABLE dwh.orders_rds; --', 'when";--', 'lte', '2024-01-31', NULL, 'p', 'lake'),
+	   ('q_ste', 'dwh', 'Odd "Name"; DROP TABLE dwh.orders_rds; --', 'when";--', 'ste', '2024-01-31', '2024-01-31', 'p', 'lake'),
+	   ('q_gte', 'dwh', 'Odd "Name"; DROP TABLE dwh.orders_rds; --', 'grade', 'gte', '''); DROP TABLE dwh.orders_rds; --', NULL, 'p', 'lake'),
+	   ('q_eq', 'dwh', 'Odd "Name"; DROP TABLE dwh.orders_rds; --', 'Id', 'eq', '7', NULL, 'p', 'lake'),
+	   ('q_noteq', 'dwh', 'Odd "Name"; DROP TABLE dwh.orders_rds; --', 'Id', 'noteq', '7', NULL, 'p', 'lake'),
+	   ('q_null', 'dwh', 'Odd "Name"; DROP TABLE dwh.orders_rds; --', 'grade', 'null', NULL, NULL, 'p', 'lake'),
+	   ('q_notnull', 'dwh', 'Odd "Name"; DROP TABLE dwh.orders_rds; --', 'grade', 'notnull', NULL, NULL, 'p', 'lake'),
+	   ('q_between', 'dwh', 'Odd "Name"; DROP TABLE dwh.orders_rds; --', 'Id', 'between', '10', '20', 'p', 'lake'),
+	   ('q_notbetween', 'dwh', 'Odd "Name"; DROP TABLE dwh.orders_rds; --', 'Id', 'notbetween', '10', '20', 'p', 'lake');
+SELECT target_table_name, (dms_stream.delta_load_query(target_table_name)).*
+  FROM dms_stream.delta_load_controller WHERE target_table_name LIKE 'q\_%' ORDER BY 1;
+-- after a first load the watermark is one more typed parameter
+UPDATE dms_stream.delta_load_controller SET watermark = '2024-01-15' WHERE target_table_name = 'q_lte';
+SELECT (dms_stream.delta_load_query('q_lte')).*;
+UPDATE dms_stream.delta_load_controller SET watermark = 'not a date' WHERE target_table_name = 'q_lte';
+-- 18. DeltaLoadSettings: dms_stream's section of replication_task_settings
+UPDATE dms_stream.delta_load_controller
+   SET replication_task_settings = '{"DeltaLoadSettings": {"CompressionType": "zstd", "MaxFileRows": 1000000, "MaxFileSize": 65536, "RowGroupLength": 122880, "DatePartitionEnabled": true, "FetchRows": 5000}}'
+ WHERE target_table_name = 'q_eq';
+UPDATE dms_stream.delta_load_controller
+   SET replication_task_settings = '{"DeltaLoadSettings": {"CompressionType": "lz4"}}' WHERE target_table_name = 'q_eq';
+UPDATE dms_stream.delta_load_controller
+   SET replication_task_settings = '{"DeltaLoadSettings": {"MaxFileRow": 10}}' WHERE target_table_name = 'q_eq';
+-- 19. the run procedures commit, so they refuse a transaction block
+BEGIN;
+CALL dms_stream.run_delta_load('q_eq');
+ROLLBACK;
+BEGIN;
+DO $$ BEGIN CALL dms_stream.run_delta_loads(); END $$;
+ROLLBACK;
+CREATE FUNCTION dwh.run_in_function() RETURNS void LANGUAGE plpgsql AS $$ BEGIN CALL dms_stream.run_delta_load('q_eq'); END $$;
+SELECT dwh.run_in_function();
+SELECT dms_stream.delta_load_query('nope');
+CALL dms_stream.run_delta_load('nope');
+SELECT count(*) AS orders_table_still_there FROM dwh.orders_rds;
 -- 16. the target endpoint cannot be dropped while used
 SELECT dms_stream.drop_endpoint('lake');
 DROP EXTENSION dms_stream;

@@ -175,6 +175,34 @@ static const SettingSpec validation_specs[] = {
 	{NULL}
 };
 
+/*
+ * DeltaLoadSettings: dms_stream's own section for delta loads to S3 Parquet
+ * (README "Delta loads").  Each key overrides the S3 target endpoint's
+ * setting of the same name, where there is one.
+ */
+static const char *const delta_compression_types[] = {"none", "uncompressed", "gzip", "snappy", "zstd", NULL};
+static const char *const delta_encoding_types[] = {"plain", "plain-dictionary", "rle-dictionary", NULL};
+static const char *const delta_date_sequences[] = {"YYYYMMDD", "YYYYMMDDHH", "YYYYMM", "MMYYYYDD", "DDMMYYYY", NULL};
+static const char *const delta_date_delimiters[] = {"SLASH", "UNDERSCORE", "DASH", "NONE", NULL};
+
+static const SettingSpec delta_load_specs[] = {
+	{"CompressionType", SETTING_ENUM, 0, 0, delta_compression_types},
+	{"CompressionLevel", SETTING_INT, 0, 22},
+	{"EncodingType", SETTING_ENUM, 0, 0, delta_encoding_types},
+	{"RowGroupLength", SETTING_INT, 1, 64 * 1024 * 1024},
+	{"RowGroupSizeMB", SETTING_INT, 1, 1024},
+	{"DataPageSize", SETTING_INT, 1024, 1024 * 1024 * 1024},
+	{"DictPageSizeLimit", SETTING_INT, 1024, 1024 * 1024 * 1024},
+	{"MaxFileSize", SETTING_INT, 1, 1048576 * 16},
+	{"MaxFileRows", SETTING_INT, 0, PG_INT64_MAX},
+	{"DatePartitionEnabled", SETTING_BOOL},
+	{"DatePartitionSequence", SETTING_ENUM, 0, 0, delta_date_sequences},
+	{"DatePartitionDelimiter", SETTING_ENUM, 0, 0, delta_date_delimiters},
+	{"FetchRows", SETTING_INT, 1, 1000000},
+	{"UploadPartSizeMB", SETTING_INT, 5, 5120},
+	{NULL}
+};
+
 typedef struct SectionSpec
 {
 	const char *name;
@@ -192,6 +220,7 @@ static const SectionSpec sections[] = {
 	{"BeforeImageSettings", before_image_specs},
 	{"ErrorBehavior", error_behavior_specs},
 	{"ValidationSettings", validation_specs},
+	{"DeltaLoadSettings", delta_load_specs},
 	{"LoopbackPreventionSettings", NULL},
 	{"CharacterSetSettings", NULL},
 	{"TTSettings", NULL},

@@ -8,9 +8,10 @@
 # schema01.table01 external table definition and three full-load files, the
 # Kinesis target, a full-load-and-cdc task run by the background worker, CDC
 # files dropped while it runs, the records read back from the stream and
-# counted per operation, and the delta-load controller row of the orders
-# example.  Everything started is stopped on exit; DMS_DEMO_KEEP=1 leaves the
-# bed running for exploring (stop it with test/bed/stop.sh).
+# counted per operation, and the delta load of the orders example to S3 as
+# Parquet (read back with DuckDB).  Everything started is stopped on exit;
+# DMS_DEMO_KEEP=1 leaves the bed running for exploring (stop it with
+# test/bed/stop.sh).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -95,6 +96,7 @@ SELECT g, 'customer ' || g, g * 1.25 FROM generate_series(377100, 377145) g;
 SELECT dms_stream.create_endpoint('lake', 's3', 'target',
   '{"BucketName": "dms-demo-lake", "DataFormat": "parquet", "CompressionType": "zstd"}',
   endpoint_url => :'s3', region => 'us-east-1', s3_addressing_style => 'path');
+SELECT dms_stream.set_endpoint_credentials('lake', 'S3RVER', 'S3RVER');
 INSERT INTO dms_stream.delta_load_controller
   (target_table_name, source_schema, source_table, filter_column, filter_operator,
    start_value, end_value, active_flag, output_s3_prefix, target_endpoint)
@@ -176,6 +178,40 @@ SELECT data_json #>> '{metadata,operation}' AS operation, count(*) AS records,
 SELECT shard_id, sequence_number, partition_key, rtrim(data_text, E'\n') AS data
   FROM dms_stream.kinesis_read_records('kinesis-target', max_records => 10000)
  WHERE data_json #>> '{data,id}' = '3001';
+SQL
+
+banner "Delta load: the seed's orders example extracted to S3 as Parquet, watermark advanced in one transaction"
+sql <<'SQL'
+\echo the query the run will execute (identifiers quoted, values as typed parameters):
+SELECT * FROM dms_stream.delta_load_query('orders_s3');
+LISTEN dms_stream_delta_load;
+CALL dms_stream.run_delta_load('orders_s3');
+SELECT target_table_name, watermark, next_file_number, last_status, last_rows, last_bytes, last_files
+  FROM dms_stream.delta_load_controller;
+SQL
+"$AWS" --endpoint-url "$S3_PROXY_URL" s3 ls --recursive s3://dms-demo-lake/
+"$AWS" --endpoint-url "$S3_PROXY_URL" s3 cp --only-show-errors \
+    s3://dms-demo-lake/etl/raw/dwh/orders_s3/LOAD00000001.parquet "$DMS_BED_DIR/LOAD00000001.parquet"
+echo "LOAD00000001.parquet read back with DuckDB (fetched with the aws CLI):"
+node --input-type=module - "$DMS_BED_DIR/LOAD00000001.parquet" <<'JS'
+import { DuckDBInstance } from '@duckdb/node-api';
+const c = await (await DuckDBInstance.create(':memory:')).connect();
+const f = process.argv[2].replace(/'/g, "''");
+const show = async (q) => { const r = await c.runAndReadAll(q); console.table(r.getRowObjects().map((o) => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, typeof v === 'bigint' ? Number(v) : (v && typeof v === 'object' ? String(v) : v)])))); };
+await show(`SELECT count(*) AS rows, min(row_id) AS first_row_id, max(row_id) AS last_row_id, sum(amount) AS amount FROM read_parquet('${f}')`);
+await show(`SELECT * FROM read_parquet('${f}') ORDER BY row_id LIMIT 3`);
+await show(`SELECT path_in_schema AS column, type, compression FROM parquet_metadata('${f}') WHERE row_group_id = 0`);
+JS
+sql <<'SQL'
+\echo new orders arrive; the DBA moves the window on (gte the next row_id) and runs it again:
+INSERT INTO dwh.orders_rds (row_id, customer, amount)
+SELECT g, 'customer ' || g, g * 1.25 FROM generate_series(377146, 377200) g;
+UPDATE dms_stream.delta_load_controller SET filter_operator = 'gte', start_value = '377146', end_value = NULL
+ WHERE target_table_name = 'orders_s3';
+CALL dms_stream.run_delta_load('orders_s3');
+SELECT run_id, status, rows_processed AS rows, files_written AS files, details->>'watermark_before' AS watermark_before,
+       details->>'watermark_after' AS watermark_after, details->'files'->0->>'key' AS file
+  FROM dms_stream.run_history WHERE run_kind = 'delta' ORDER BY run_id;
 SQL
 
 banner "A malformed definition is rejected with the JSON path, what is wrong and how to fix it"

@@ -120,6 +120,8 @@ COMMENT ON COLUMN dms_stream.task.status IS
 
 -- Delta loads ---------------------------------------------------------------
 
+CREATE SEQUENCE dms_stream.delta_run_lock_key_seq AS integer;
+
 CREATE TABLE dms_stream.delta_load_controller (
 	target_table_name	text PRIMARY KEY
 		CONSTRAINT delta_target_name_valid CHECK (target_table_name ~ '^[A-Za-z0-9_.-]{1,255}$'),
@@ -148,6 +150,15 @@ CREATE TABLE dms_stream.delta_load_controller (
 	last_rows			bigint,
 	last_bytes			bigint,
 	last_files			integer,
+	-- Run state kept by the run procedures (sql/install/70_delta.sql):
+	-- the snapshot of the last extract when other transactions were open
+	-- during it (their rows, committed later, are caught by the next run),
+	-- the last run's history row, and the key of the session advisory lock
+	-- that keeps two runs of this target apart.
+	late_row_snapshot	pg_snapshot,
+	last_run_id			bigint,
+	run_lock_key		integer NOT NULL UNIQUE
+		DEFAULT nextval('dms_stream.delta_run_lock_key_seq'),
 	created_at			timestamptz NOT NULL DEFAULT now(),
 	updated_at			timestamptz NOT NULL DEFAULT now()
 );
@@ -228,6 +239,7 @@ SELECT pg_catalog.pg_extension_config_dump('dms_stream.external_table', '');
 SELECT pg_catalog.pg_extension_config_dump('dms_stream.external_column', '');
 SELECT pg_catalog.pg_extension_config_dump('dms_stream.task', '');
 SELECT pg_catalog.pg_extension_config_dump('dms_stream.delta_load_controller', '');
+SELECT pg_catalog.pg_extension_config_dump('dms_stream.delta_run_lock_key_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('dms_stream.table_statistics', '');
 SELECT pg_catalog.pg_extension_config_dump('dms_stream.apply_exceptions', '');
 SELECT pg_catalog.pg_extension_config_dump('dms_stream.apply_exceptions_exception_id_seq', '');

@@ -62,3 +62,12 @@ GRANT SELECT ON dms_stream.task_status, dms_stream.table_statistics_view,
 	dms_stream.replication_slot_lag TO PUBLIC;
 GRANT EXECUTE ON FUNCTION dms_stream.task_slot_name(text) TO PUBLIC;
 GRANT SELECT ON dms_stream.task_checkpoint, dms_stream.task_progress TO PUBLIC;
+
+-- Delta loads: run by the admin (and pg_cron jobs owned by one), with the
+-- caller's rights; a run writes its state and history rows.
+REVOKE ALL ON ALL PROCEDURES IN SCHEMA dms_stream FROM PUBLIC;
+GRANT EXECUTE ON PROCEDURE dms_stream.run_delta_load(text), dms_stream.run_delta_loads()
+	TO dms_stream_admin;
+GRANT EXECUTE ON FUNCTION dms_stream.delta_load_query(text) TO dms_stream_admin;
+GRANT INSERT, UPDATE ON dms_stream.run_history TO dms_stream_admin;
+GRANT USAGE ON SEQUENCE dms_stream.run_history_run_id_seq TO dms_stream_admin;
