@@ -8,8 +8,10 @@
 # schema01.table01 external table definition and three full-load files, the
 # Kinesis target, a full-load-and-cdc task run by the background worker, CDC
 # files dropped while it runs, the records read back from the stream and
-# counted per operation, and the delta load of the orders example to S3 as
-# Parquet (read back with DuckDB).  Everything started is stopped on exit;
+# counted per operation, a task streaming this database's own table changes
+# (snapshot-consistent full load, then logical decoding with transaction
+# details), and the delta load of the orders example to S3 as Parquet (read
+# back with DuckDB).  Everything started is stopped on exit;
 # DMS_DEMO_KEEP=1 leaves the bed running for exploring (stop it with
 # test/bed/stop.sh).
 set -euo pipefail
@@ -178,6 +180,65 @@ SELECT data_json #>> '{metadata,operation}' AS operation, count(*) AS records,
 SELECT shard_id, sequence_number, partition_key, rtrim(data_text, E'\n') AS data
   FROM dms_stream.kinesis_read_records('kinesis-target', max_records => 10000)
  WHERE data_json #>> '{data,id}' = '3001';
+SQL
+
+banner "This database's own tables to Kinesis: snapshot-consistent full load, then logical decoding with transactions"
+"$AWS" --endpoint-url "$KINESIS_PROXY_URL" kinesis create-stream --stream-name dms-demo-local --shard-count 1
+sql -v kin="$KINESIS_PROXY_URL" <<'SQL'
+\o /dev/null
+CREATE SCHEMA shop;
+CREATE TABLE shop.customers (customer_id int PRIMARY KEY, name text NOT NULL, credit numeric(10,2));
+INSERT INTO shop.customers SELECT g, 'customer ' || g, g * 10 FROM generate_series(1, 500) g;
+SELECT dms_stream.create_endpoint('this-database', 'postgres', 'source', '{}');
+SELECT dms_stream.create_endpoint('kinesis-local', 'kinesis', 'target',
+  '{"StreamArn": "arn:aws:kinesis:us-east-1:000000000000:stream/dms-demo-local",
+    "MessageFormat": "json-unformatted", "IncludeTransactionDetails": true,
+    "IncludePartitionValue": true, "PartitionIncludeSchemaTable": true}', :'kin');
+SELECT dms_stream.create_task('local-to-kinesis', 'this-database', 'kinesis-local', 'full-load-and-cdc',
+  '{"rules": [{"rule-type": "selection", "rule-id": "1", "rule-name": "shop", "rule-action": "include",
+               "object-locator": {"schema-name": "shop", "table-name": "%"}}]}');
+SELECT dms_stream.start_task('local-to-kinesis');
+\o
+\echo 500 rows in shop.customers; task local-to-kinesis (full-load-and-cdc, postgres source) started
+SQL
+wait_task() {    # wait_task TASK SQL-returning-t WHAT
+    for _ in $(seq 1 180); do
+        [[ $(psql -X -At -c "$2") == t ]] && return 0
+        [[ $(psql -X -At -c "SELECT status FROM dms_stream.task WHERE task_name = '$1'") == failed ]] && break
+        sleep 1
+    done
+    echo "demo: gave up waiting for $3" >&2
+    psql -X -c "SELECT task, status, phase, last_error FROM dms_stream.task_status" >&2
+    exit 1
+}
+wait_task local-to-kinesis "SELECT coalesce(bool_and(\"TableState\" = 'Table completed'), false) FROM dms_stream.table_statistics_view WHERE \"TaskName\" = 'local-to-kinesis'" "the local full load"
+sql <<'SQL'
+\echo changes in two transactions while the task runs:
+BEGIN;
+INSERT INTO shop.customers VALUES (501, 'new customer', 0), (502, 'another one', 5);
+UPDATE shop.customers SET credit = credit + 1 WHERE customer_id = 7;
+COMMIT;
+DELETE FROM shop.customers WHERE customer_id = 9;
+SQL
+wait_task local-to-kinesis "SELECT \"Inserts\" = 2 AND \"Updates\" = 1 AND \"Deletes\" = 1 FROM dms_stream.table_statistics_view WHERE \"TaskName\" = 'local-to-kinesis'" "the local changes"
+sql <<'SQL'
+SELECT "SchemaName", "TableName", "FullLoadRows", "Inserts", "Updates", "Deletes", "TableState"
+  FROM dms_stream.table_statistics_view WHERE "TaskName" = 'local-to-kinesis';
+SELECT task, slot_name, unconfirmed_bytes, retained_bytes FROM dms_stream.replication_slot_lag;
+\echo records read back from the stream, by operation:
+SELECT data_json #>> '{metadata,operation}' AS operation, count(*) AS records,
+       count(DISTINCT data_json #>> '{metadata,event-id}') AS distinct_event_ids
+  FROM dms_stream.kinesis_read_records('kinesis-local', max_records => 10000) GROUP BY 1 ORDER BY 1;
+\echo the changes with their transaction details (record id in the transaction, last record flagged):
+SELECT data_json #>> '{metadata,operation}' AS operation, data_json #>> '{data,customer_id}' AS customer_id,
+       data_json #>> '{metadata,transaction-id}' AS xid,
+       data_json #>> '{metadata,transaction-record-id}' AS record_id,
+       data_json #>> '{metadata,stream-position}' AS commit_lsn,
+       coalesce(data_json #>> '{metadata,transaction-last}', '') AS last
+  FROM dms_stream.kinesis_read_records('kinesis-local', max_records => 10000)
+ WHERE data_json #>> '{metadata,operation}' <> 'load'
+ ORDER BY sequence_number;
+SELECT dms_stream.stop_task('local-to-kinesis') \g /dev/null
 SQL
 
 banner "Delta load: the seed's orders example extracted to S3 as Parquet, watermark advanced in one transaction"
