@@ -42,6 +42,7 @@
 #include "mapping.h"
 #include "s3.h"
 #include "s3_source_job.h"
+#include "worker_xact.h"
 #include "task_worker.h"
 
 /* Bytes fetched per ranged GET. */
@@ -190,58 +191,6 @@ typedef struct Job
 } Job;
 
 /*
- * job_exec
- *		Run a statement through SPI with text parameters (NULL for SQL NULL);
- *		returns the first column of the first row, or NULL.
- */
-static char *
-job_exec(const char *sql, int nargs, const char **params, int expected)
-{
-	Oid			types[12];
-	Datum		values[12];
-	char		nulls[12];
-	int			i;
-	int			rc;
-
-	Assert(nargs <= 12);
-	for (i = 0; i < nargs; i++)
-	{
-		types[i] = TEXTOID;
-		values[i] = params[i] ? CStringGetTextDatum(params[i]) : (Datum) 0;
-		nulls[i] = params[i] ? ' ' : 'n';
-	}
-	rc = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
-	if (rc != expected)
-		elog(ERROR, "dms_stream full load: SPI_execute_with_args failed (%d) for: %s", rc, sql);
-	if (SPI_processed > 0 && SPI_tuptable != NULL)
-		return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	return NULL;
-}
-
-/*
- * job_xact_begin / job_xact_end
- *		A short transaction with SPI; the caller's memory context is kept.
- */
-static void
-job_xact_begin(void)
-{
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
-}
-
-static void
-job_xact_end(MemoryContext keep)
-{
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	MemoryContextSwitchTo(keep);
-	pgstat_report_stat(false);
-}
-
-/*
  * job_int64_text
  *		An int64 as a palloc'd string.
  */
@@ -329,8 +278,8 @@ job_load_task(Job *job, MemoryContext job_cxt)
 	int			i;
 	uint64		n;
 
-	job_xact_begin();
-	job_exec("SELECT t.source_endpoint, t.target_endpoint, t.table_mappings, t.start_type,"
+	worker_xact_begin();
+	worker_exec("SELECT t.source_endpoint, t.target_endpoint, t.table_mappings, t.start_type,"
 			 "       t.task_settings #>> '{TargetMetadata,ParallelLoadThreads}',"
 			 "       t.task_settings #>> '{TargetMetadata,ParallelLoadBufferSize}',"
 			 "       t.task_settings #>> '{TargetMetadata,LobMaxSize}',"
@@ -448,7 +397,7 @@ job_load_task(Job *job, MemoryContext job_cxt)
 
 	/* Checkpoints. */
 	MemoryContextSwitchTo(CurTransactionContext);
-	job_exec("SELECT schema_name, table_name, file_key, next_offset, next_line,"
+	worker_exec("SELECT schema_name, table_name, file_key, next_offset, next_line,"
 			 "       table_done, rows_sent, error_rows"
 			 "  FROM dms_stream.task_checkpoint WHERE task_name = $1",
 			 1, params, SPI_OK_SELECT);
@@ -478,7 +427,7 @@ job_load_task(Job *job, MemoryContext job_cxt)
 			job->rows_at_start += jt->committed.rows;
 		}
 	}
-	job_xact_end(job_cxt);
+	worker_xact_end(job_cxt);
 
 	/* The batcher: ParallelLoadThreads requests of ParallelLoadBufferSize. */
 	in_flight = threads ? atoi(threads) : 0;
@@ -614,14 +563,14 @@ job_write_progress(Job *job)
 	params[3] = job_int64_text(job_bytes_done(job));
 	params[4] = job_int64_text(rows);
 	params[5] = psprintf("%.3f", elapsed > 0 ? rows / elapsed : 0.0);
-	job_exec("UPDATE dms_stream.task_progress"
+	worker_exec("UPDATE dms_stream.task_progress"
 			 "   SET phase = $2, bytes_total = $3::bigint, bytes_done = $4::bigint,"
 			 "       rows_sent = $5::bigint, rows_per_second = $6::double precision,"
 			 "       updated_at = now()"
 			 " WHERE task_name = $1",
 			 6, params, SPI_OK_UPDATE);
 	params[0] = job_int64_text(job->run_id);
-	job_exec("UPDATE dms_stream.run_history SET rows_processed = $2::bigint"
+	worker_exec("UPDATE dms_stream.run_history SET rows_processed = $2::bigint"
 			 " WHERE run_id = $1::bigint",
 			 2, (const char *[]) {params[0], params[4]}, SPI_OK_UPDATE);
 	job->result->rows_sent = rows;
@@ -651,7 +600,7 @@ job_write_table(Job *job, JobTable *jt, const char *state)
 	params[8] = job_int64_text(jt->errors);
 	params[9] = state;
 	params[10] = job->reload ? "true" : "false";
-	job_exec("INSERT INTO dms_stream.task_checkpoint AS c"
+	worker_exec("INSERT INTO dms_stream.task_checkpoint AS c"
 			 "       (task_name, schema_name, table_name, file_key, next_offset, next_line,"
 			 "        table_done, rows_sent, error_rows, updated_at)"
 			 " VALUES ($1, $2, $3, $4, $5::bigint, $6::bigint, $7::boolean, $8::bigint,"
@@ -662,7 +611,7 @@ job_write_table(Job *job, JobTable *jt, const char *state)
 			 "       rows_sent = EXCLUDED.rows_sent, error_rows = EXCLUDED.error_rows,"
 			 "       updated_at = now()",
 			 9, params, SPI_OK_INSERT);
-	job_exec(finished ?
+	worker_exec(finished ?
 			 "INSERT INTO dms_stream.table_statistics AS s"
 			 "       (task_name, schema_name, table_name, full_load_rows, full_load_error_rows,"
 			 "        full_load_start_time, full_load_end_time, full_load_reloaded,"
@@ -724,7 +673,7 @@ job_write_exceptions(Job *job, JobTable *jt, const JobPosition *pos)
 			params[7] = ex->code;
 			params[8] = ex->reason;
 			params[9] = ex->raw;
-			job_exec("INSERT INTO dms_stream.apply_exceptions"
+			worker_exec("INSERT INTO dms_stream.apply_exceptions"
 					 "       (task_name, target_table_name, table_owner, table_name, source_uri,"
 					 "        line_number, column_number, error_code, error, raw_data)"
 					 " VALUES ($1, $2, $3, $4, $5, $6::bigint, $7::integer, $8, $9, $10)",
@@ -736,7 +685,7 @@ job_write_exceptions(Job *job, JobTable *jt, const JobPosition *pos)
 			params[0] = job->task_name;
 			params[1] = ex->suspends->et->owner;
 			params[2] = ex->suspends->et->name;
-			job_exec("INSERT INTO dms_stream.table_statistics AS s"
+			worker_exec("INSERT INTO dms_stream.table_statistics AS s"
 					 "       (task_name, schema_name, table_name, table_state, last_update_time)"
 					 " VALUES ($1, $2, $3, 'Table error', now())"
 					 " ON CONFLICT (task_name, schema_name, table_name) DO UPDATE"
@@ -764,12 +713,12 @@ job_checkpoint(Job *job, JobTable *jt, const JobPosition *pos, const char *state
 {
 	MemoryContext cxt = CurrentMemoryContext;
 
-	job_xact_begin();
+	worker_xact_begin();
 	job_write_exceptions(job, jt, pos);
 	jt->committed = *pos;
 	job_write_table(job, jt, state);
 	job_write_progress(job);
-	job_xact_end(cxt);
+	worker_xact_end(cxt);
 	jt->last_checkpoint = GetCurrentTimestamp();
 }
 
@@ -1375,7 +1324,7 @@ job_cdc_write_statistics(Job *job)
 		params[3] = job_int64_text(jt->cdc_pending[DMS_ROW_INSERT]);
 		params[4] = job_int64_text(jt->cdc_pending[DMS_ROW_UPDATE]);
 		params[5] = job_int64_text(jt->cdc_pending[DMS_ROW_DELETE]);
-		job_exec("INSERT INTO dms_stream.table_statistics AS s"
+		worker_exec("INSERT INTO dms_stream.table_statistics AS s"
 				 "       (task_name, schema_name, table_name, inserts, updates, deletes,"
 				 "        table_state, last_update_time)"
 				 " VALUES ($1, $2, $3, $4::bigint, $5::bigint, $6::bigint, 'Table completed', now())"
@@ -1401,7 +1350,7 @@ job_cdc_checkpoint(Job *job, const JobPosition *pos, bool done)
 	JobTable   *cdc = &job->cdc;
 	const char *params[7];
 
-	job_xact_begin();
+	worker_xact_begin();
 	job_write_exceptions(job, cdc, pos);
 	cdc->committed = *pos;
 	params[0] = job->task_name;
@@ -1411,7 +1360,7 @@ job_cdc_checkpoint(Job *job, const JobPosition *pos, bool done)
 	params[4] = done ? "true" : "false";
 	params[5] = job_int64_text(pos->rows);
 	params[6] = job_int64_text(cdc->errors);
-	job_exec("INSERT INTO dms_stream.task_checkpoint AS c"
+	worker_exec("INSERT INTO dms_stream.task_checkpoint AS c"
 			 "       (task_name, schema_name, table_name, file_key, next_offset, next_line,"
 			 "        table_done, rows_sent, error_rows, updated_at)"
 			 " VALUES ($1, '" JOB_CDC_NAME "', '" JOB_CDC_NAME "', $2, $3::bigint, $4::bigint,"
@@ -1424,7 +1373,7 @@ job_cdc_checkpoint(Job *job, const JobPosition *pos, bool done)
 			 7, params, SPI_OK_INSERT);
 	job_cdc_write_statistics(job);
 	job_write_progress(job);
-	job_xact_end(cxt);
+	worker_xact_end(cxt);
 	cdc->last_checkpoint = GetCurrentTimestamp();
 }
 
@@ -1708,8 +1657,8 @@ job_cdc_late_file(Job *job, const char *key, const char *mark)
 	params[0] = job->task_name;
 	params[1] = uri;
 	params[2] = reason;
-	job_xact_begin();
-	if (job_exec("INSERT INTO dms_stream.apply_exceptions"
+	worker_xact_begin();
+	if (worker_exec("INSERT INTO dms_stream.apply_exceptions"
 				 "       (task_name, source_uri, error_code, error)"
 				 " SELECT $1, $2, 'late_cdc_file', $3"
 				 "  WHERE NOT EXISTS (SELECT 1 FROM dms_stream.apply_exceptions"
@@ -1722,7 +1671,7 @@ job_cdc_late_file(Job *job, const char *key, const char *mark)
 				 errdetail("Its name sorts before %s, the last CDC file processed; "
 						   "AWS DMS skips such files too.", mark),
 				 errhint("Give CDC files names that sort after every file already uploaded.")));
-	job_xact_end(cxt);
+	worker_xact_end(cxt);
 }
 
 /*
@@ -1782,8 +1731,8 @@ job_cdc_run(Job *job)
 		job->cdc_prefix = psprintf("%s/", job->cdc_prefix);
 
 	/* The CDC checkpoint. */
-	job_xact_begin();
-	job_exec("SELECT file_key, next_offset, next_line, table_done, rows_sent, error_rows"
+	worker_xact_begin();
+	worker_exec("SELECT file_key, next_offset, next_line, table_done, rows_sent, error_rows"
 			 "  FROM dms_stream.task_checkpoint"
 			 " WHERE task_name = $1 AND schema_name = '" JOB_CDC_NAME "'"
 			 "   AND table_name = '" JOB_CDC_NAME "'",
@@ -1803,7 +1752,7 @@ job_cdc_run(Job *job)
 		cdc->errors = strtoll(SPI_getvalue(tup, desc, 6), NULL, 10);
 		job->rows_at_start += cdc->committed.rows;
 		MemoryContextSwitchTo(old);
-		job_exec("SELECT updated_at FROM dms_stream.task_checkpoint"
+		worker_exec("SELECT updated_at FROM dms_stream.task_checkpoint"
 				 " WHERE task_name = $1 AND schema_name = '" JOB_CDC_NAME "'"
 				 "   AND table_name = '" JOB_CDC_NAME "'",
 				 1, params, SPI_OK_SELECT);
@@ -1814,7 +1763,7 @@ job_cdc_run(Job *job)
 	 * Tables in "Table error" (suspended by SUSPEND_TABLE in the full load
 	 * or in CDC, before a restart) stay suspended: their rows are skipped.
 	 */
-	job_exec("SELECT schema_name, table_name FROM dms_stream.table_statistics"
+	worker_exec("SELECT schema_name, table_name FROM dms_stream.table_statistics"
 			 " WHERE task_name = $1 AND table_state = 'Table error'",
 			 1, params, SPI_OK_SELECT);
 	for (t = 0; t < (int) SPI_processed; t++)
@@ -1837,7 +1786,7 @@ job_cdc_run(Job *job)
 			}
 		}
 	}
-	job_xact_end(GetMemoryChunkContext(job));
+	worker_xact_end(GetMemoryChunkContext(job));
 
 	list_cxt[0] = AllocSetContextCreate(GetMemoryChunkContext(job), "dms_stream cdc listing",
 										ALLOCSET_DEFAULT_SIZES);
@@ -1919,9 +1868,9 @@ job_cdc_run(Job *job)
 
 		task_worker_set_phase("cdc: waiting for new files in s3://%s/%s",
 							  job->bucket, job->cdc_prefix);
-		job_xact_begin();
+		worker_xact_begin();
 		job_write_progress(job);
-		job_xact_end(poll_cxt);
+		worker_xact_end(poll_cxt);
 		MemoryContextSwitchTo(old);
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
@@ -1999,9 +1948,9 @@ s3_source_job_run(const char *task_name, int64 run_id, S3SourceJobResult *result
 		job_cdc_run(job);		/* returns only by an ERROR or exit */
 
 	task_worker_set_phase("full load finished");
-	job_xact_begin();
+	worker_xact_begin();
 	job_write_progress(job);
-	job_xact_end(job_cxt);
+	worker_xact_end(job_cxt);
 	{
 		json_t	   *stats = kinesis_batcher_stats_json(job->batcher);
 		char	   *text = json_dumps(stats, JSON_COMPACT);

@@ -27,6 +27,7 @@
 #include "pg_source_job.h"
 #include "s3_source_job.h"
 #include "task_worker.h"
+#include "worker_xact.h"
 
 static char task_name[LAUNCHER_TASK_NAME_SIZE];
 static char current_phase[256] = "starting";
@@ -57,56 +58,6 @@ task_worker_phase(void)
 }
 
 /*
- * task_worker_exec
- *		Run a statement with text parameters through SPI; returns the first
- *		column of the first row (palloc'd) or NULL.
- */
-static char *
-task_worker_exec(const char *sql, int nargs, const char **params, int expected)
-{
-	Oid			types[4] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID};
-	Datum		values[4];
-	char		nulls[4];
-	int			i;
-	int			rc;
-
-	Assert(nargs <= 4);
-	for (i = 0; i < nargs; i++)
-	{
-		values[i] = params[i] ? CStringGetTextDatum(params[i]) : (Datum) 0;
-		nulls[i] = params[i] ? ' ' : 'n';
-	}
-	rc = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
-	if (rc != expected)
-		elog(ERROR, "dms_stream task worker: SPI_execute_with_args failed (%d) for: %s", rc, sql);
-	if (SPI_processed > 0 && SPI_tuptable != NULL)
-		return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	return NULL;
-}
-
-/*
- * task_worker_xact_begin / task_worker_xact_end
- *		A short transaction with SPI and a snapshot.
- */
-static void
-task_worker_xact_begin(void)
-{
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
-}
-
-static void
-task_worker_xact_end(void)
-{
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	pgstat_report_stat(false);
-}
-
-/*
  * task_worker_begin
  *		Open a run for the task and mark it running.  Returns the run id, or
  *		0 when the task is no longer to run (then nothing is changed).
@@ -121,15 +72,15 @@ task_worker_begin(char *kind, size_t kind_size)
 	int64		run_id = 0;
 	char		pid[32];
 
-	task_worker_xact_begin();
-	value = task_worker_exec("SELECT e.engine || ' ' || t.migration_type"
+	worker_xact_begin();
+	value = worker_exec("SELECT e.engine || ' ' || t.migration_type"
 							 "  FROM dms_stream.task t"
 							 "  JOIN dms_stream.endpoint e ON e.endpoint_name = t.source_endpoint"
 							 " WHERE t.task_name = $1 AND t.desired_state = 'running'"
 							 "   FOR UPDATE OF t",
 							 1, params, SPI_OK_SELECT);
 	if (value != NULL &&
-		task_worker_exec("SELECT 1 WHERE (SELECT count(*) FROM ("
+		worker_exec("SELECT 1 WHERE (SELECT count(*) FROM ("
 						 "    SELECT status, message FROM dms_stream.run_history"
 						 "     WHERE run_kind = 'task' AND task_name = $1"
 						 "     ORDER BY run_id DESC LIMIT 3) r"
@@ -139,11 +90,11 @@ task_worker_begin(char *kind, size_t kind_size)
 						 1, params, SPI_OK_SELECT) != NULL)
 	{
 		/* Three runs in a row ended by a crash: stop restarting. */
-		task_worker_exec("UPDATE dms_stream.run_history"
+		worker_exec("UPDATE dms_stream.run_history"
 						 "   SET status = 'failed', finished_at = now(), message = 'server restarted'"
 						 " WHERE run_kind = 'task' AND task_name = $1 AND status = 'running'",
 						 1, params, SPI_OK_UPDATE);
-		task_worker_exec("UPDATE dms_stream.task"
+		worker_exec("UPDATE dms_stream.task"
 						 "   SET status = 'failed', desired_state = 'stopped',"
 						 "       stop_reason = 'Stop Reason FATAL_ERROR',"
 						 "       last_error = 'the task''s worker ended the server three times in a row"
@@ -158,12 +109,12 @@ task_worker_begin(char *kind, size_t kind_size)
 	if (value != NULL)
 	{
 		strlcpy(kind, value, kind_size);
-		task_worker_exec("UPDATE dms_stream.run_history"
+		worker_exec("UPDATE dms_stream.run_history"
 						 "   SET status = 'failed', finished_at = now(),"
 						 "       message = 'the task''s worker exited before the end'"
 						 " WHERE run_kind = 'task' AND task_name = $1 AND status = 'running'",
 						 1, params, SPI_OK_UPDATE);
-		value = task_worker_exec("INSERT INTO dms_stream.run_history (run_kind, task_name, details)"
+		value = worker_exec("INSERT INTO dms_stream.run_history (run_kind, task_name, details)"
 								 " SELECT 'task', t.task_name,"
 								 "        jsonb_build_object('start_type', t.start_type,"
 								 "                           'migration_type', t.migration_type)"
@@ -171,13 +122,13 @@ task_worker_begin(char *kind, size_t kind_size)
 								 " RETURNING run_id",
 								 1, params, SPI_OK_INSERT_RETURNING);
 		run_id = strtoll(value, NULL, 10);
-		task_worker_exec("UPDATE dms_stream.task"
+		worker_exec("UPDATE dms_stream.task"
 						 "   SET status = 'running', stop_reason = NULL, last_error = NULL"
 						 " WHERE task_name = $1",
 						 1, params, SPI_OK_UPDATE);
 		snprintf(pid, sizeof(pid), "%d", MyProcPid);
 		params[1] = pid;
-		task_worker_exec("INSERT INTO dms_stream.task_progress AS p"
+		worker_exec("INSERT INTO dms_stream.task_progress AS p"
 						 "       (task_name, worker_pid, phase, run_started_at, updated_at)"
 						 " VALUES ($1, $2::integer, 'starting', now(), now())"
 						 " ON CONFLICT (task_name) DO UPDATE"
@@ -186,7 +137,7 @@ task_worker_begin(char *kind, size_t kind_size)
 						 "       updated_at = EXCLUDED.updated_at",
 						 2, params, SPI_OK_INSERT);
 	}
-	task_worker_xact_end();
+	worker_xact_end(NULL);
 	return run_id;
 }
 
@@ -208,14 +159,14 @@ task_worker_finish(int64 run_id, const S3SourceJobResult *result, const char *er
 	params[2] = error;
 	params[3] = rows;
 
-	task_worker_xact_begin();
-	task_worker_exec("UPDATE dms_stream.run_history"
+	worker_xact_begin();
+	worker_exec("UPDATE dms_stream.run_history"
 					 "   SET status = CASE WHEN $3 IS NULL THEN 'succeeded' ELSE 'failed' END,"
 					 "       finished_at = now(), message = $3,"
 					 "       rows_processed = $4::bigint"
 					 " WHERE run_id = $2::bigint",
 					 4, params, SPI_OK_UPDATE);
-	task_worker_exec("UPDATE dms_stream.task"
+	worker_exec("UPDATE dms_stream.task"
 					 "   SET status = CASE WHEN $3 IS NULL THEN 'stopped' ELSE 'failed' END,"
 					 "       desired_state = 'stopped',"
 					 "       stop_reason = CASE WHEN $3 IS NULL"
@@ -224,12 +175,12 @@ task_worker_finish(int64 run_id, const S3SourceJobResult *result, const char *er
 					 "       last_error = $3"
 					 " WHERE task_name = $1",
 					 3, params, SPI_OK_UPDATE);
-	task_worker_exec("UPDATE dms_stream.task_progress"
+	worker_exec("UPDATE dms_stream.task_progress"
 					 "   SET worker_pid = NULL, updated_at = now(),"
 					 "       phase = CASE WHEN $3 IS NULL THEN 'full load finished' ELSE 'failed' END"
 					 " WHERE task_name = $1",
 					 3, params, SPI_OK_UPDATE);
-	task_worker_xact_end();
+	worker_xact_end(NULL);
 }
 
 /*

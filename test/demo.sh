@@ -133,17 +133,17 @@ SQL
 banner "Full load, then CDC: the background worker streams the files to Kinesis in DMS's message format"
 sql -c "ALTER SYSTEM SET dms_stream.poll_interval = '1s'" -c "SELECT pg_reload_conf()" >/dev/null
 sql -c "SELECT dms_stream.start_task('s3-to-kinesis');" >/dev/null
-wait_for() {    # wait_for SQL-returning-t WHAT
+wait_task() {    # wait_task TASK SQL-returning-t WHAT
     for _ in $(seq 1 180); do
-        [[ $(psql -X -At -c "$1") == t ]] && return 0
-        [[ $(psql -X -At -c "SELECT status FROM dms_stream.task WHERE task_name = 's3-to-kinesis'") == failed ]] && break
+        [[ $(psql -X -At -c "$2") == t ]] && return 0
+        [[ $(psql -X -At -v task="$1" <<<"SELECT status FROM dms_stream.task WHERE task_name = :'task'") == failed ]] && break
         sleep 1
     done
-    echo "demo: gave up waiting for $2" >&2
+    echo "demo: gave up waiting for $3" >&2
     psql -X -c "SELECT task, status, phase, last_error FROM dms_stream.task_status" >&2
     exit 1
 }
-wait_for "SELECT coalesce(bool_and(\"TableState\" = 'Table completed'), false) FROM dms_stream.table_statistics_view" "the full load"
+wait_task s3-to-kinesis "SELECT coalesce(bool_and(\"TableState\" = 'Table completed'), false) FROM dms_stream.table_statistics_view" "the full load"
 sql <<'SQL'
 SELECT task, status, phase, progress_percent, records_per_second FROM dms_stream.task_status;
 SQL
@@ -163,9 +163,9 @@ for f in CDC00001 CDC00002; do
     "$AWS" --endpoint-url "$S3_PROXY_URL" s3 cp --only-show-errors "$DMS_BED_DIR/$f.csv" \
         "s3://dms-demo-source/sourcedata/changedata/$f.csv"
 done
-wait_for "SELECT \"Inserts\" = 100 AND \"Updates\" = 50 AND \"Deletes\" = 20 FROM dms_stream.table_statistics_view" "the CDC files"
+wait_task s3-to-kinesis "SELECT \"Inserts\" = 100 AND \"Updates\" = 50 AND \"Deletes\" = 20 FROM dms_stream.table_statistics_view" "the CDC files"
 sql -c "SELECT dms_stream.stop_task('s3-to-kinesis');" >/dev/null
-wait_for "SELECT status = 'stopped' FROM dms_stream.task WHERE task_name = 's3-to-kinesis'" "the task to stop"
+wait_task s3-to-kinesis "SELECT status = 'stopped' FROM dms_stream.task WHERE task_name = 's3-to-kinesis'" "the task to stop"
 
 sql <<'SQL'
 SELECT task, status, stop_reason, last_error FROM dms_stream.task_status;
@@ -201,16 +201,6 @@ SELECT dms_stream.start_task('local-to-kinesis');
 \o
 \echo 500 rows in shop.customers; task local-to-kinesis (full-load-and-cdc, postgres source) started
 SQL
-wait_task() {    # wait_task TASK SQL-returning-t WHAT
-    for _ in $(seq 1 180); do
-        [[ $(psql -X -At -c "$2") == t ]] && return 0
-        [[ $(psql -X -At -c "SELECT status FROM dms_stream.task WHERE task_name = '$1'") == failed ]] && break
-        sleep 1
-    done
-    echo "demo: gave up waiting for $3" >&2
-    psql -X -c "SELECT task, status, phase, last_error FROM dms_stream.task_status" >&2
-    exit 1
-}
 wait_task local-to-kinesis "SELECT coalesce(bool_and(\"TableState\" = 'Table completed'), false) FROM dms_stream.table_statistics_view WHERE \"TaskName\" = 'local-to-kinesis'" "the local full load"
 sql <<'SQL'
 \echo changes in two transactions while the task runs:

@@ -1,0 +1,32 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker_xact.h
+ *	  Short SPI transactions for dms_stream's background workers: the task
+ *	  worker and its jobs record progress, checkpoints and statistics in
+ *	  transactions that open, run a few statements with text parameters and
+ *	  commit, never spanning network I/O.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef DMS_WORKER_XACT_H
+#define DMS_WORKER_XACT_H
+
+#include "postgres.h"
+
+/* Most parameters of one worker_exec statement. */
+#define WORKER_EXEC_MAX_PARAMS 12
+
+/* Start a transaction, connect SPI and push a snapshot. */
+extern void worker_xact_begin(void);
+
+/* Disconnect SPI and commit; then switch to keep (if not NULL), which must
+ * outlive the transaction, and report statistics. */
+extern void worker_xact_end(MemoryContext keep);
+
+/* Run sql with nargs text parameters (NULL = SQL NULL); an SPI result other
+ * than expected is an ERROR.  Returns the first column of the first row
+ * (palloc'd in the current context) or NULL. */
+extern char *worker_exec(const char *sql, int nargs, const char **params,
+						 int expected);
+
+#endif							/* DMS_WORKER_XACT_H */
