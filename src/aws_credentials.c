@@ -86,7 +86,12 @@ env(const char *name)
 	return (v && *v) ? v : NULL;
 }
 
-/* A resolved credential copied into TopMemoryContext for the cache. */
+/*
+ * make_cached
+ *		Copy a resolved credential (keys, optional session token, the
+ *		source's name and its expiry time, 0 for none) into TopMemoryContext
+ *		so that it can stay in the backend's cache; returns the copy.
+ */
 static AwsResolvedCredentials *
 make_cached(const char *source, const char *key, const char *secret,
 			const char *token, TimestampTz expires_at)
@@ -103,6 +108,11 @@ make_cached(const char *source, const char *key, const char *secret,
 	return r;
 }
 
+/*
+ * free_cached
+ *		Free the cached credential and everything it owns, and forget it;
+ *		does nothing when nothing is cached.
+ */
 static void
 free_cached(void)
 {
@@ -117,7 +127,12 @@ free_cached(void)
 	cached = NULL;
 }
 
-/* Read a whole (small) file; NULL if it does not exist. */
+/*
+ * read_small_file
+ *		Read the whole file at path into a palloc'd string; NULL if it does
+ *		not exist.  Any other open failure, and a file over 1 MB, is an
+ *		ERROR that names the file as what (e.g. "AWS config file").
+ */
 static char *
 read_small_file(const char *path, const char *what)
 {
@@ -148,7 +163,11 @@ read_small_file(const char *path, const char *what)
 	return buf.data;
 }
 
-/* Trim white space at both ends, in place. */
+/*
+ * trim
+ *		Strip white space at both ends of s in place: the end is cut with a
+ *		NUL and the returned pointer is past the leading spaces.
+ */
 static char *
 trim(char *s)
 {
@@ -201,7 +220,11 @@ ini_lookup(const char *text, const char *section, const char *key)
 	return NULL;
 }
 
-/* Home directory of the server's OS user. */
+/*
+ * home_dir
+ *		Home directory of the server's OS user: $HOME, else
+ *		/var/lib/postgresql.
+ */
 static const char *
 home_dir(void)
 {
@@ -255,7 +278,11 @@ from_shared_files(StringInfo tried)
 	return NULL;
 }
 
-/* Parse an ISO 8601 time such as 2026-11-21T16:00:00Z. */
+/*
+ * parse_expiration
+ *		Parse an ISO 8601 time such as 2026-11-21T16:00:00Z with timestamptz
+ *		input; an unreadable value is an ERROR naming source.
+ */
 static TimestampTz
 parse_expiration(const char *s, const char *source)
 {
@@ -278,7 +305,12 @@ parse_expiration(const char *s, const char *source)
 	return result;
 }
 
-/* Text of the first element named name (any namespace) below node. */
+/*
+ * xml_find
+ *		Text of the first element named name (any namespace) in a
+ *		depth-first search of node, its siblings and their children;
+ *		palloc'd, NULL if there is none.
+ */
 static char *
 xml_find(xmlNode *node, const char *name)
 {
@@ -303,7 +335,11 @@ xml_find(xmlNode *node, const char *name)
 	return NULL;
 }
 
-/* Raise an error for a failed credentials request. */
+/*
+ * credentials_request_failed
+ *		Raise an ERROR for a failed credentials request of source, with the
+ *		request and response details (dms_http_raise_error).
+ */
 static void
 credentials_request_failed(const char *source, const DmsHttpRequest *req,
 						   const DmsHttpResponse *resp)

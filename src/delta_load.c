@@ -130,6 +130,11 @@ typedef void (*DeltaStep) (DeltaRun *run);
 
 /* ---------------------------------------------------------------- SPI helpers */
 
+/*
+ * spi_exec
+ *		Run sql with its parameters through SPI (read-write, no row limit);
+ *		an ERROR if the result code is not expect.
+ */
 static void
 spi_exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls, int expect)
 {
@@ -139,12 +144,22 @@ spi_exec(const char *sql, int nargs, Oid *types, Datum *values, const char *null
 		elog(ERROR, "SPI_execute_with_args failed (%d): %s", ret, sql);
 }
 
+/*
+ * spi_value
+ *		Text of column col (1-based) of row row of the last SPI result; NULL
+ *		for a null.
+ */
 static char *
 spi_value(int row, int col)
 {
 	return SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col);
 }
 
+/*
+ * text_datum
+ *		A text Datum of s, or (Datum) 0 for NULL (the caller passes the null
+ *		flag).
+ */
 static Datum
 text_datum(const char *s)
 {
@@ -153,12 +168,22 @@ text_datum(const char *s)
 
 /* ---------------------------------------------------------------- locks */
 
+/*
+ * delta_lock_tag
+ *		Fill tag with a run's advisory lock: database, DELTA_LOCK_CLASSID
+ *		and key, in the two-key space that pg_advisory_lock(int4, int4)
+ *		uses.
+ */
 static void
 delta_lock_tag(LOCKTAG *tag, int32 key)
 {
 	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) DELTA_LOCK_CLASSID, (uint32) key, 2);
 }
 
+/*
+ * delta_unlock
+ *		Release the run's session advisory lock, if it holds it.
+ */
 static void
 delta_unlock(DeltaRun *run)
 {
@@ -173,6 +198,11 @@ delta_unlock(DeltaRun *run)
 
 /* ---------------------------------------------------------------- options */
 
+/*
+ * json_section
+ *		The object member name of root; NULL if root is NULL or the member
+ *		is missing or not an object.
+ */
 static json_t *
 json_section(json_t *root, const char *name)
 {
@@ -419,7 +449,11 @@ step_claim(DeltaRun *run)
 	run->started = started;
 }
 
-/* Parquet sink: append to the current spool file. */
+/*
+ * spool_sink
+ *		ParquetSink of a delta file: append the bytes to the file's
+ *		temporary BufFile and count them.
+ */
 static void
 spool_sink(void *arg, const void *data, size_t len)
 {
@@ -429,6 +463,13 @@ spool_sink(void *arg, const void *data, size_t len)
 	f->bytes += len;
 }
 
+/*
+ * new_spool_file
+ *		Start the run's next file: a temporary BufFile, its file number
+ *		(next_file_number plus the files so far) and its S3 key
+ *		LOADxxxxxxxx.parquet, allocated in the run's context and appended to
+ *		run->files.  An ERROR once the numbers pass LOADFFFFFFFF.
+ */
 static DeltaFile *
 new_spool_file(DeltaRun *run)
 {
@@ -466,6 +507,12 @@ typedef struct DeltaReceiver
 	bool		have_last;
 } DeltaReceiver;
 
+/*
+ * delta_file_finish
+ *		Finish the receiver's open Parquet file, if any: write its footer,
+ *		destroy the writer and reset its memory context, so that the next
+ *		row starts a new file.
+ */
 static void
 delta_file_finish(DeltaReceiver *r)
 {
@@ -477,6 +524,14 @@ delta_file_finish(DeltaReceiver *r)
 	r->writer = NULL;
 }
 
+/*
+ * delta_receive
+ *		receiveSlot of the extract: add the slot's row to the current
+ *		Parquet writer (starting a spool file and writer when none is open),
+ *		keep a copy of the row's filter value as the new watermark
+ *		candidate, and finish the file when it reaches the row limit or
+ *		(checked every 128 rows) the byte limit.
+ */
 static bool
 delta_receive(TupleTableSlot *slot, DestReceiver *self)
 {
@@ -530,11 +585,21 @@ delta_receive(TupleTableSlot *slot, DestReceiver *self)
 	return true;
 }
 
+/*
+ * delta_receiver_startup
+ *		rStartup of the extract's receiver: nothing to do, the writer starts
+ *		with the first row.
+ */
 static void
 delta_receiver_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
 {
 }
 
+/*
+ * delta_receiver_noop
+ *		rShutdown and rDestroy of the extract's receiver: nothing to do, the
+ *		run finishes and frees the files itself.
+ */
 static void
 delta_receiver_noop(DestReceiver *self)
 {
@@ -705,7 +770,12 @@ step_upload(DeltaRun *run)
 	}
 }
 
-/* JSON string or null. */
+/*
+ * json_str
+ *		Append "key": value to the JSON object being built in s, with a
+ *		separating comma unless it is the first member; a NULL value is
+ *		written as null.
+ */
 static void
 json_str(StringInfo s, const char *key, const char *value)
 {
@@ -750,6 +820,13 @@ run_payload(DeltaRun *run, const char *status, const char *error)
 	return s.data;
 }
 
+/*
+ * run_details
+ *		The details JSON of a run for dms_stream.run_history: first file
+ *		number, watermarks before and after, late-row snapshots, stale
+ *		objects deleted, step durations, the bucket and every file with its
+ *		key, rows and bytes.  palloc'd.
+ */
 static char *
 run_details(DeltaRun *run)
 {
@@ -784,6 +861,11 @@ run_details(DeltaRun *run)
 	return s.data;
 }
 
+/*
+ * notify
+ *		Send payload with pg_notify on DELTA_NOTIFY_CHANNEL (delivered when
+ *		the transaction commits).
+ */
 static void
 notify(const char *payload)
 {
@@ -860,6 +942,11 @@ step_remove_uploaded(DeltaRun *run)
 	run->uploaded = NIL;
 }
 
+/*
+ * error_text
+ *		An error's message, with its detail in parentheses when there is
+ *		one; palloc'd.
+ */
 static char *
 error_text(ErrorData *e)
 {
@@ -998,6 +1085,11 @@ run_rollback(DeltaRun *run)
 	return ok;
 }
 
+/*
+ * close_spool_files
+ *		Close the temporary BufFile of each of the run's spool files, which
+ *		deletes it, and clear the handle so that it is not closed twice.
+ */
 static void
 close_spool_files(DeltaRun *run)
 {
@@ -1112,6 +1204,12 @@ check_nonatomic(FunctionCallInfo fcinfo, const char *name)
 				 errhint("CALL it on its own in autocommit mode, not inside BEGIN ... COMMIT or from a function; pg_cron can schedule it.")));
 }
 
+/*
+ * raise_run_error
+ *		Re-raise the error e of a failed run of target.  An error of the
+ *		claim step is rethrown as it is; otherwise an ERROR with the same
+ *		code that names the step and says the watermark did not move.
+ */
 static void
 raise_run_error(const char *target, ErrorData *e, const char *phase)
 {

@@ -261,6 +261,20 @@ delta_late_snapshot(Snapshot snap, bool always)
 	return s.data;
 }
 
+/*
+ * delta_query_build
+ *		Build the extract query of src in the current transaction, keeping
+ *		an AccessShareLock on the source table: all columns of the table,
+ *		partitioned table or materialized view, the rows that pass the
+ *		filter operator and, when there is a watermark, that are past it,
+ *		plus (with a late-row snapshot) rows at or below it whose inserting
+ *		transaction that snapshot did not see; ordered by the filter column,
+ *		then the primary key.  Identifiers are quoted, operators are the
+ *		filter type's default btree operators named with their schema, every
+ *		value is a typed parameter.  An ERROR for a missing table or column,
+ *		a filter type without btree ordering, an unknown operator or a
+ *		missing start_value.
+ */
 DeltaQuery *
 delta_query_build(const DeltaSource *src)
 {

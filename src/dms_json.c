@@ -22,12 +22,21 @@
 /* Longest value quoted back in an error message. */
 #define SHOW_MAX 60
 
+/*
+ * dms_json_palloc
+ *		jansson's allocator: palloc in CurrentMemoryContext (one byte for a
+ *		zero-size request).
+ */
 static void *
 dms_json_palloc(size_t size)
 {
 	return palloc(size == 0 ? 1 : size);
 }
 
+/*
+ * dms_json_pfree
+ *		jansson's deallocator: pfree, ignoring NULL.
+ */
 static void
 dms_json_pfree(void *ptr)
 {
@@ -282,7 +291,12 @@ dms_json_check_keys(const DmsJsonDoc *doc, const json_t *obj, const char *path,
 	}
 }
 
-/* Member lookup treating JSON null as absent; errors if required. */
+/*
+ * get_member
+ *		Member key of obj, treating JSON null as absent: NULL when absent
+ *		and not required; when absent and required, an error at path.key
+ *		with hint (default: add the key here).
+ */
 static json_t *
 get_member(const DmsJsonDoc *doc, const json_t *obj, const char *path,
 		   const char *key, bool required, const char *hint)
@@ -422,7 +436,11 @@ dms_json_get_string(const DmsJsonDoc *doc, const json_t *obj, const char *path,
 	return json_string_value(value);
 }
 
-/* Case-insensitive comparison that also treats '_' and '-' alike. */
+/*
+ * enum_equal_loose
+ *		Whether a and b are equal ignoring case and treating '_' and '-'
+ *		alike.
+ */
 static bool
 enum_equal_loose(const char *a, const char *b)
 {

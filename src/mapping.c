@@ -349,7 +349,10 @@ compile_object_mapping(json_t *rule, ObjectRule *r)
 	}
 }
 
-/* qsort comparators: by rule-id. */
+/*
+ * cmp_selection / cmp_transform / cmp_object / cmp_settings
+ *		qsort comparators of the rule arrays: by rule-id, ascending.
+ */
 #define DEFINE_ID_CMP(fn, type) \
 static int \
 fn(const void *a, const void *b) \
@@ -699,6 +702,7 @@ ascii_case(const char *name, bool upper)
 
 /*
  * has_prefix / has_suffix
+ *		Whether name starts with prefix / ends with suffix.
  */
 static bool
 has_prefix(const char *name, const char *prefix)

@@ -384,6 +384,12 @@ struct ParquetWriter
 
 /* ---------------------------------------------------------------- options */
 
+/*
+ * parquet_writer_default_options
+ *		Fill opts with the defaults: Snappy at the codec's default level,
+ *		row groups of at most 1,000,000 rows and 64 MB, 1 MB pages,
+ *		dictionary encoding with 1 MB dictionaries, the default created_by.
+ */
 void
 parquet_writer_default_options(ParquetWriterOptions *opts)
 {
@@ -398,6 +404,11 @@ parquet_writer_default_options(ParquetWriterOptions *opts)
 	opts->created_by = NULL;
 }
 
+/*
+ * parquet_codec_parse
+ *		Set *codec from its name (none or uncompressed, snappy, gzip, zstd;
+ *		any case); false for an unknown name.
+ */
 bool
 parquet_codec_parse(const char *name, ParquetCodec *codec)
 {
@@ -414,7 +425,11 @@ parquet_codec_parse(const char *name, ParquetCodec *codec)
 	return true;
 }
 
-/* Parquet's CompressionCodec value. */
+/*
+ * codec_id
+ *		Parquet's CompressionCodec value of codec (UNCOMPRESSED 0, SNAPPY 1,
+ *		GZIP 2, ZSTD 6).
+ */
 static int
 codec_id(ParquetCodec codec)
 {
@@ -434,7 +449,11 @@ codec_id(ParquetCodec codec)
 
 /* ---------------------------------------------------------------- type mapping */
 
-/* Bytes of a FIXED_LEN_BYTE_ARRAY holding any unscaled value of precision p. */
+/*
+ * decimal_bytes
+ *		Bytes of a FIXED_LEN_BYTE_ARRAY that holds any unscaled value of
+ *		precision digits: the smallest n with 2^(8n-1) > 10^precision.
+ */
 static int
 decimal_bytes(int precision)
 {
@@ -447,6 +466,15 @@ decimal_bytes(int precision)
 	return n;
 }
 
+/*
+ * map_scalar
+ *		Set the writer kind, physical and logical type and statistics order
+ *		of column c from the scalar type typid (the column's, or its arrays'
+ *		element type, with domains resolved): numerics with a precision up
+ *		to 38 become DECIMAL in INT32, INT64 or a fixed-length array, other
+ *		numerics strings, enums strings.  An unsupported type is an ERROR
+ *		that names the column's type coltype/coltypmod.
+ */
 static void
 map_scalar(PqColumn *c, Oid typid, int32 typmod, Oid coltype, int32 coltypmod)
 {
@@ -602,6 +630,13 @@ map_scalar(PqColumn *c, Oid typid, int32 typmod, Oid coltype, int32 coltypmod)
 					 "README.md lists the mapping (\"Parquet type mapping\").")));
 }
 
+/*
+ * map_column
+ *		Map column c of type coltype (domains resolved) to Parquet: a
+ *		one-dimensional array type becomes a LIST of its element type
+ *		(definition levels 0-3, repetition level 1), any other type an
+ *		optional scalar; an array of arrays is an ERROR.
+ */
 static void
 map_column(PqColumn *c, Oid coltype, int32 coltypmod)
 {
@@ -634,19 +669,31 @@ map_column(PqColumn *c, Oid coltype, int32 coltypmod)
 
 /* ---------------------------------------------------------------- compression */
 
+/*
+ * pq_zalloc
+ *		zlib's allocator: memory of the writer's context, passed as opaque.
+ */
 static void *
 pq_zalloc(void *opaque, uInt items, uInt size)
 {
 	return MemoryContextAlloc((MemoryContext) opaque, (Size) items * size);
 }
 
+/*
+ * pq_zfree
+ *		zlib's deallocator: pfree.
+ */
 static void
 pq_zfree(void *opaque, void *address)
 {
 	pfree(address);
 }
 
-/* Frees the zstd context (malloc'ed by libzstd) with the writer's memory. */
+/*
+ * writer_cxt_reset
+ *		Reset callback of the writer's memory context: free the zstd
+ *		context, which libzstd allocated with malloc.
+ */
 static void
 writer_cxt_reset(void *arg)
 {
@@ -659,7 +706,13 @@ writer_cxt_reset(void *arg)
 	}
 }
 
-/* Compress src into w->cbuf (or return src for none); sets *out_len. */
+/*
+ * compress_body
+ *		Compress the len bytes at src with the writer's codec into w->cbuf
+ *		and return them with their length in *out_len; with no codec, src
+ *		itself.  The gzip stream and zstd context are created by the first
+ *		call and reused; a codec failure is an ERROR.
+ */
 static const char *
 compress_body(ParquetWriter *w, const char *src, size_t len, size_t *out_len)
 {
@@ -748,12 +801,21 @@ compress_body(ParquetWriter *w, const char *src, size_t len, size_t *out_len)
 
 /* ---------------------------------------------------------------- RLE / bit-packing */
 
+/*
+ * bit_width
+ *		Bits needed for values up to max_value (0 for 0).
+ */
 static inline int
 bit_width(uint32 max_value)
 {
 	return max_value == 0 ? 0 : 32 - __builtin_clz(max_value);
 }
 
+/*
+ * put_rle_run
+ *		Append an RLE run of the hybrid encoding to out: the header (count
+ *		<< 1) as a varint, then value in (bw + 7) / 8 little-endian bytes.
+ */
 static void
 put_rle_run(PqBuf *out, uint32 value, int count, int bw)
 {
@@ -766,9 +828,11 @@ put_rle_run(PqBuf *out, uint32 value, int count, int bw)
 }
 
 /*
- * The RLE/bit-packed hybrid of n values of bit width bw: runs of 8 or more
- * equal values as RLE runs, the rest bit-packed in groups of 8 (the last
- * group padded with zeros; readers know the value count).
+ * rle_encode_u8 / rle_encode_u32
+ *		Append the RLE/bit-packed hybrid of the n values v of bit width bw
+ *		to out: runs of 8 or more equal values as RLE runs, the rest
+ *		bit-packed in groups of 8 (the last group padded with zeros; readers
+ *		know the value count).
  */
 #define DEFINE_RLE_ENCODER(fname, T) \
 static void \
@@ -824,7 +888,12 @@ fname(PqBuf *out, const T *v, int n, int bw) \
 DEFINE_RLE_ENCODER(rle_encode_u8, uint8)
 DEFINE_RLE_ENCODER(rle_encode_u32, uint32)
 
-/* Levels with their 4-byte length prefix (DataPage V1). */
+/*
+ * put_levels
+ *		Append n repetition or definition levels to out as the
+ *		RLE/bit-packed hybrid of the bit width of max_level, with the 4-byte
+ *		little-endian length prefix of DataPage V1.
+ */
 static void
 put_levels(PqBuf *out, const uint8 *levels, int n, int max_level)
 {
@@ -841,6 +910,11 @@ put_levels(PqBuf *out, const uint8 *levels, int n, int max_level)
 
 /* ---------------------------------------------------------------- statistics */
 
+/*
+ * cmp_unsigned
+ *		Compare two byte strings as unsigned bytes, a prefix sorting first
+ *		(Parquet's order of BYTE_ARRAY and UUID): <0, 0 or >0.
+ */
 static inline int
 cmp_unsigned(const char *a, int alen, const char *b, int blen)
 {
@@ -851,6 +925,11 @@ cmp_unsigned(const char *a, int alen, const char *b, int blen)
 	return (alen > blen) - (alen < blen);
 }
 
+/*
+ * cmp_signed_be
+ *		Compare two big-endian two's complement numbers of len bytes
+ *		(DECIMAL in a fixed-length array): <0, 0 or >0.
+ */
 static inline int
 cmp_signed_be(const char *a, const char *b, int len)
 {
@@ -859,6 +938,10 @@ cmp_signed_be(const char *a, const char *b, int len)
 	return memcmp(a + 1, b + 1, len - 1);
 }
 
+/*
+ * set_bytes
+ *		Replace the contents of buf with the len bytes at p.
+ */
 static inline void
 set_bytes(PqBuf *buf, const char *p, int len)
 {
@@ -866,7 +949,11 @@ set_bytes(PqBuf *buf, const char *p, int len)
 	pq_buf_append(buf, p, len);
 }
 
-/* Update the chunk's min/max with one value given as its PLAIN bytes. */
+/*
+ * stats_update
+ *		Update the chunk's minimum and maximum in c's sort order with one
+ *		value given as its PLAIN bytes; NaN is left out of float statistics.
+ */
 static void
 stats_update(PqColumn *c, const char *p, int len)
 {
@@ -979,6 +1066,11 @@ stats_update(PqColumn *c, const char *p, int len)
 
 /* ---------------------------------------------------------------- dictionary */
 
+/*
+ * hash_fixed
+ *		Hash of a fixed-length value: 4- and 8-byte values through the
+ *		murmur3 finaliser, other lengths with hash_bytes.
+ */
 static inline uint32
 hash_fixed(const char *p, int len)
 {
@@ -1004,6 +1096,12 @@ hash_fixed(const char *p, int len)
 	return (uint32) h;
 }
 
+/*
+ * dict_reset
+ *		Start the column's dictionary for a new chunk: dictionary encoding
+ *		on if the options allow it (never for BOOLEAN), no dictionary page
+ *		yet, no entries, the hash table cleared.
+ */
 static void
 dict_reset(ParquetWriter *w, PqColumn *c)
 {
@@ -1020,6 +1118,11 @@ dict_reset(ParquetWriter *w, PqColumn *c)
 #define SLOT_HASH(v)	((uint32) ((v) >> 32))
 #define SLOT_ENTRY(v)	((uint32) (v) - 1)
 
+/*
+ * dict_rehash
+ *		Resize the dictionary's open-addressing hash table to nslots (a
+ *		power of two) and reinsert the old slots; the old table is freed.
+ */
 static void
 dict_rehash(PqColumn *c, uint32 nslots)
 {
@@ -1045,7 +1148,11 @@ dict_rehash(PqColumn *c, uint32 nslots)
 		pfree(old);
 }
 
-/* Is dictionary entry e the value p of len bytes? */
+/*
+ * dict_entry_equals
+ *		Whether dictionary entry e of the chunk is the value p of len bytes
+ *		(BYTE_ARRAY entries are stored with their 4-byte length).
+ */
 static inline bool
 dict_entry_equals(const PqColumn *c, uint32 e, const char *p, int len)
 {
@@ -1078,7 +1185,13 @@ dict_entry_equals(const PqColumn *c, uint32 e, const char *p, int len)
 	return memcmp(c->dict.data + (size_t) e * len, p, len) == 0;
 }
 
-/* Index of the value in the chunk's dictionary, adding it if new. */
+/*
+ * dict_lookup
+ *		Index of the value p of len bytes in the chunk's dictionary, adding
+ *		it (and setting *is_new) if it is not there yet; the hash table and
+ *		dictionary buffer are created on first use and the table doubles
+ *		when half full.
+ */
 static inline uint32
 dict_lookup(PqColumn *c, const char *p, int len, bool *is_new)
 {
@@ -1136,6 +1249,11 @@ dict_lookup(PqColumn *c, const char *p, int len, bool *is_new)
 
 /* ---------------------------------------------------------------- chunk blocks */
 
+/*
+ * blocks_append
+ *		Append len bytes to the chunk's list of fixed-size blocks,
+ *		allocating blocks in its context as needed.
+ */
 static void
 blocks_append(PqBlocks *b, const void *data, size_t len)
 {
@@ -1167,6 +1285,10 @@ blocks_append(PqBlocks *b, const void *data, size_t len)
 	}
 }
 
+/*
+ * blocks_reset
+ *		Free all blocks of the list and make it empty.
+ */
 static void
 blocks_reset(PqBlocks *b)
 {
@@ -1185,6 +1307,10 @@ blocks_reset(PqBlocks *b)
 
 /* ---------------------------------------------------------------- pages */
 
+/*
+ * emit
+ *		Pass len bytes to the writer's sink and advance the file offset.
+ */
 static void
 emit(ParquetWriter *w, const void *data, size_t len)
 {
@@ -1194,7 +1320,12 @@ emit(ParquetWriter *w, const void *data, size_t len)
 	w->offset += len;
 }
 
-/* Page header into w->hdr. */
+/*
+ * page_header
+ *		Encode the Thrift PageHeader of a data page (with its encoding and
+ *		RLE levels) or a dictionary page (PLAIN) into w->hdr; a page over 2
+ *		GB is an ERROR.
+ */
 static void
 page_header(ParquetWriter *w, int type, size_t uncompressed, size_t compressed,
 			int num_values, int encoding)
@@ -1230,8 +1361,10 @@ page_header(ParquetWriter *w, int type, size_t uncompressed, size_t compressed,
 }
 
 /*
- * Is the dictionary with the indexes of the current page smaller than the
- * page's values PLAIN?  (Asked while no page of the chunk uses it yet.)
+ * dict_pays
+ *		Whether the dictionary plus the current page's bit-packed indexes
+ *		are smaller than the page's values PLAIN (asked while no page of the
+ *		chunk uses the dictionary yet).
  */
 static inline bool
 dict_pays(const PqColumn *c)
@@ -1241,8 +1374,11 @@ dict_pays(const PqColumn *c)
 }
 
 /*
- * Turn the dictionary-encoded values of the current page into PLAIN ones and
- * give up the chunk's dictionary (no page uses it yet).
+ * page_dict_to_plain
+ *		Turn the dictionary-encoded values of the current page into PLAIN
+ *		ones and give up the chunk's dictionary (no page uses it yet): the
+ *		dictionary, hash table and offsets are freed until the next chunk
+ *		tries again.
  */
 static void
 page_dict_to_plain(PqColumn *c)
@@ -1284,7 +1420,13 @@ page_dict_to_plain(PqColumn *c)
 	c->dict_cap = 0;
 }
 
-/* Finish the column's current page into its chunk buffer. */
+/*
+ * flush_page
+ *		Finish the column's current page into its chunk blocks: levels, then
+ *		dictionary indexes or PLAIN values, compressed, behind a page
+ *		header.  The chunk's first dictionary page falls back to PLAIN when
+ *		the dictionary does not pay; does nothing for an empty page.
+ */
 static void
 flush_page(ParquetWriter *w, PqColumn *c)
 {
@@ -1340,7 +1482,12 @@ flush_page(ParquetWriter *w, PqColumn *c)
 	c->nbits = 0;
 }
 
-/* Bytes the column's current page would about take, uncompressed. */
+/*
+ * page_estimate
+ *		Roughly the bytes the column's current page takes uncompressed:
+ *		levels at two bits each, plus the bit-packed indexes or the PLAIN
+ *		values.
+ */
 static inline int64
 page_estimate(const PqColumn *c)
 {
@@ -1355,6 +1502,11 @@ page_estimate(const PqColumn *c)
 
 /* ---------------------------------------------------------------- values */
 
+/*
+ * push_level
+ *		Append one definition and repetition level to the column's current
+ *		page, growing the level arrays as needed.
+ */
 static inline void
 push_level(PqColumn *c, uint8 def, uint8 rep)
 {
@@ -1371,7 +1523,13 @@ push_level(PqColumn *c, uint8 def, uint8 rep)
 	c->nlevels++;
 }
 
-/* One non-null value given as its PLAIN bytes (no length prefix). */
+/*
+ * put_bytes
+ *		Add one non-null value, given as its PLAIN bytes without length
+ *		prefix, to the column's current page: as a dictionary index while
+ *		the dictionary is active (giving it up after PQ_DICT_PROBE values if
+ *		it does not pay), else as PLAIN bytes; updates the statistics.
+ */
 static inline void
 put_bytes(PqColumn *c, const char *p, int len)
 {
@@ -1419,6 +1577,11 @@ put_bytes(PqColumn *c, const char *p, int len)
 	}
 }
 
+/*
+ * put_bool
+ *		Add one non-null boolean to the column's current page, bit-packed
+ *		PLAIN, and update the statistics.
+ */
 static inline void
 put_bool(PqColumn *c, bool v)
 {
@@ -1432,6 +1595,11 @@ put_bool(PqColumn *c, bool v)
 	stats_update(c, &b, 1);
 }
 
+/*
+ * value_error
+ *		Raise an ERROR (numeric value out of range) naming column c and the
+ *		row being written, with what as the reason.
+ */
 static void
 value_error(ParquetWriter *w, PqColumn *c, const char *what)
 {
@@ -1480,9 +1648,11 @@ static const int128 pow10_128[] = {
 };
 
 /*
- * The unscaled value of a numeric at the column's scale (rounded half away
- * from zero, like numeric's own rounding), checked against the precision.
- * Reads the numeric's base-10000 digits directly: no allocation.
+ * numeric_unscaled
+ *		The unscaled value of numeric d at the column's scale, rounded half
+ *		away from zero like numeric's own rounding; reads the numeric's
+ *		base-10000 digits directly, without allocating.  NaN, infinity and
+ *		values beyond the precision are an ERROR (value_error).
  */
 static int128
 numeric_unscaled(ParquetWriter *w, PqColumn *c, Datum d)
@@ -1573,6 +1743,13 @@ overflow:
 	return 0;
 }
 
+/*
+ * put_enum
+ *		Add the label of enum value oid to the column's page as a string:
+ *		labels are looked up in the syscache once per value and kept,
+ *		converted to UTF-8 when needed, in an open-addressing cache of the
+ *		column.
+ */
 static void
 put_enum(ParquetWriter *w, PqColumn *c, Oid oid)
 {
@@ -1635,9 +1812,11 @@ put_enum(ParquetWriter *w, PqColumn *c, Oid oid)
 }
 
 /*
- * Text in UTF-8, as Parquet's STRING and JSON require: converted from the
- * database encoding when that is neither UTF-8 nor SQL_ASCII (whose bytes
- * have no known encoding and go as they are).
+ * put_text
+ *		Add text of len bytes to the column's page in UTF-8, as Parquet's
+ *		STRING and JSON require: converted from the database encoding when
+ *		that is neither UTF-8 nor SQL_ASCII (whose bytes have no known
+ *		encoding and go as they are).
  */
 static inline void
 put_text(ParquetWriter *w, PqColumn *c, const char *s, int len)
@@ -1653,7 +1832,11 @@ put_text(ParquetWriter *w, PqColumn *c, const char *s, int len)
 	put_bytes(c, s, len);
 }
 
-/* One non-null scalar value (a column's value or an array element). */
+/*
+ * put_value
+ *		Add one non-null scalar value (a column's value or an array element)
+ *		to the column's page in its Parquet representation.
+ */
 static void
 put_value(ParquetWriter *w, PqColumn *c, Datum d)
 {
@@ -1802,7 +1985,12 @@ put_value(ParquetWriter *w, PqColumn *c, Datum d)
 	}
 }
 
-/* One non-null array: its elements as one LIST record (flattened). */
+/*
+ * put_array
+ *		Add one non-null array as a LIST record: its elements flattened in
+ *		storage order with their levels (an empty array as an empty list,
+ *		null elements as nulls).
+ */
 static void
 put_array(ParquetWriter *w, PqColumn *c, Datum d)
 {
@@ -1837,6 +2025,11 @@ put_array(ParquetWriter *w, PqColumn *c, Datum d)
 
 /* ---------------------------------------------------------------- row groups */
 
+/*
+ * row_group_bytes
+ *		Estimated bytes of the row group so far: the columns' finished chunk
+ *		pages, current pages and dictionaries.
+ */
 static int64
 row_group_bytes(const ParquetWriter *w)
 {
@@ -1853,6 +2046,11 @@ row_group_bytes(const ParquetWriter *w)
 	return n;
 }
 
+/*
+ * stat_copy
+ *		Copy of the len bytes at p in the writer's context (for the footer's
+ *		statistics).
+ */
 static char *
 stat_copy(ParquetWriter *w, const void *p, int len)
 {
@@ -1862,7 +2060,12 @@ stat_copy(ParquetWriter *w, const void *p, int len)
 	return r;
 }
 
-/* Statistics of the column's chunk into m (PLAIN bytes of min and max). */
+/*
+ * chunk_stats
+ *		Statistics of the column's chunk into m: null count and, as PLAIN
+ *		bytes, min and max (zero as -0.0 for min and +0.0 for max, as the
+ *		format asks; none when a byte string is over PQ_MAX_STAT_BYTES).
+ */
 static void
 chunk_stats(ParquetWriter *w, PqColumn *c, PqChunkMeta *m)
 {
@@ -1935,6 +2138,14 @@ chunk_stats(ParquetWriter *w, PqColumn *c, PqChunkMeta *m)
 	}
 }
 
+/*
+ * flush_row_group
+ *		Write the current row group to the sink: for each column its last
+ *		page, dictionary page if used and chunk pages, recording the chunk's
+ *		offsets, sizes, encodings and statistics for the footer; then reset
+ *		the columns for the next chunk.  Does nothing when the row group is
+ *		empty.
+ */
 static void
 flush_row_group(ParquetWriter *w)
 {
@@ -2001,6 +2212,11 @@ flush_row_group(ParquetWriter *w)
 
 /* ---------------------------------------------------------------- footer */
 
+/*
+ * write_logical
+ *		Write the LogicalType field (10) of a schema element for c, if it
+ *		has one.
+ */
 static void
 write_logical(PqThrift *t, const PqColumn *c)
 {
@@ -2056,6 +2272,10 @@ write_logical(PqThrift *t, const PqColumn *c)
 	pq_thrift_struct_end(t);
 }
 
+/*
+ * converted_type
+ *		The legacy ConvertedType of c's logical type; -1 for none.
+ */
 static int
 converted_type(const PqColumn *c)
 {
@@ -2085,6 +2305,12 @@ converted_type(const PqColumn *c)
 	}
 }
 
+/*
+ * write_leaf_schema
+ *		Write the schema element of a leaf column named name: an optional
+ *		field with its physical, converted and logical types (and decimal
+ *		scale and precision).
+ */
 static void
 write_leaf_schema(PqThrift *t, const PqColumn *c, const char *name)
 {
@@ -2107,6 +2333,13 @@ write_leaf_schema(PqThrift *t, const PqColumn *c, const char *name)
 	pq_thrift_struct_end(t);
 }
 
+/*
+ * write_footer
+ *		Write the file footer: the Thrift FileMetaData (schema, with 3-level
+ *		LISTs for arrays, row count, row groups with their column chunks and
+ *		statistics, created_by, column orders), its length and the closing
+ *		magic PAR1.
+ */
 static void
 write_footer(ParquetWriter *w)
 {
@@ -2246,6 +2479,15 @@ write_footer(ParquetWriter *w)
 
 /* ---------------------------------------------------------------- API */
 
+/*
+ * parquet_writer_create
+ *		Start a Parquet file with the columns of tupdesc (dropped columns
+ *		left out) that writes through sink: creates the writer's memory
+ *		context under CurrentMemoryContext, maps the column types (an ERROR
+ *		for a type without a mapping or no columns), sizes the per-column
+ *		buffers so that wide tables stay within the memory budget, and emits
+ *		the magic PAR1.  opts NULL means the defaults.
+ */
 ParquetWriter *
 parquet_writer_create(TupleDesc tupdesc, const ParquetWriterOptions *opts,
 					  ParquetSink sink, void *sink_arg)
@@ -2339,6 +2581,14 @@ parquet_writer_create(TupleDesc tupdesc, const ParquetWriterOptions *opts,
 	return w;
 }
 
+/*
+ * parquet_writer_add_row
+ *		Add one row (values and isnull indexed like the TupleDesc given to
+ *		parquet_writer_create): per column its levels and value; flushes
+ *		pages when they are full, gives up a dictionary that grew too big,
+ *		and writes out the row group when it reaches its row or byte limit.
+ *		Temporary memory of the row is reset after it.
+ */
 void
 parquet_writer_add_row(ParquetWriter *w, const Datum *values, const bool *isnull)
 {
@@ -2388,12 +2638,22 @@ parquet_writer_add_row(ParquetWriter *w, const Datum *values, const bool *isnull
 	}
 }
 
+/*
+ * parquet_writer_rows
+ *		Rows added so far.
+ */
 int64
 parquet_writer_rows(const ParquetWriter *w)
 {
 	return w->rows;
 }
 
+/*
+ * parquet_writer_estimated_bytes
+ *		Estimated size of the file if it were finished now: bytes emitted,
+ *		the row group being built and about 100 bytes of footer per column
+ *		chunk.
+ */
 int64
 parquet_writer_estimated_bytes(const ParquetWriter *w)
 {
@@ -2401,6 +2661,12 @@ parquet_writer_estimated_bytes(const ParquetWriter *w)
 	return w->offset + row_group_bytes(w) + (int64) (w->nrgs + 1) * w->ncols * 100 + 8;
 }
 
+/*
+ * parquet_writer_finish
+ *		Write the last row group and the footer; returns the file's size in
+ *		bytes.  An ERROR if the writer is already finished; it must still be
+ *		destroyed.
+ */
 int64
 parquet_writer_finish(ParquetWriter *w)
 {
@@ -2416,6 +2682,11 @@ parquet_writer_finish(ParquetWriter *w)
 	return w->offset;
 }
 
+/*
+ * parquet_writer_destroy
+ *		Free the writer: ends the gzip stream and deletes its memory context
+ *		(whose callback frees the zstd context).
+ */
 void
 parquet_writer_destroy(ParquetWriter *w)
 {

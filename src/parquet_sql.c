@@ -57,7 +57,14 @@ static const char *const codec_names[] = {
 	"none", "uncompressed", "snappy", "gzip", "zstd", NULL
 };
 
-/* Writer options from a jsonb object (see parquet.h). */
+/*
+ * parquet_options_from_jsonb
+ *		Fill opts from a jsonb object of writer options (codec,
+ *		compressionLevel, rowGroupRows, rowGroupBytes, pageBytes,
+ *		dictionary, dictionaryBytes, createdBy; see parquet.h), starting
+ *		from the defaults; NULL jsonb means the defaults.  Unknown keys and
+ *		out-of-range values are errors naming what.
+ */
 void
 parquet_options_from_jsonb(const char *what, void *jsonb, ParquetWriterOptions *opts)
 {
@@ -104,6 +111,12 @@ typedef struct EncodeState
 	void	   *sink_arg;
 } EncodeState;
 
+/*
+ * encode_startup
+ *		rStartup of parquet_encode's receiver: create the writer for the
+ *		query's columns in the function's memory context; a second query is
+ *		an ERROR.
+ */
 static void
 encode_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
 {
@@ -119,6 +132,10 @@ encode_startup(DestReceiver *self, int operation, TupleDesc typeinfo)
 	MemoryContextSwitchTo(old);
 }
 
+/*
+ * encode_receive
+ *		receiveSlot of parquet_encode's receiver: add the row to the writer.
+ */
 static bool
 encode_receive(TupleTableSlot *slot, DestReceiver *self)
 {
@@ -129,20 +146,32 @@ encode_receive(TupleTableSlot *slot, DestReceiver *self)
 	return true;
 }
 
+/*
+ * encode_shutdown
+ *		rShutdown of parquet_encode's receiver: nothing to do, run_query
+ *		finishes the writer.
+ */
 static void
 encode_shutdown(DestReceiver *self)
 {
 }
 
+/*
+ * encode_destroy
+ *		rDestroy of parquet_encode's receiver: nothing to do, the state is
+ *		palloc'd in the caller's context.
+ */
 static void
 encode_destroy(DestReceiver *self)
 {
 }
 
 /*
- * Run query and write its rows as a Parquet file to sink; returns the
- * number of rows.  The executor hands each row to the writer as it is
- * produced (a DestReceiver, no tuple store).
+ * run_query
+ *		Run query (one statement that returns rows) and write its rows as a
+ *		Parquet file with the options to sink; returns the number of rows.
+ *		The executor hands each row to the writer as it is produced (a
+ *		DestReceiver, no tuple store).
  */
 static int64
 run_query(const char *query, Jsonb *options, ParquetSink sink, void *sink_arg)
@@ -192,6 +221,11 @@ run_query(const char *query, Jsonb *options, ParquetSink sink, void *sink_arg)
 	return rows;
 }
 
+/*
+ * bytea_sink
+ *		ParquetSink of parquet_encode: append to the result buffer; an ERROR
+ *		past 1 GB, the largest bytea.
+ */
 static void
 bytea_sink(void *arg, const void *data, size_t len)
 {
@@ -233,6 +267,11 @@ typedef struct FileSink
 	int64		bytes;
 } FileSink;
 
+/*
+ * file_sink
+ *		ParquetSink of parquet_write_file: write the bytes to the file,
+ *		retrying on EINTR and counting them; a write failure is an ERROR.
+ */
 static void
 file_sink(void *arg, const void *data, size_t len)
 {

@@ -20,6 +20,11 @@
 
 #include "parquet_thrift.h"
 
+/*
+ * pq_buf_init
+ *		Start an empty buffer in cxt with room for initial bytes (at least
+ *		64).
+ */
 void
 pq_buf_init(PqBuf *buf, MemoryContext cxt, size_t initial)
 {
@@ -29,6 +34,11 @@ pq_buf_init(PqBuf *buf, MemoryContext cxt, size_t initial)
 	buf->data = MemoryContextAllocHuge(cxt, buf->cap);
 }
 
+/*
+ * pq_buf_grow
+ *		Double the buffer's capacity until it holds need bytes (huge
+ *		allocations allowed).
+ */
 void
 pq_buf_grow(PqBuf *buf, size_t need)
 {
@@ -40,6 +50,10 @@ pq_buf_grow(PqBuf *buf, size_t need)
 	buf->cap = cap;
 }
 
+/*
+ * pq_thrift_init
+ *		Start encoding a top-level struct into out.
+ */
 void
 pq_thrift_init(PqThrift *t, PqBuf *out)
 {
@@ -48,12 +62,23 @@ pq_thrift_init(PqThrift *t, PqBuf *out)
 	t->last[0] = 0;
 }
 
+/*
+ * zigzag64
+ *		Zigzag encoding of v: small magnitudes of either sign become small
+ *		unsigned numbers.
+ */
 static inline uint64
 zigzag64(int64 v)
 {
 	return ((uint64) v << 1) ^ (uint64) (v >> 63);
 }
 
+/*
+ * field_header
+ *		Write the header of field id of the given compact type: one byte
+ *		when the id grows by 1..15 from the struct's previous field, else
+ *		the type byte and the id as a zigzag varint.
+ */
 static void
 field_header(PqThrift *t, int16 id, int type)
 {
@@ -69,6 +94,10 @@ field_header(PqThrift *t, int16 id, int type)
 	t->last[t->depth] = id;
 }
 
+/*
+ * pq_thrift_i32
+ *		Write an i32 field (zigzag varint).
+ */
 void
 pq_thrift_i32(PqThrift *t, int16 id, int32 v)
 {
@@ -76,6 +105,10 @@ pq_thrift_i32(PqThrift *t, int16 id, int32 v)
 	pq_buf_uvarint(t->out, zigzag64(v));
 }
 
+/*
+ * pq_thrift_i64
+ *		Write an i64 field (zigzag varint).
+ */
 void
 pq_thrift_i64(PqThrift *t, int16 id, int64 v)
 {
@@ -83,6 +116,10 @@ pq_thrift_i64(PqThrift *t, int16 id, int64 v)
 	pq_buf_uvarint(t->out, zigzag64(v));
 }
 
+/*
+ * pq_thrift_i8
+ *		Write a byte field.
+ */
 void
 pq_thrift_i8(PqThrift *t, int16 id, int8 v)
 {
@@ -90,12 +127,20 @@ pq_thrift_i8(PqThrift *t, int16 id, int8 v)
 	pq_buf_byte(t->out, (uint8) v);
 }
 
+/*
+ * pq_thrift_bool
+ *		Write a bool field: the value is in the header's type nibble.
+ */
 void
 pq_thrift_bool(PqThrift *t, int16 id, bool v)
 {
 	field_header(t, id, v ? PQ_T_BOOL_TRUE : PQ_T_BOOL_FALSE);
 }
 
+/*
+ * pq_thrift_binary
+ *		Write a binary field: varint length, then the bytes.
+ */
 void
 pq_thrift_binary(PqThrift *t, int16 id, const void *data, size_t len)
 {
@@ -104,12 +149,21 @@ pq_thrift_binary(PqThrift *t, int16 id, const void *data, size_t len)
 	pq_buf_append(t->out, data, len);
 }
 
+/*
+ * pq_thrift_string
+ *		Write a string field (binary, without the terminating NUL).
+ */
 void
 pq_thrift_string(PqThrift *t, int16 id, const char *s)
 {
 	pq_thrift_binary(t, id, s, strlen(s));
 }
 
+/*
+ * push
+ *		Enter a nested struct: its field ids start again from 0; an ERROR
+ *		past PQ_THRIFT_MAX_DEPTH.
+ */
 static void
 push(PqThrift *t)
 {
@@ -119,6 +173,11 @@ push(PqThrift *t)
 	t->last[t->depth] = 0;
 }
 
+/*
+ * pq_thrift_struct_begin
+ *		Start a struct field id; fields written until pq_thrift_struct_end
+ *		are its members.
+ */
 void
 pq_thrift_struct_begin(PqThrift *t, int16 id)
 {
@@ -126,6 +185,10 @@ pq_thrift_struct_begin(PqThrift *t, int16 id)
 	push(t);
 }
 
+/*
+ * pq_thrift_struct_end
+ *		End the current struct (a 0 byte) and return to the enclosing one.
+ */
 void
 pq_thrift_struct_end(PqThrift *t)
 {
@@ -134,6 +197,11 @@ pq_thrift_struct_end(PqThrift *t)
 	t->depth--;
 }
 
+/*
+ * pq_thrift_list_begin
+ *		Start a list field id of n elements of elem_type; the elements
+ *		follow with the pq_thrift_elem_* calls.
+ */
 void
 pq_thrift_list_begin(PqThrift *t, int16 id, int elem_type, int n)
 {
@@ -147,12 +215,20 @@ pq_thrift_list_begin(PqThrift *t, int16 id, int elem_type, int n)
 	}
 }
 
+/*
+ * pq_thrift_elem_i32
+ *		Write an i32 list element.
+ */
 void
 pq_thrift_elem_i32(PqThrift *t, int32 v)
 {
 	pq_buf_uvarint(t->out, zigzag64(v));
 }
 
+/*
+ * pq_thrift_elem_string
+ *		Write a string list element.
+ */
 void
 pq_thrift_elem_string(PqThrift *t, const char *s)
 {
@@ -162,12 +238,21 @@ pq_thrift_elem_string(PqThrift *t, const char *s)
 	pq_buf_append(t->out, s, len);
 }
 
+/*
+ * pq_thrift_elem_struct_begin
+ *		Start a struct list element, ended with pq_thrift_struct_end.
+ */
 void
 pq_thrift_elem_struct_begin(PqThrift *t)
 {
 	push(t);
 }
 
+/*
+ * pq_thrift_end
+ *		End the top-level struct (a 0 byte); every nested struct must be
+ *		closed.
+ */
 void
 pq_thrift_end(PqThrift *t)
 {
