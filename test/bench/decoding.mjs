@@ -185,17 +185,23 @@ async function resumeUntil(task, n, count) {
   return { seconds: (performance.now() - t0) / 1000, mem: s.mem };
 }
 
-/** Decode and ship milliseconds the worker of task logged (batches of 10,000+ records). */
+/**
+ * Where the worker of task spent its time, from its log lines (rounds of 10,000+ records): decoding (and
+ * rendering), handing records to the PutRecords batcher (which sends requests while decoding goes on), and waiting
+ * for the last answers once caught up with the WAL; http = time the batcher spent driving requests.
+ */
 function workerTimes(task) {
   const log = fs.readFileSync(path.join(env.DMS_BED_PGRUN, 'pg.log'), 'utf8');
-  const re = new RegExp(`task "${task}": decoded (\\d+) records \\((\\d+) bytes\\) in ([\\d.]+) ms, shipped in ([\\d.]+) ms \\(http ([\\d.]+) ms\\)`, 'g');
-  const t = { records: 0, bytes: 0, decode: 0, ship: 0, http: 0 };
+  const re = new RegExp(`task "${task}": decoded and shipped (\\d+) records \\((\\d+) bytes\\) in ([\\d.]+) ms: decoding ([\\d.]+) ms, feeding the batcher ([\\d.]+) ms, waiting for the last answers ([\\d.]+) ms \\(http ([\\d.]+) ms\\)`, 'g');
+  const t = { records: 0, bytes: 0, total: 0, decode: 0, feed: 0, wait: 0, http: 0 };
   for (const m of log.matchAll(re)) {
     t.records += Number(m[1]);
     t.bytes += Number(m[2]);
-    t.decode += Number(m[3]);
-    t.ship += Number(m[4]);
-    t.http += Number(m[5]);
+    t.total += Number(m[3]);
+    t.decode += Number(m[4]);
+    t.feed += Number(m[5]);
+    t.wait += Number(m[6]);
+    t.http += Number(m[7]);
   }
   return t;
 }
@@ -279,7 +285,7 @@ async function main() {
         const wt = workerTimes(tasks[kind][r]);
         if (wt.records > 0) best.decode = Math.min(best.decode ?? Infinity, wt.decode / 1000 * (ROWS / wt.records));
         console.log(`run ${r + 1}: wal2json ${w.n} changes in ${fmt(w.seconds, 2)} s; dms_stream (${kind === 'st' ? 'key schema.table' : 'key primary key'}) ${ROWS} records in ${fmt(d.seconds, 2)} s`
-          + (wt.records ? ` (worker log: decode+render ${fmt(wt.decode / 1000, 2)} s, ship ${fmt(wt.ship / 1000, 2)} s of which http ${fmt(wt.http / 1000, 2)} s, for ${wt.records} records)` : ''));
+          + (wt.records ? ` (worker log: ${fmt(wt.total / 1000, 2)} s = decode+render ${fmt(wt.decode / 1000, 2)} s + feeding the batcher ${fmt(wt.feed / 1000, 2)} s + waiting for the last answers ${fmt(wt.wait / 1000, 2)} s; http ${fmt(wt.http / 1000, 2)} s; ${wt.records} records)` : ''));
       }
     }
     rowsOut.push({ sink: 'ack server, key schema.table', rows: ROWS, wal, w2j: best.w2j, dms: best.st, hwm: best.hwm });
