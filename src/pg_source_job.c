@@ -54,6 +54,7 @@
 #define PG_JOB_IDLE_WAIT_MS		10
 #define PG_JOB_STRETCH_BYTES	(64 * 1024 * 1024)	/* WAL per round */
 #define PG_JOB_FEED_BYTES		(512 * 1024)	/* spool fed to the batcher */
+#define PG_JOB_SPOOL_MEMORY		(2 * 1024 * 1024)	/* larger: in the file */
 #define PG_JOB_POLL_RECORDS		64	/* WAL records between batcher polls */
 #define PG_JOB_MARKS			64
 
@@ -940,6 +941,7 @@ pj_cdc_run(PgJob *job)
 				 errdetail("Changes made since the task last ran cannot be captured."),
 				 errhint("Start the task with reload-target to load the tables again and capture from now on.")));
 
+	pg_spool_memory(spool, PG_JOB_SPOOL_MEMORY);
 	pc->spool = spool;
 	pc->skip_lsn = job->ack_lsn;
 	pc->skip_ordinal = job->ack_ordinal;
