@@ -375,17 +375,50 @@ render_timestamp(StringInfo out, PgSourceColumn *c, Datum d, int scale)
 		render_output_string(out, c, d, &dummy);
 		return;
 	}
-	appendStringInfo(out, "\"%04d-%02d-%02dT%02d:%02d:%02d",
-					 tm.tm_year, tm.tm_mon, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-	if (scale > 0)
 	{
-		char		frac[8];
+		/* "YYYY-MM-DDTHH:MM:SS[.ffffff]Z", digits written directly */
+		char		buf[32];
+		char	   *p = buf;
+		int			f = (int) fsec;
+		int			i;
 
-		snprintf(frac, sizeof(frac), "%06d", (int) fsec);
-		appendStringInfoChar(out, '.');
-		appendBinaryStringInfo(out, frac, Min(scale, 6));
+		*p++ = '"';
+		*p++ = '0' + tm.tm_year / 1000;
+		*p++ = '0' + tm.tm_year / 100 % 10;
+		*p++ = '0' + tm.tm_year / 10 % 10;
+		*p++ = '0' + tm.tm_year % 10;
+		*p++ = '-';
+		*p++ = '0' + tm.tm_mon / 10;
+		*p++ = '0' + tm.tm_mon % 10;
+		*p++ = '-';
+		*p++ = '0' + tm.tm_mday / 10;
+		*p++ = '0' + tm.tm_mday % 10;
+		*p++ = 'T';
+		*p++ = '0' + tm.tm_hour / 10;
+		*p++ = '0' + tm.tm_hour % 10;
+		*p++ = ':';
+		*p++ = '0' + tm.tm_min / 10;
+		*p++ = '0' + tm.tm_min % 10;
+		*p++ = ':';
+		*p++ = '0' + tm.tm_sec / 10;
+		*p++ = '0' + tm.tm_sec % 10;
+		if (scale > 0)
+		{
+			char		frac[6];
+
+			for (i = 5; i >= 0; i--)
+			{
+				frac[i] = '0' + f % 10;
+				f /= 10;
+			}
+			*p++ = '.';
+			memcpy(p, frac, Min(scale, 6));
+			p += Min(scale, 6);
+		}
+		*p++ = 'Z';
+		*p++ = '"';
+		appendBinaryStringInfo(out, buf, p - buf);
 	}
-	appendStringInfoString(out, "Z\"");
 }
 
 static void
@@ -833,10 +866,21 @@ emit(PgSourceContext *pc, PgSourceRel *r, DmsChange *ch, PgStatKind stat)
 	tx.has_commit_timestamp = true;
 	tx.commit_timestamp = pc->commit_time;
 	tx.stream_position = pc->position;
-	if (control)
-		snprintf(event_id, sizeof(event_id), "%s:" INT64_FORMAT ".%d", pc->position, ordinal, sub);
-	else
-		snprintf(event_id, sizeof(event_id), "%s:" INT64_FORMAT, pc->position, ordinal);
+	{
+		/* position:ordinal[.sub], without printf */
+		size_t		plen = strlen(pc->position);
+		char	   *p = event_id + plen;
+
+		memcpy(event_id, pc->position, plen);
+		*p++ = ':';
+		p += pg_lltoa(ordinal, p);
+		if (control)
+		{
+			*p++ = '.';
+			p += pg_ltoa(sub, p);
+		}
+		*p = '\0';
+	}
 	ch->transaction = &tx;
 	ch->event_id = event_id;
 	ch->timestamp = pc->made_at;
