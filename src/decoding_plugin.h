@@ -19,7 +19,7 @@
  * Spool entries: a PgSpoolEntry header, then the record data and the
  * partition key.  Data records of a transaction come in commit order,
  * followed by one PG_SPOOL_COMMIT entry when the transaction sent at least
- * one record (the shipper flags the record before it as the last one).
+ * one record (the shipper flags the last data record as the last one).
  *
  *-------------------------------------------------------------------------
  */

@@ -135,6 +135,7 @@ typedef struct PgJob
 	StringInfoData pdata;		/* the record held back until the next entry
 								 * says whether it ends its transaction */
 	StringInfoData pkey;
+	StringInfoData held;		/* control records held behind pdata */
 } PgJob;
 
 /* ----------------------------------------------------------------
@@ -329,6 +330,7 @@ pj_load_task(PgJob *job, MemoryContext job_cxt)
 	initStringInfo(&job->key);
 	initStringInfo(&job->pdata);
 	initStringInfo(&job->pkey);
+	initStringInfo(&job->held);
 }
 
 /* ----------------------------------------------------------------
@@ -791,15 +793,52 @@ pj_cdc_path(PgJob *job)
 }
 
 /*
+ * pj_add_held
+ *		Queue the control records held back behind the pending data record.
+ */
+static void
+pj_add_held(PgJob *job)
+{
+	int			at = 0;
+
+	while (at < job->held.len)
+	{
+		PgSpoolEntry e;
+		StringInfoData data;
+		StringInfoData key;
+
+		memcpy(&e, job->held.data + at, sizeof(e));
+		at += sizeof(e);
+		/* read-only views of the held bytes (each NUL-terminated) */
+		data.data = job->held.data + at;
+		data.len = e.data_len;
+		data.maxlen = e.data_len + 1;
+		data.cursor = 0;
+		at += e.data_len + 1;
+		key.data = job->held.data + at;
+		key.len = e.key_len;
+		key.maxlen = e.key_len + 1;
+		key.cursor = 0;
+		at += e.key_len + 1;
+		pj_add(job, &e, &data, &key, 0);
+	}
+	resetStringInfo(&job->held);
+}
+
+/*
  * pj_feed_cdc
  *		Hand every record decoded into the spool since the last feed to the
- *		batcher, each once the next entry tells whether it ends its
- *		transaction (then flagged as the last), and empty the spool.  Runs
- *		between WAL records, never inside a transaction: the batcher sends
- *		requests as they fill and may wait for answers when its memory
- *		bounds are reached.  The spool holds whole transactions here (the
- *		plugin writes a transaction's records and its commit entry during
- *		the one LogicalDecodingProcessRecord call of its commit record).
+ *		batcher, and empty the spool.  The last data record of a transaction
+ *		carries "transaction-last": each data record is held back until the
+ *		next data record or the transaction's commit entry shows whether it
+ *		is the last, and control records that come after it (which carry no
+ *		transaction metadata, as in DMS) are held behind it, so that the
+ *		order stays as decoded.  Runs between WAL records, never inside a
+ *		transaction: the batcher sends requests as they fill and may wait
+ *		for answers when its memory bounds are reached.  The spool holds
+ *		whole transactions here (the plugin writes a transaction's records
+ *		and its commit entry during the one LogicalDecodingProcessRecord
+ *		call of its commit record).
  */
 static void
 pj_feed_cdc(PgJob *job, PgSpool *spool)
@@ -815,12 +854,27 @@ pj_feed_cdc(PgJob *job, PgSpool *spool)
 	while (pg_spool_read(spool, &e, &job->data, &job->key))
 	{
 		CHECK_FOR_INTERRUPTS();
-		if (e.kind == PG_SPOOL_RECORD)
+		if (e.kind == PG_SPOOL_RECORD && e.stat == PG_STAT_DDL)
+		{
+			/* a control record: behind the pending data record, if any */
+			if (!have_pending)
+				pj_add(job, &e, &job->data, &job->key, 0);
+			else
+			{
+				appendBinaryStringInfo(&job->held, (char *) &e, sizeof(e));
+				appendBinaryStringInfo(&job->held, job->data.data, job->data.len + 1);
+				appendBinaryStringInfo(&job->held, job->key.data, job->key.len + 1);
+			}
+		}
+		else if (e.kind == PG_SPOOL_RECORD)
 		{
 			StringInfoData tmp;
 
 			if (have_pending)
+			{
 				pj_add(job, &pending, &job->pdata, &job->pkey, 0);
+				pj_add_held(job);
+			}
 			pending = e;
 			have_pending = true;
 			tmp = job->pdata;
@@ -832,14 +886,17 @@ pj_feed_cdc(PgJob *job, PgSpool *spool)
 		}
 		else if (have_pending && pending.commit_lsn == e.commit_lsn)
 		{
-			if (pending.stat != PG_STAT_DDL)
-				dms_message_mark_last(&job->pdata, job->settings.unformatted);
+			dms_message_mark_last(&job->pdata, job->settings.unformatted);
 			pj_add(job, &pending, &job->pdata, &job->pkey, 0);
+			pj_add_held(job);
 			have_pending = false;
 		}
 	}
 	if (have_pending)
+	{
 		pj_add(job, &pending, &job->pdata, &job->pkey, 0);
+		pj_add_held(job);
+	}
 	job->fed_records += spool->records;
 	job->fed_bytes += spool->bytes;
 	pg_spool_reset(spool);

@@ -455,6 +455,34 @@ test('TRUNCATE, columns added and dropped, before images, unchanged TOAST values
   await stopTask(task);
 });
 
+test('transaction-last: the last data record of a transaction that ends with control records', async () => {
+  const { schema } = await makeSchema();
+  await sql(`CREATE TABLE ${schema}.other (id int PRIMARY KEY);`);
+  const { stream, task } = await makeTask(schema, 'cdc');
+  await sql(`SELECT dms_stream.start_task(${lit(task)});`);
+  await waitStreaming(task);
+  await sql(`BEGIN;
+    INSERT INTO ${schema}.items VALUES (1, 'one', 1, 'p');
+    INSERT INTO ${schema}.items VALUES (2, 'two', 2, 'p');
+    TRUNCATE ${schema}.other;
+    TRUNCATE ${schema}.other;
+    COMMIT;
+    BEGIN; TRUNCATE ${schema}.other; INSERT INTO ${schema}.items VALUES (3, 'three', 3, 'p'); COMMIT;`);
+  let msgs;
+  await waitFor(async () => {
+    msgs = (await messages(stream)).map((m) => m.msg);
+    return msgs.some((m) => m.data && m.data.id === 3);
+  }, { timeoutMs: 60000, what: 'all changes' });
+  const ops = msgs.map((m) => `${m.metadata['table-name']}:${m.metadata.operation}`);
+  assert.deepEqual(ops, ['items:insert', 'items:insert', 'other:truncate-table', 'other:truncate-table',
+    'other:truncate-table', 'items:insert'], 'order as decoded');
+  const last = msgs.map((m) => m.metadata['transaction-last'] === true);
+  assert.deepEqual(last, [false, true, false, false, false, true],
+    'the last data record of each transaction is flagged, also when control records follow it');
+  assert.equal(msgs[1].metadata['transaction-id'], msgs[0].metadata['transaction-id']);
+  await stopTask(task);
+});
+
 test('slot safety: confirmed over WAL of other tables (heartbeat), lag view, max_slot_lag stops the task', async () => {
   const { schema } = await makeSchema();
   const { task, slot } = await makeTask(schema, 'cdc');
