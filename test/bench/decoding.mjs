@@ -223,7 +223,7 @@ function workerTimes(task) {
 
 /** wal2json over the slot's WAL in one backend: seconds, changes, and the backend's CPU seconds. */
 async function wal2json(slot, peek = false) {
-  const stat = "pg_read_file('/proc/' || pg_backend_pid() || '/stat')";
+  const stat = "replace(pg_read_file('/proc/' || pg_backend_pid() || '/stat'), E'\\n', '')";
   const t0 = performance.now();
   const rows = await sql(`SELECT ${stat};
     SELECT count(*) FROM pg_logical_slot_${peek ? 'peek' : 'get'}_changes(${lit(slot)}, NULL, NULL, 'format-version', '2');
