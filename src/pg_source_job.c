@@ -20,6 +20,7 @@
 #include "access/xlog.h"
 #include "access/xlogreader.h"
 #include "access/xlogutils.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -89,6 +90,7 @@ typedef struct PgJob
 	char	   *spool_dir;
 	bool		heartbeat;
 	int			heartbeat_minutes;
+	char	   *heartbeat_schema;	/* HeartbeatSchema, or NULL */
 
 	KinesisClient *kinesis;
 	KinesisBatcher *batcher;
@@ -269,6 +271,8 @@ pj_load_task(PgJob *job, MemoryContext job_cxt)
 		job->heartbeat = v != NULL && json_is_true(v);
 		v = json_object_get(ss, "HeartbeatFrequency");
 		job->heartbeat_minutes = v != NULL && json_is_integer(v) ? (int) json_integer_value(v) : 5;
+		v = json_object_get(ss, "HeartbeatSchema");
+		job->heartbeat_schema = v != NULL && json_is_string(v) ? pstrdup(json_string_value(v)) : NULL;
 	}
 
 	/* Checkpoints. */
@@ -980,6 +984,47 @@ pj_check_lag(PgJob *job)
 }
 
 /*
+ * pj_heartbeat
+ *		Write WAL so that a quiet database still moves the slot: without
+ *		HeartbeatSchema a non-transactional logical message; with it, as DMS
+ *		does, a row of HeartbeatSchema.awsdms_heartbeat (created when
+ *		missing; one row per slot) updated in a short transaction of its
+ *		own.  A HeartbeatSchema that does not exist fails the task.
+ */
+static void
+pj_heartbeat(PgJob *job)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	const char *params[1] = {job->slot_name};
+	char	   *table;
+
+	if (job->heartbeat_schema == NULL)
+	{
+		(void) LogLogicalMessage("dms_stream_heartbeat", "", 0, false);
+		return;
+	}
+	pj_xact_begin();
+	if (!OidIsValid(get_namespace_oid(job->heartbeat_schema, true)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_SCHEMA),
+				 errmsg("HeartbeatSchema \"%s\" of the source endpoint of task \"%s\" does not exist",
+						job->heartbeat_schema, job->task_name),
+				 errdetail("With HeartbeatEnable, the heartbeat is written to a table awsdms_heartbeat in that schema."),
+				 errhint("Create the schema, or remove HeartbeatSchema from the endpoint's settings (the heartbeat is then a logical message).")));
+	table = psprintf("%s.awsdms_heartbeat", quote_identifier(job->heartbeat_schema));
+	pj_exec(psprintf("CREATE TABLE IF NOT EXISTS %s"
+					 " (slot_name text PRIMARY KEY, heartbeat_timestamp timestamptz NOT NULL)",
+					 table),
+			0, NULL, SPI_OK_UTILITY);
+	pj_exec(psprintf("INSERT INTO %s AS h (slot_name, heartbeat_timestamp) VALUES ($1, now())"
+					 " ON CONFLICT (slot_name) DO UPDATE"
+					 "   SET heartbeat_timestamp = EXCLUDED.heartbeat_timestamp",
+					 table),
+			1, params, SPI_OK_INSERT);
+	pj_xact_end(cxt);
+}
+
+/*
  * pj_cdc_run
  *		Decode, ship and confirm until stopped.
  */
@@ -1012,7 +1057,7 @@ pj_cdc_run(PgJob *job)
 								NULL, NULL, NULL);
 	XLogBeginRead(ctx->reader, MyReplicationSlot->data.restart_lsn);
 	job->confirmed = job->saved = MyReplicationSlot->data.confirmed_flush;
-	job->last_heartbeat = GetCurrentTimestamp();
+	job->last_heartbeat = 0;	/* the first heartbeat at once */
 	task_worker_set_phase("cdc: streaming from slot %s", job->slot_name);
 	pj_checkpoint(job);
 
@@ -1129,7 +1174,7 @@ pj_cdc_run(PgJob *job)
 			TimestampDifferenceExceeds(job->last_heartbeat, GetCurrentTimestamp(),
 									   job->heartbeat_minutes * 60 * 1000))
 		{
-			(void) LogLogicalMessage("dms_stream_heartbeat", "", 0, false);
+			pj_heartbeat(job);
 			job->last_heartbeat = GetCurrentTimestamp();
 		}
 

@@ -50,10 +50,12 @@
  * come only from records acknowledged after the last checkpoint commit,
  * and carry the same event id (commit LSN:ordinal).
  *
- * Slot safety: the slot is confirmed only past acknowledged records; a
- * batch without relevant changes still confirms (heartbeat), and with the
- * endpoint's HeartbeatEnable a logical message is written every
- * HeartbeatFrequency minutes so that quiet databases move too;
+ * Slot safety: the slot is confirmed only past acknowledged records; WAL
+ * without relevant changes still confirms (heartbeat), and with the
+ * endpoint's HeartbeatEnable a heartbeat is written when streaming starts
+ * and every HeartbeatFrequency minutes so that quiet databases move too (a
+ * logical message, or with HeartbeatSchema a row of
+ * HeartbeatSchema.awsdms_heartbeat, as DMS does);
  * dms_stream.replication_slot_lag shows each task's slot;
  * dms_stream.max_slot_lag caps the WAL the slot retains: past it the task
  * fails with an error saying so.

@@ -31,7 +31,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  env, psql, psqlTry, proxy, createStream, uniqueName, waitFor, sleep, streamRecords,
+  env, psql, psqlTry, proxy, createStream, kinesis, uniqueName, waitFor, sleep, streamRecords,
 } from '../lib/bed.mjs';
 
 const kp = proxy('kinesis');
@@ -44,6 +44,7 @@ async function one(q) {
 }
 
 const tasks = [];
+const streams = [];
 
 /** A schema with table items and an audit log of its changes. */
 async function makeSchema({ identityFull = false } = {}) {
@@ -94,6 +95,7 @@ async function makeTask(schema, migrationType, { kinesisSettings = {}, taskSetti
   const src = `${task}-src`;
   const tgt = `${task}-tgt`;
   await createStream(stream, shards);
+  streams.push(stream);
   const ks = { StreamName: stream, IncludeTransactionDetails: true, IncludeNullAndEmpty: true, ...kinesisSettings };
   const mappings = {
     rules: [{
@@ -251,6 +253,8 @@ after(async () => {
       SELECT dms_stream.drop_task(${lit(t)});`);
   }
   await psqlTry('ALTER SYSTEM RESET dms_stream.max_slot_lag; SELECT pg_reload_conf();');
+  // The bed's kinesalite allows 50 shards in all: give them back to the tests that follow.
+  for (const st of streams) await kinesis('DeleteStream', { StreamName: st }).catch(() => {});
 });
 
 test('cdc task: slot created with the task, changes with transaction details, dropped with the task', async () => {
@@ -513,6 +517,28 @@ test('slot safety: confirmed over WAL of other tables (heartbeat), lag view, max
   } finally {
     await sql('ALTER SYSTEM RESET dms_stream.max_slot_lag; SELECT pg_reload_conf();');
   }
+});
+
+test('HeartbeatSchema: the heartbeat row is written there; a schema that does not exist fails the task clearly', async () => {
+  const { schema } = await makeSchema();
+  const { stream, task, slot } = await makeTask(schema, 'cdc');
+  const audit = `${schema}_audit`;
+  await sql(`SELECT dms_stream.alter_endpoint(${lit(`${task}-src`)}, ${lit(JSON.stringify({ HeartbeatEnable: true, HeartbeatSchema: audit }))});
+    SELECT dms_stream.start_task(${lit(task)});`);
+  await waitStreaming(task);
+  // The first heartbeat is written when streaming starts, then every HeartbeatFrequency minutes.
+  await waitFor(async () => (await one(`SELECT count(*) FROM ${audit}.awsdms_heartbeat WHERE slot_name = ${lit(slot)}`)) === '1',
+    { timeoutMs: 30000, what: 'heartbeat row' });
+  await sql(`INSERT INTO ${schema}.items VALUES (1, 'one', 1, 'p');`);
+  await waitFor(async () => (await messages(stream)).some((m) => m.msg.data && m.msg.data.id === 1), { timeoutMs: 30000, what: 'change after the heartbeat' });
+  await stopTask(task);
+  await sql(`SELECT dms_stream.alter_endpoint(${lit(`${task}-src`)}, ${lit(JSON.stringify({ HeartbeatSchema: `${schema}_missing` }))});
+    SELECT dms_stream.start_task(${lit(task)}, 'resume-processing');`);
+  const st = await waitFor(async () => {
+    const s = await status(task);
+    return s.status === 'failed' ? s : null;
+  }, { timeoutMs: 30000, what: 'task failed on the missing schema' });
+  assert.match(st.lastError, new RegExp(`HeartbeatSchema "${schema}_missing" of the source endpoint of task "${task}" does not exist`));
 });
 
 test('large transaction beyond logical_decoding_work_mem: streamed whole, with bounded worker memory', async () => {
