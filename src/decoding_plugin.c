@@ -106,14 +106,64 @@ pg_spool_open(const char *path, bool truncate)
 	return spool;
 }
 
+/*
+ * pg_spool_memory
+ *		Keep up to size bytes of entries in memory before the file is
+ *		written: a spool emptied (pg_spool_reset) before it holds more never
+ *		touches the file.  Entries past size go to the file (the memory
+ *		first, in order), until the next reset.
+ */
+void
+pg_spool_memory(PgSpool *spool, int64 size)
+{
+	Assert(spool->bytes == 0);
+	spool->mem = palloc(size);
+	spool->mem_size = size;
+	spool->in_memory = true;
+}
+
+/*
+ * spool_spill
+ *		Move the entries held in memory to the file; later entries go there
+ *		too.
+ */
+static void
+spool_spill(PgSpool *spool)
+{
+	if (spool->bytes > 0 && fwrite(spool->mem, spool->bytes, 1, spool->file) != 1)
+		spool_error(spool, "write");
+	spool->in_memory = false;
+	spool->file_used = true;
+}
+
+/*
+ * pg_spool_write
+ *		Append an entry and its payload.
+ */
 void
 pg_spool_write(PgSpool *spool, const PgSpoolEntry *e, const char *data, const char *key)
 {
-	if (fwrite(e, sizeof(*e), 1, spool->file) != 1 ||
-		(e->data_len > 0 && fwrite(data, e->data_len, 1, spool->file) != 1) ||
-		(e->key_len > 0 && fwrite(key, e->key_len, 1, spool->file) != 1))
+	int64		len = sizeof(*e) + e->data_len + e->key_len;
+
+	if (spool->in_memory && spool->bytes + len > spool->mem_size)
+		spool_spill(spool);
+	if (spool->in_memory)
+	{
+		char	   *p = spool->mem + spool->bytes;
+
+		memcpy(p, e, sizeof(*e));
+		p += sizeof(*e);
+		if (e->data_len > 0)
+			memcpy(p, data, e->data_len);
+		p += e->data_len;
+		if (e->key_len > 0)
+			memcpy(p, key, e->key_len);
+	}
+	else if (fwrite(e, sizeof(*e), 1, spool->file) != 1 ||
+			 (e->data_len > 0 && fwrite(data, e->data_len, 1, spool->file) != 1) ||
+			 (e->key_len > 0 && fwrite(key, e->key_len, 1, spool->file) != 1))
 		spool_error(spool, "write");
-	spool->bytes += sizeof(*e) + e->data_len + e->key_len;
+	spool->bytes += len;
 	if (e->kind == PG_SPOOL_RECORD)
 		spool->records++;
 	else
@@ -127,47 +177,87 @@ pg_spool_sync(PgSpool *spool)
 		spool_error(spool, "sync");
 }
 
+/*
+ * pg_spool_rewind
+ *		Read from offset on.
+ */
 void
 pg_spool_rewind(PgSpool *spool, int64 offset)
 {
-	if (fflush(spool->file) != 0 || fseeko(spool->file, offset, SEEK_SET) != 0)
+	if (spool->in_memory)
+		spool->read_pos = offset;
+	else if (fflush(spool->file) != 0 || fseeko(spool->file, offset, SEEK_SET) != 0)
 		spool_error(spool, "seek in");
 }
 
+/*
+ * pg_spool_read
+ *		The next entry and its payload; false at the end.
+ */
 bool
 pg_spool_read(PgSpool *spool, PgSpoolEntry *e, StringInfo data, StringInfo key)
 {
-	size_t		n = fread(e, sizeof(*e), 1, spool->file);
-
-	if (n != 1)
+	if (spool->in_memory)
 	{
-		if (ferror(spool->file))
-			spool_error(spool, "read");
-		return false;
+		const char *p = spool->mem + spool->read_pos;
+
+		if (spool->read_pos >= spool->bytes)
+			return false;
+		memcpy(e, p, sizeof(*e));
+		p += sizeof(*e);
+		resetStringInfo(data);
+		resetStringInfo(key);
+		appendBinaryStringInfoNT(data, p, e->data_len);
+		appendBinaryStringInfoNT(key, p + e->data_len, e->key_len);
+		data->data[data->len] = '\0';
+		key->data[key->len] = '\0';
+		spool->read_pos += sizeof(*e) + e->data_len + e->key_len;
+		return true;
 	}
-	resetStringInfo(data);
-	resetStringInfo(key);
-	enlargeStringInfo(data, e->data_len);
-	enlargeStringInfo(key, e->key_len);
-	if ((e->data_len > 0 && fread(data->data, e->data_len, 1, spool->file) != 1) ||
-		(e->key_len > 0 && fread(key->data, e->key_len, 1, spool->file) != 1))
-		spool_error(spool, "read");
-	data->len = e->data_len;
-	data->data[data->len] = '\0';
-	key->len = e->key_len;
-	key->data[key->len] = '\0';
-	return true;
+	else
+	{
+		size_t		n = fread(e, sizeof(*e), 1, spool->file);
+
+		if (n != 1)
+		{
+			if (ferror(spool->file))
+				spool_error(spool, "read");
+			return false;
+		}
+		resetStringInfo(data);
+		resetStringInfo(key);
+		enlargeStringInfo(data, e->data_len);
+		enlargeStringInfo(key, e->key_len);
+		if ((e->data_len > 0 && fread(data->data, e->data_len, 1, spool->file) != 1) ||
+			(e->key_len > 0 && fread(key->data, e->key_len, 1, spool->file) != 1))
+			spool_error(spool, "read");
+		data->len = e->data_len;
+		data->data[data->len] = '\0';
+		key->len = e->key_len;
+		key->data[key->len] = '\0';
+		return true;
+	}
 }
 
+/*
+ * pg_spool_reset
+ *		Empty the spool (truncating the file if it was written).
+ */
 void
 pg_spool_reset(PgSpool *spool)
 {
-	if (fflush(spool->file) != 0 || fseeko(spool->file, 0, SEEK_SET) != 0 ||
-		ftruncate(fileno(spool->file), 0) != 0)
-		spool_error(spool, "truncate");
+	if (!spool->in_memory || spool->file_used)
+	{
+		if (fflush(spool->file) != 0 || fseeko(spool->file, 0, SEEK_SET) != 0 ||
+			ftruncate(fileno(spool->file), 0) != 0)
+			spool_error(spool, "truncate");
+	}
+	spool->file_used = false;
+	spool->in_memory = spool->mem != NULL;
 	spool->bytes = 0;
 	spool->records = 0;
 	spool->transactions = 0;
+	spool->read_pos = 0;
 }
 
 void
@@ -285,17 +375,50 @@ render_timestamp(StringInfo out, PgSourceColumn *c, Datum d, int scale)
 		render_output_string(out, c, d, &dummy);
 		return;
 	}
-	appendStringInfo(out, "\"%04d-%02d-%02dT%02d:%02d:%02d",
-					 tm.tm_year, tm.tm_mon, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-	if (scale > 0)
 	{
-		char		frac[8];
+		/* "YYYY-MM-DDTHH:MM:SS[.ffffff]Z", digits written directly */
+		char		buf[32];
+		char	   *p = buf;
+		int			f = (int) fsec;
+		int			i;
 
-		snprintf(frac, sizeof(frac), "%06d", (int) fsec);
-		appendStringInfoChar(out, '.');
-		appendBinaryStringInfo(out, frac, Min(scale, 6));
+		*p++ = '"';
+		*p++ = '0' + tm.tm_year / 1000;
+		*p++ = '0' + tm.tm_year / 100 % 10;
+		*p++ = '0' + tm.tm_year / 10 % 10;
+		*p++ = '0' + tm.tm_year % 10;
+		*p++ = '-';
+		*p++ = '0' + tm.tm_mon / 10;
+		*p++ = '0' + tm.tm_mon % 10;
+		*p++ = '-';
+		*p++ = '0' + tm.tm_mday / 10;
+		*p++ = '0' + tm.tm_mday % 10;
+		*p++ = 'T';
+		*p++ = '0' + tm.tm_hour / 10;
+		*p++ = '0' + tm.tm_hour % 10;
+		*p++ = ':';
+		*p++ = '0' + tm.tm_min / 10;
+		*p++ = '0' + tm.tm_min % 10;
+		*p++ = ':';
+		*p++ = '0' + tm.tm_sec / 10;
+		*p++ = '0' + tm.tm_sec % 10;
+		if (scale > 0)
+		{
+			char		frac[6];
+
+			for (i = 5; i >= 0; i--)
+			{
+				frac[i] = '0' + f % 10;
+				f /= 10;
+			}
+			*p++ = '.';
+			memcpy(p, frac, Min(scale, 6));
+			p += Min(scale, 6);
+		}
+		*p++ = 'Z';
+		*p++ = '"';
+		appendBinaryStringInfo(out, buf, p - buf);
 	}
-	appendStringInfoString(out, "Z\"");
 }
 
 static void
@@ -743,10 +866,21 @@ emit(PgSourceContext *pc, PgSourceRel *r, DmsChange *ch, PgStatKind stat)
 	tx.has_commit_timestamp = true;
 	tx.commit_timestamp = pc->commit_time;
 	tx.stream_position = pc->position;
-	if (control)
-		snprintf(event_id, sizeof(event_id), "%s:" INT64_FORMAT ".%d", pc->position, ordinal, sub);
-	else
-		snprintf(event_id, sizeof(event_id), "%s:" INT64_FORMAT, pc->position, ordinal);
+	{
+		/* position:ordinal[.sub], without printf */
+		size_t		plen = strlen(pc->position);
+		char	   *p = event_id + plen;
+
+		memcpy(event_id, pc->position, plen);
+		*p++ = ':';
+		p += pg_lltoa(ordinal, p);
+		if (control)
+		{
+			*p++ = '.';
+			p += pg_ltoa(sub, p);
+		}
+		*p = '\0';
+	}
 	ch->transaction = &tx;
 	ch->event_id = event_id;
 	ch->timestamp = pc->made_at;

@@ -19,7 +19,7 @@
  * Spool entries: a PgSpoolEntry header, then the record data and the
  * partition key.  Data records of a transaction come in commit order,
  * followed by one PG_SPOOL_COMMIT entry when the transaction sent at least
- * one record (the shipper flags the record before it as the last one).
+ * one record (the shipper flags the last data record as the last one).
  *
  *-------------------------------------------------------------------------
  */
@@ -78,12 +78,20 @@ typedef struct PgSpoolEntry
 								 * the row number */
 } PgSpoolEntry;
 
-/* A spool file: written sequentially, then read back sequentially. */
+/*
+ * A spool file: written sequentially, then read back sequentially.  With
+ * pg_spool_memory, entries stay in memory until they exceed its size.
+ */
 typedef struct PgSpool
 {
 	char	   *path;
 	FILE	   *file;
 	char	   *buffer;			/* stdio buffer */
+	char	   *mem;			/* pg_spool_memory: entries held in memory */
+	int64		mem_size;
+	bool		in_memory;		/* every entry since the reset is in mem */
+	bool		file_used;		/* the file was written since the reset */
+	int64		read_pos;		/* in memory: next entry to read */
 	int64		bytes;			/* written */
 	int64		records;		/* data entries written */
 	int64		transactions;	/* commit entries written */
@@ -197,6 +205,7 @@ extern void pg_source_render_tuple(PgSourceContext *pc, PgSourceRel *r, TupleDes
 
 /* Spools. */
 extern PgSpool *pg_spool_open(const char *path, bool truncate);
+extern void pg_spool_memory(PgSpool *spool, int64 size);
 extern void pg_spool_write(PgSpool *spool, const PgSpoolEntry *e,
 						   const char *data, const char *key);
 extern void pg_spool_sync(PgSpool *spool);

@@ -630,14 +630,20 @@ dms_message_writer_create(const MappingTablePlan *plan, const DmsMessageSettings
 void
 dms_message_format_timestamp(TimestampTz ts, char *buf)
 {
-	/* the text up to the seconds of the last second formatted */
-	static TimestampTz cached_second = -1;
-	static char cached[32];
+	/*
+	 * The text up to the seconds of the last two seconds formatted (a CDC
+	 * message has two timestamps, the message's and the commit's).
+	 */
+	static TimestampTz cached_second[2] = {-1, -1};
+	static char cached[2][32];
+	static int	cached_len[2];
+	static int	victim = 0;
 	struct pg_tm tm;
 	fsec_t		fsec;
 	TimestampTz second;
 	int			us;
 	int			i;
+	int			c;
 
 	if (TIMESTAMP_NOT_FINITE(ts) || ts < 0)
 	{
@@ -654,19 +660,26 @@ dms_message_format_timestamp(TimestampTz ts, char *buf)
 	/* Messages of one second share everything but the microseconds. */
 	second = ts / USECS_PER_SEC;
 	us = (int) (ts % USECS_PER_SEC);
-	if (second != cached_second)
+	if (second == cached_second[0])
+		c = 0;
+	else if (second == cached_second[1])
+		c = 1;
+	else
 	{
 		if (timestamp2tm(second * USECS_PER_SEC, NULL, &tm, &fsec, NULL, NULL) != 0)
 		{
 			strlcpy(buf, "infinity", DMS_MESSAGE_TIMESTAMP_SIZE);
 			return;
 		}
-		snprintf(cached, sizeof(cached), "%04d-%02d-%02dT%02d:%02d:%02d.",
-				 tm.tm_year, tm.tm_mon, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-		cached_second = second;
+		c = victim;
+		victim = 1 - victim;
+		cached_len[c] = snprintf(cached[c], sizeof(cached[c]), "%04d-%02d-%02dT%02d:%02d:%02d.",
+								 tm.tm_year, tm.tm_mon, tm.tm_mday, tm.tm_hour, tm.tm_min,
+								 tm.tm_sec);
+		cached_second[c] = second;
 	}
-	i = strlen(cached);
-	memcpy(buf, cached, i);
+	i = cached_len[c];
+	memcpy(buf, cached[c], i);
 	buf[i + 5] = '0' + us % 10;
 	buf[i + 4] = '0' + (us / 10) % 10;
 	buf[i + 3] = '0' + (us / 100) % 10;

@@ -1962,6 +1962,28 @@ kinesis_batcher_add(KinesisBatcher *b, const char *data, size_t data_len,
 }
 
 /*
+ * kinesis_batcher_poll
+ *		Without waiting: take the answers that came back, and send the
+ *		requests that the queued records fill while a slot is free.
+ */
+void
+kinesis_batcher_poll(KinesisBatcher *b)
+{
+	if (b->nbusy > 0)
+		batcher_collect(b, false);
+	if (b->nbusy < b->opts.max_in_flight &&
+		(b->pending >= b->opts.max_request_records ||
+		 b->pending_size >= b->opts.max_request_bytes ||
+		 b->pending_json >= b->opts.max_body_bytes))
+	{
+		TimestampTz earliest;
+
+		batcher_send(b, true, &earliest);
+	}
+	batcher_pop_acked(b);
+}
+
+/*
  * kinesis_batcher_flush
  *		Send until every record added so far is acknowledged.
  */

@@ -250,6 +250,13 @@ extern KinesisRecordStatus kinesis_batcher_add(KinesisBatcher *b,
 											   const char *explicit_hash_key,
 											   uint64 tag, char **problem);
 
+/*
+ * Without waiting: take the answers that came back and send the requests the
+ * queued records fill (for callers that do other work between records added,
+ * so that transfers keep going and acknowledgements are noticed).
+ */
+extern void kinesis_batcher_poll(KinesisBatcher *b);
+
 /* Send until every record added so far is acknowledged. */
 extern void kinesis_batcher_flush(KinesisBatcher *b);
 

@@ -20,6 +20,7 @@
 #include "access/xlog.h"
 #include "access/xlogreader.h"
 #include "access/xlogutils.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -52,7 +53,11 @@
 #define PG_JOB_CHECKPOINT_MS	1000
 #define PG_JOB_SLOT_SAVE_MS		1000
 #define PG_JOB_IDLE_WAIT_MS		10
-#define PG_JOB_BATCH_BYTES		(64 * 1024 * 1024)
+#define PG_JOB_STRETCH_BYTES	(64 * 1024 * 1024)	/* WAL per round */
+#define PG_JOB_FEED_BYTES		(512 * 1024)	/* spool fed to the batcher */
+#define PG_JOB_SPOOL_MEMORY		(2 * 1024 * 1024)	/* larger: in the file */
+#define PG_JOB_POLL_RECORDS		64	/* WAL records between batcher polls */
+#define PG_JOB_MARKS			64
 
 int			dms_stream_max_slot_lag_mb = 10240;
 
@@ -66,6 +71,13 @@ typedef struct PgRingEntry
 	uint32		stat;
 } PgRingEntry;
 
+/* The slot may be confirmed up to lsn once the record of tag is acked. */
+typedef struct PgConfirmMark
+{
+	uint64		tag;
+	XLogRecPtr	lsn;
+} PgConfirmMark;
+
 typedef struct PgJob
 {
 	const char *task_name;
@@ -78,6 +90,7 @@ typedef struct PgJob
 	char	   *spool_dir;
 	bool		heartbeat;
 	int			heartbeat_minutes;
+	char	   *heartbeat_schema;	/* HeartbeatSchema, or NULL */
 
 	KinesisClient *kinesis;
 	KinesisBatcher *batcher;
@@ -89,7 +102,14 @@ typedef struct PgJob
 	int			ring_size;
 	uint64		next_tag;
 	uint64		acked_tag;
+	uint64		checkpoint_tag; /* acked_tag at the last checkpoint */
 	int64		refused;
+
+	/* CDC pipeline */
+	PgConfirmMark marks[PG_JOB_MARKS];
+	int			nmarks;
+	int64		fed_records;	/* spooled records handed to the batcher */
+	int64		fed_bytes;
 
 	/* checkpoints */
 	bool		has_load_row;
@@ -117,6 +137,7 @@ typedef struct PgJob
 	StringInfoData pdata;		/* the record held back until the next entry
 								 * says whether it ends its transaction */
 	StringInfoData pkey;
+	StringInfoData held;		/* control records held behind pdata */
 } PgJob;
 
 /* ----------------------------------------------------------------
@@ -250,6 +271,8 @@ pj_load_task(PgJob *job, MemoryContext job_cxt)
 		job->heartbeat = v != NULL && json_is_true(v);
 		v = json_object_get(ss, "HeartbeatFrequency");
 		job->heartbeat_minutes = v != NULL && json_is_integer(v) ? (int) json_integer_value(v) : 5;
+		v = json_object_get(ss, "HeartbeatSchema");
+		job->heartbeat_schema = v != NULL && json_is_string(v) ? pstrdup(json_string_value(v)) : NULL;
 	}
 
 	/* Checkpoints. */
@@ -311,6 +334,7 @@ pj_load_task(PgJob *job, MemoryContext job_cxt)
 	initStringInfo(&job->key);
 	initStringInfo(&job->pdata);
 	initStringInfo(&job->pkey);
+	initStringInfo(&job->held);
 }
 
 /* ----------------------------------------------------------------
@@ -437,6 +461,7 @@ pj_checkpoint(PgJob *job)
 	pj_write_checkpoint(job);
 	pj_xact_end(cxt);
 	job->last_checkpoint = GetCurrentTimestamp();
+	job->checkpoint_tag = job->acked_tag;
 }
 
 /* Take the newly acknowledged records from the batcher. */
@@ -772,27 +797,88 @@ pj_cdc_path(PgJob *job)
 }
 
 /*
- * pj_ship_cdc
- *		Send the decoded batch: each record once the next entry tells
- *		whether it ends its transaction (then flagged as the last).
+ * pj_add_held
+ *		Queue the control records held back behind the pending data record.
  */
 static void
-pj_ship_cdc(PgJob *job, PgSpool *spool)
+pj_add_held(PgJob *job)
+{
+	int			at = 0;
+
+	while (at < job->held.len)
+	{
+		PgSpoolEntry e;
+		StringInfoData data;
+		StringInfoData key;
+
+		memcpy(&e, job->held.data + at, sizeof(e));
+		at += sizeof(e);
+		/* read-only views of the held bytes (each NUL-terminated) */
+		data.data = job->held.data + at;
+		data.len = e.data_len;
+		data.maxlen = e.data_len + 1;
+		data.cursor = 0;
+		at += e.data_len + 1;
+		key.data = job->held.data + at;
+		key.len = e.key_len;
+		key.maxlen = e.key_len + 1;
+		key.cursor = 0;
+		at += e.key_len + 1;
+		pj_add(job, &e, &data, &key, 0);
+	}
+	resetStringInfo(&job->held);
+}
+
+/*
+ * pj_feed_cdc
+ *		Hand every record decoded into the spool since the last feed to the
+ *		batcher, and empty the spool.  The last data record of a transaction
+ *		carries "transaction-last": each data record is held back until the
+ *		next data record or the transaction's commit entry shows whether it
+ *		is the last, and control records that come after it (which carry no
+ *		transaction metadata, as in DMS) are held behind it, so that the
+ *		order stays as decoded.  Runs between WAL records, never inside a
+ *		transaction: the batcher sends requests as they fill and may wait
+ *		for answers when its memory bounds are reached.  The spool holds
+ *		whole transactions here (the plugin writes a transaction's records
+ *		and its commit entry during the one LogicalDecodingProcessRecord
+ *		call of its commit record).
+ */
+static void
+pj_feed_cdc(PgJob *job, PgSpool *spool)
 {
 	PgSpoolEntry e;
 	PgSpoolEntry pending;
 	bool		have_pending = false;
 
+	Assert(!IsTransactionOrTransactionBlock());
+	if (spool->bytes == 0)
+		return;
 	pg_spool_rewind(spool, 0);
 	while (pg_spool_read(spool, &e, &job->data, &job->key))
 	{
 		CHECK_FOR_INTERRUPTS();
-		if (e.kind == PG_SPOOL_RECORD)
+		if (e.kind == PG_SPOOL_RECORD && e.stat == PG_STAT_DDL)
+		{
+			/* a control record: behind the pending data record, if any */
+			if (!have_pending)
+				pj_add(job, &e, &job->data, &job->key, 0);
+			else
+			{
+				appendBinaryStringInfo(&job->held, (char *) &e, sizeof(e));
+				appendBinaryStringInfo(&job->held, job->data.data, job->data.len + 1);
+				appendBinaryStringInfo(&job->held, job->key.data, job->key.len + 1);
+			}
+		}
+		else if (e.kind == PG_SPOOL_RECORD)
 		{
 			StringInfoData tmp;
 
 			if (have_pending)
+			{
 				pj_add(job, &pending, &job->pdata, &job->pkey, 0);
+				pj_add_held(job);
+			}
 			pending = e;
 			have_pending = true;
 			tmp = job->pdata;
@@ -804,17 +890,79 @@ pj_ship_cdc(PgJob *job, PgSpool *spool)
 		}
 		else if (have_pending && pending.commit_lsn == e.commit_lsn)
 		{
-			if (pending.stat != PG_STAT_DDL)
-				dms_message_mark_last(&job->pdata, job->settings.unformatted);
+			dms_message_mark_last(&job->pdata, job->settings.unformatted);
 			pj_add(job, &pending, &job->pdata, &job->pkey, 0);
+			pj_add_held(job);
 			have_pending = false;
 		}
 	}
 	if (have_pending)
+	{
 		pj_add(job, &pending, &job->pdata, &job->pkey, 0);
-	kinesis_batcher_flush(job->batcher);
+		pj_add_held(job);
+	}
+	job->fed_records += spool->records;
+	job->fed_bytes += spool->bytes;
+	pg_spool_reset(spool);
+}
+
+/*
+ * pj_mark
+ *		Remember that the slot may be confirmed up to lsn once every record
+ *		added so far is acknowledged.  When the list is full the newest mark
+ *		moves forward (a later confirmation, never an early one).
+ */
+static void
+pj_mark(PgJob *job, XLogRecPtr lsn)
+{
+	PgConfirmMark *m;
+
+	if (job->nmarks > 0 && job->marks[job->nmarks - 1].tag == job->next_tag)
+		m = &job->marks[job->nmarks - 1];
+	else if (job->nmarks < PG_JOB_MARKS)
+		m = &job->marks[job->nmarks++];
+	else
+		m = &job->marks[job->nmarks - 1];
+	m->tag = job->next_tag;
+	m->lsn = lsn;
+}
+
+/*
+ * pj_confirm
+ *		Confirm the slot up to the newest mark whose records are all
+ *		acknowledged, and save it at most once a second.
+ */
+static void
+pj_confirm(PgJob *job)
+{
+	XLogRecPtr	lsn = InvalidXLogRecPtr;
+	int			done = 0;
+
 	pj_note_acks(job);
-	pj_checkpoint(job);
+	while (done < job->nmarks && job->marks[done].tag <= job->acked_tag)
+		lsn = job->marks[done++].lsn;
+	if (done > 0)
+	{
+		memmove(job->marks, job->marks + done, sizeof(PgConfirmMark) * (job->nmarks - done));
+		job->nmarks -= done;
+	}
+	if (lsn > job->confirmed)
+	{
+		LogicalConfirmReceivedLocation(lsn);
+		job->confirmed = lsn;
+	}
+	if (job->confirmed > job->saved &&
+		TimestampDifferenceExceeds(job->last_slot_save, GetCurrentTimestamp(),
+								   PG_JOB_SLOT_SAVE_MS))
+	{
+		ReplicationSlotMarkDirty();
+		ReplicationSlotSave();
+		job->saved = job->confirmed;
+		job->last_slot_save = GetCurrentTimestamp();
+		if (TimestampDifferenceExceeds(job->last_checkpoint, GetCurrentTimestamp(),
+									   PG_JOB_CHECKPOINT_MS * 10))
+			pj_checkpoint(job);
+	}
 }
 
 static void
@@ -836,6 +984,47 @@ pj_check_lag(PgJob *job)
 }
 
 /*
+ * pj_heartbeat
+ *		Write WAL so that a quiet database still moves the slot: without
+ *		HeartbeatSchema a non-transactional logical message; with it, as DMS
+ *		does, a row of HeartbeatSchema.awsdms_heartbeat (created when
+ *		missing; one row per slot) updated in a short transaction of its
+ *		own.  A HeartbeatSchema that does not exist fails the task.
+ */
+static void
+pj_heartbeat(PgJob *job)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	const char *params[1] = {job->slot_name};
+	char	   *table;
+
+	if (job->heartbeat_schema == NULL)
+	{
+		(void) LogLogicalMessage("dms_stream_heartbeat", "", 0, false);
+		return;
+	}
+	pj_xact_begin();
+	if (!OidIsValid(get_namespace_oid(job->heartbeat_schema, true)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_SCHEMA),
+				 errmsg("HeartbeatSchema \"%s\" of the source endpoint of task \"%s\" does not exist",
+						job->heartbeat_schema, job->task_name),
+				 errdetail("With HeartbeatEnable, the heartbeat is written to a table awsdms_heartbeat in that schema."),
+				 errhint("Create the schema, or remove HeartbeatSchema from the endpoint's settings (the heartbeat is then a logical message).")));
+	table = psprintf("%s.awsdms_heartbeat", quote_identifier(job->heartbeat_schema));
+	pj_exec(psprintf("CREATE TABLE IF NOT EXISTS %s"
+					 " (slot_name text PRIMARY KEY, heartbeat_timestamp timestamptz NOT NULL)",
+					 table),
+			0, NULL, SPI_OK_UTILITY);
+	pj_exec(psprintf("INSERT INTO %s AS h (slot_name, heartbeat_timestamp) VALUES ($1, now())"
+					 " ON CONFLICT (slot_name) DO UPDATE"
+					 "   SET heartbeat_timestamp = EXCLUDED.heartbeat_timestamp",
+					 table),
+			1, params, SPI_OK_INSERT);
+	pj_xact_end(cxt);
+}
+
+/*
  * pj_cdc_run
  *		Decode, ship and confirm until stopped.
  */
@@ -854,6 +1043,7 @@ pj_cdc_run(PgJob *job)
 				 errdetail("Changes made since the task last ran cannot be captured."),
 				 errhint("Start the task with reload-target to load the tables again and capture from now on.")));
 
+	pg_spool_memory(spool, PG_JOB_SPOOL_MEMORY);
 	pc->spool = spool;
 	pc->skip_lsn = job->ack_lsn;
 	pc->skip_ordinal = job->ack_ordinal;
@@ -867,7 +1057,7 @@ pj_cdc_run(PgJob *job)
 								NULL, NULL, NULL);
 	XLogBeginRead(ctx->reader, MyReplicationSlot->data.restart_lsn);
 	job->confirmed = job->saved = MyReplicationSlot->data.confirmed_flush;
-	job->last_heartbeat = GetCurrentTimestamp();
+	job->last_heartbeat = 0;	/* the first heartbeat at once */
 	task_worker_set_phase("cdc: streaming from slot %s", job->slot_name);
 	pj_checkpoint(job);
 
@@ -875,8 +1065,15 @@ pj_cdc_run(PgJob *job)
 	{
 		XLogRecPtr	end_of_wal;
 		XLogRecPtr	from = ctx->reader->EndRecPtr;
-		XLogRecPtr	decoded;
-		instr_time	decode_time;
+		int64		records0 = job->fed_records;
+		int64		bytes0 = job->fed_bytes;
+		const KinesisBatcherStats *bs = kinesis_batcher_stats(job->batcher);
+		double		http0 = bs->http_ms;
+		double		feed_ms = 0;
+		double		wait_ms = 0;
+		int			since_poll = 0;
+		instr_time	t0,
+					t1;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -886,9 +1083,22 @@ pj_cdc_run(PgJob *job)
 		}
 		pj_check_lag(job);
 
+		/*
+		 * Decode up to the flushed WAL (at most PG_JOB_STRETCH_BYTES of it),
+		 * handing the spooled records to the batcher every PG_JOB_FEED_BYTES
+		 * and driving its requests every PG_JOB_POLL_RECORDS WAL records, so
+		 * that requests are on the wire while the next records are decoded.
+		 * This happens between WAL records only, where no transaction is
+		 * open: the reorder buffer replays a committed transaction inside a
+		 * transaction of its own, started and aborted within the one
+		 * LogicalDecodingProcessRecord call of the commit record; network
+		 * I/O is never done inside it.  Should a transaction be open here
+		 * nonetheless, feeding and polling wait until it is not.
+		 */
 		end_of_wal = GetFlushRecPtr(NULL);
-		INSTR_TIME_SET_CURRENT(decode_time);
-		while (ctx->reader->EndRecPtr < end_of_wal && spool->bytes < PG_JOB_BATCH_BYTES)
+		INSTR_TIME_SET_CURRENT(t0);
+		while (ctx->reader->EndRecPtr < end_of_wal &&
+			   ctx->reader->EndRecPtr - from < PG_JOB_STRETCH_BYTES)
 		{
 			XLogRecord *record;
 			char	   *errm = NULL;
@@ -899,64 +1109,76 @@ pj_cdc_run(PgJob *job)
 			if (record != NULL)
 				LogicalDecodingProcessRecord(ctx, ctx->reader);
 			CHECK_FOR_INTERRUPTS();
-		}
-		decoded = ctx->reader->EndRecPtr;
-		{
-			instr_time	now;
+			if (IsTransactionOrTransactionBlock())
+				continue;
+			if (spool->bytes >= PG_JOB_FEED_BYTES)
+			{
+				instr_time	f0,
+							f1;
 
-			INSTR_TIME_SET_CURRENT(now);
-			INSTR_TIME_SUBTRACT(now, decode_time);
-			decode_time = now;
+				INSTR_TIME_SET_CURRENT(f0);
+				pj_feed_cdc(job, spool);
+				pj_mark(job, ctx->reader->EndRecPtr);
+				pj_confirm(job);
+				INSTR_TIME_SET_CURRENT(f1);
+				INSTR_TIME_SUBTRACT(f1, f0);
+				feed_ms += INSTR_TIME_GET_MILLISEC(f1);
+				since_poll = 0;
+			}
+			else if (++since_poll >= PG_JOB_POLL_RECORDS &&
+					 kinesis_batcher_unacked(job->batcher) > 0)
+			{
+				kinesis_batcher_poll(job->batcher);
+				since_poll = 0;
+			}
 		}
 
-		if (spool->records > 0)
+		/* The rest of the spool; caught up: send everything and wait. */
 		{
-			instr_time	t0,
-						t1;
-			const KinesisBatcherStats *bs = kinesis_batcher_stats(job->batcher);
-			double		http0 = bs->http_ms;
+			instr_time	f0,
+						f1;
 
-			INSTR_TIME_SET_CURRENT(t0);
-			task_worker_set_phase("cdc: sending %lld records", (long long) spool->records);
-			pj_ship_cdc(job, spool);
-			INSTR_TIME_SET_CURRENT(t1);
-			INSTR_TIME_SUBTRACT(t1, t0);
-			if (spool->records >= 10000)
-				elog(LOG, "dms_stream task \"%s\": decoded %lld records (%lld bytes) in %.1f ms, shipped in %.1f ms (http %.1f ms)",
-					 job->task_name, (long long) spool->records, (long long) spool->bytes,
-					 INSTR_TIME_GET_MILLISEC(decode_time), INSTR_TIME_GET_MILLISEC(t1),
-					 bs->http_ms - http0);
-			task_worker_set_phase("cdc: streaming from slot %s", job->slot_name);
+			INSTR_TIME_SET_CURRENT(f0);
+			pj_feed_cdc(job, spool);
+			pj_mark(job, ctx->reader->EndRecPtr);
+			INSTR_TIME_SET_CURRENT(f1);
+			INSTR_TIME_SUBTRACT(f1, f0);
+			feed_ms += INSTR_TIME_GET_MILLISEC(f1);
 		}
-		pg_spool_reset(spool);
+		if (ctx->reader->EndRecPtr >= end_of_wal)
+		{
+			instr_time	w0,
+						w1;
 
-		/* Everything decoded so far is acknowledged: confirm it. */
-		if (decoded > job->confirmed)
-		{
-			LogicalConfirmReceivedLocation(decoded);
-			job->confirmed = decoded;
-		}
-		if (job->confirmed > job->saved &&
-			TimestampDifferenceExceeds(job->last_slot_save, GetCurrentTimestamp(),
-									   PG_JOB_SLOT_SAVE_MS))
-		{
-			ReplicationSlotMarkDirty();
-			ReplicationSlotSave();
-			job->saved = job->confirmed;
-			job->last_slot_save = GetCurrentTimestamp();
-			if (TimestampDifferenceExceeds(job->last_checkpoint, GetCurrentTimestamp(),
-										   PG_JOB_CHECKPOINT_MS * 10))
+			INSTR_TIME_SET_CURRENT(w0);
+			kinesis_batcher_flush(job->batcher);
+			pj_note_acks(job);
+			if (job->acked_tag != job->checkpoint_tag)
 				pj_checkpoint(job);
+			INSTR_TIME_SET_CURRENT(w1);
+			INSTR_TIME_SUBTRACT(w1, w0);
+			wait_ms = INSTR_TIME_GET_MILLISEC(w1);
 		}
+		pj_confirm(job);
+
+		INSTR_TIME_SET_CURRENT(t1);
+		INSTR_TIME_SUBTRACT(t1, t0);
+		if (job->fed_records - records0 >= 10000)
+			elog(LOG, "dms_stream task \"%s\": decoded and shipped %lld records (%lld bytes) in %.1f ms: decoding %.1f ms, feeding the batcher %.1f ms, waiting for the last answers %.1f ms (http %.1f ms)",
+				 job->task_name, (long long) (job->fed_records - records0),
+				 (long long) (job->fed_bytes - bytes0), INSTR_TIME_GET_MILLISEC(t1),
+				 INSTR_TIME_GET_MILLISEC(t1) - feed_ms - wait_ms, feed_ms, wait_ms,
+				 bs->http_ms - http0);
+
 		if (job->heartbeat &&
 			TimestampDifferenceExceeds(job->last_heartbeat, GetCurrentTimestamp(),
 									   job->heartbeat_minutes * 60 * 1000))
 		{
-			(void) LogLogicalMessage("dms_stream_heartbeat", "", 0, false);
+			pj_heartbeat(job);
 			job->last_heartbeat = GetCurrentTimestamp();
 		}
 
-		if (decoded == from)
+		if (ctx->reader->EndRecPtr == from)
 		{
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 							 PG_JOB_IDLE_WAIT_MS, PG_WAIT_EXTENSION);

@@ -27,22 +27,35 @@
  * CDC.  The worker decodes in-process (CreateDecodingContext and
  * LogicalDecodingProcessRecord over the local WAL, like
  * pg_logical_slot_get_changes, with one decoding context kept for the
- * life of the worker): a batch is decoded up to the flushed WAL or until
- * the spool holds 64 MB, outside any transaction of ours; then the spool
- * is shipped through the PutRecords batcher, every record acknowledged,
- * and the position committed to dms_stream.task_checkpoint ('(pg)',
- * '(cdc)': commit LSN in file_key and position key in next_offset of the
- * newest acknowledged record, see PG_SPOOL_SUBS), then the slot confirmed (LogicalConfirmReceivedLocation) up to
- * the end of the batch and saved at most once a second.  After a crash,
- * decoding resumes from the slot and records at or before the committed
- * position are skipped: duplicates come only from records acknowledged
- * after the last checkpoint commit, and carry the same event id (commit
- * LSN:ordinal).
+ * life of the worker), and shipping overlaps decoding: the plugin renders
+ * records into the spool (held in memory up to 2 MB, in the file beyond),
+ * and between WAL records, whenever the spool holds 512 kB, the worker
+ * hands its records to the PutRecords batcher, which sends requests as
+ * they fill and takes answers while the next WAL records are decoded (it
+ * is also polled every 64 WAL records).  This happens only where no
+ * transaction is open (IsTransactionOrTransactionBlock() is checked): the
+ * reorder buffer replays a committed transaction inside its own
+ * transaction, within the one LogicalDecodingProcessRecord call of the
+ * commit record, and no network I/O happens there.  After each feed the
+ * worker notes a mark (the last record added, the WAL position reached);
+ * the slot is confirmed (LogicalConfirmReceivedLocation) up to the newest
+ * mark whose records are all acknowledged, and saved at most once a
+ * second.  Once decoding has caught up with the flushed WAL, everything
+ * queued is sent and acknowledged (kinesis_batcher_flush).  The position
+ * of the newest acknowledged record is committed to
+ * dms_stream.task_checkpoint ('(pg)', '(cdc)': commit LSN in file_key and
+ * position key in next_offset, see PG_SPOOL_SUBS) at most once a second
+ * and when caught up.  After a crash, decoding resumes from the slot and
+ * records at or before the committed position are skipped: duplicates
+ * come only from records acknowledged after the last checkpoint commit,
+ * and carry the same event id (commit LSN:ordinal).
  *
- * Slot safety: the slot is confirmed only past acknowledged records; a
- * batch without relevant changes still confirms (heartbeat), and with the
- * endpoint's HeartbeatEnable a logical message is written every
- * HeartbeatFrequency minutes so that quiet databases move too;
+ * Slot safety: the slot is confirmed only past acknowledged records; WAL
+ * without relevant changes still confirms (heartbeat), and with the
+ * endpoint's HeartbeatEnable a heartbeat is written when streaming starts
+ * and every HeartbeatFrequency minutes so that quiet databases move too (a
+ * logical message, or with HeartbeatSchema a row of
+ * HeartbeatSchema.awsdms_heartbeat, as DMS does);
  * dms_stream.replication_slot_lag shows each task's slot;
  * dms_stream.max_slot_lag caps the WAL the slot retains: past it the task
  * fails with an error saying so.

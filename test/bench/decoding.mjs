@@ -141,6 +141,16 @@ async function stopTask(task) {
   { timeoutMs: 30000, what: `${task} stopped` });
 }
 
+/** CPU seconds (user + system) a process has used, from the utime and stime fields of /proc/<pid>/stat. */
+const CLK_TCK = 100;
+function cpuOfStat(stat) {
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+}
+function cpuSeconds(pid) {
+  try { return cpuOfStat(fs.readFileSync(`/proc/${pid}/stat`, 'utf8')); } catch { return NaN; }
+}
+
 function memSampler() {
   const mem = { pid: null, hwm: 0, rss: 0 };
   const timer = setInterval(() => {
@@ -165,11 +175,15 @@ async function resumeUntil(task, n, count) {
     if (!s.mem.pid) await sleep(2);
   }
   const t0 = performance.now();
+  let cpu = NaN;
   const perf = process.env.BENCH_PERF ? spawn('perf', ['record', '-g', '-o', process.env.BENCH_PERF, '-p', String(s.mem.pid)], { stdio: 'ignore' }) : null;
   try {
     for (;;) {
       const c = await count();
-      if (c >= n) break;
+      if (c >= n) {
+        cpu = cpuSeconds(s.mem.pid);
+        break;
+      }
       const st = await one(`SELECT status || ' ' || coalesce(last_error, '') FROM dms_stream.task_status WHERE task = ${lit(task)}`);
       if (st.startsWith('failed')) throw new Error(`task ${task}: ${st}`);
       if (performance.now() - t0 > 3600e3) throw new Error(`${task}: ${c} of ${n} after an hour`);
@@ -182,28 +196,40 @@ async function resumeUntil(task, n, count) {
       await new Promise((r) => perf.on('close', r));
     }
   }
-  return { seconds: (performance.now() - t0) / 1000, mem: s.mem };
+  // The worker started for this run: its CPU time is this run's (start-up included).
+  return { seconds: (performance.now() - t0) / 1000, mem: s.mem, cpu };
 }
 
-/** Decode and ship milliseconds the worker of task logged (batches of 10,000+ records). */
+/**
+ * Where the worker of task spent its time, from its log lines (rounds of 10,000+ records): decoding (and
+ * rendering), handing records to the PutRecords batcher (which sends requests while decoding goes on), and waiting
+ * for the last answers once caught up with the WAL; http = time the batcher spent driving requests.
+ */
 function workerTimes(task) {
   const log = fs.readFileSync(path.join(env.DMS_BED_PGRUN, 'pg.log'), 'utf8');
-  const re = new RegExp(`task "${task}": decoded (\\d+) records \\((\\d+) bytes\\) in ([\\d.]+) ms, shipped in ([\\d.]+) ms \\(http ([\\d.]+) ms\\)`, 'g');
-  const t = { records: 0, bytes: 0, decode: 0, ship: 0, http: 0 };
+  const re = new RegExp(`task "${task}": decoded and shipped (\\d+) records \\((\\d+) bytes\\) in ([\\d.]+) ms: decoding ([\\d.]+) ms, feeding the batcher ([\\d.]+) ms, waiting for the last answers ([\\d.]+) ms \\(http ([\\d.]+) ms\\)`, 'g');
+  const t = { records: 0, bytes: 0, total: 0, decode: 0, feed: 0, wait: 0, http: 0 };
   for (const m of log.matchAll(re)) {
     t.records += Number(m[1]);
     t.bytes += Number(m[2]);
-    t.decode += Number(m[3]);
-    t.ship += Number(m[4]);
-    t.http += Number(m[5]);
+    t.total += Number(m[3]);
+    t.decode += Number(m[4]);
+    t.feed += Number(m[5]);
+    t.wait += Number(m[6]);
+    t.http += Number(m[7]);
   }
   return t;
 }
 
+/** wal2json over the slot's WAL in one backend: seconds, changes, and the backend's CPU seconds. */
 async function wal2json(slot, peek = false) {
+  const stat = "replace(pg_read_file('/proc/' || pg_backend_pid() || '/stat'), E'\\n', '')";
   const t0 = performance.now();
-  const n = Number(await one(`SELECT count(*) FROM pg_logical_slot_${peek ? 'peek' : 'get'}_changes(${lit(slot)}, NULL, NULL, 'format-version', '2')`));
-  return { seconds: (performance.now() - t0) / 1000, n };
+  const rows = await sql(`SELECT ${stat};
+    SELECT count(*) FROM pg_logical_slot_${peek ? 'peek' : 'get'}_changes(${lit(slot)}, NULL, NULL, 'format-version', '2');
+    SELECT ${stat};`);
+  const seconds = (performance.now() - t0) / 1000;
+  return { seconds, n: Number(rows[1][0]), cpu: cpuOfStat(rows[2][0]) - cpuOfStat(rows[0][0]) };
 }
 
 // ------------------------------------------------------------------ run
@@ -241,6 +267,7 @@ async function main() {
     END $$;`);
   const ack = await startAckServer();
   const rowsOut = [];
+  let cpuOut = null;
 
   // (a) throughput, ack server: partition key schema.table (DMS's CDC default:
   // one key, so the batcher keeps one request in flight to keep the order),
@@ -270,20 +297,24 @@ async function main() {
     for (let r = 0; r < REPEAT; r++) {
       const w = await wal2json(w2j, true);
       best.w2j = Math.min(best.w2j, w.seconds);
+      best.w2jCpu = Math.min(best.w2jCpu ?? Infinity, w.cpu);
       for (const kind of ['st', 'pk']) {
         await ack.reset();
         const d = await resumeUntil(tasks[kind][r], ROWS, async () => (await ack.stats()).records);
         await stopTask(tasks[kind][r]);
         best[kind] = Math.min(best[kind], d.seconds);
+        best[`${kind}Cpu`] = Math.min(best[`${kind}Cpu`] ?? Infinity, d.cpu);
         best.hwm = Math.max(best.hwm, d.mem.hwm);
         const wt = workerTimes(tasks[kind][r]);
         if (wt.records > 0) best.decode = Math.min(best.decode ?? Infinity, wt.decode / 1000 * (ROWS / wt.records));
-        console.log(`run ${r + 1}: wal2json ${w.n} changes in ${fmt(w.seconds, 2)} s; dms_stream (${kind === 'st' ? 'key schema.table' : 'key primary key'}) ${ROWS} records in ${fmt(d.seconds, 2)} s`
-          + (wt.records ? ` (worker log: decode+render ${fmt(wt.decode / 1000, 2)} s, ship ${fmt(wt.ship / 1000, 2)} s of which http ${fmt(wt.http / 1000, 2)} s, for ${wt.records} records)` : ''));
+        console.log(`run ${r + 1}: wal2json ${w.n} changes in ${fmt(w.seconds, 2)} s (backend CPU ${fmt(w.cpu, 2)} s); dms_stream (${kind === 'st' ? 'key schema.table' : 'key primary key'}) ${ROWS} records in ${fmt(d.seconds, 2)} s (worker CPU ${fmt(d.cpu, 2)} s), ratio ${fmt(w.seconds / d.seconds, 2)}x`
+          + (wt.records ? ` (worker log: ${fmt(wt.total / 1000, 2)} s = decode+render ${fmt(wt.decode / 1000, 2)} s + feeding the batcher ${fmt(wt.feed / 1000, 2)} s + waiting for the last answers ${fmt(wt.wait / 1000, 2)} s; http ${fmt(wt.http / 1000, 2)} s; ${wt.records} records)` : ''));
       }
     }
     rowsOut.push({ sink: 'ack server, key schema.table', rows: ROWS, wal, w2j: best.w2j, dms: best.st, hwm: best.hwm });
     rowsOut.push({ sink: 'ack server, key primary key', rows: ROWS, wal, w2j: best.w2j, dms: best.pk, hwm: best.hwm });
+    cpuOut = `CPU seconds, best of ${REPEAT}: wal2json backend ${fmt(best.w2jCpu, 2)}; dms_stream worker (start-up, decoding, rendering, shipping) `
+      + `key schema.table ${fmt(best.stCpu, 2)} (ratio ${fmt(best.w2jCpu / best.stCpu, 2)}x), key primary key ${fmt(best.pkCpu, 2)} (ratio ${fmt(best.w2jCpu / best.pkCpu, 2)}x)`;
     if (best.decode) rowsOut.push({ sink: 'decode + render only (worker log, no shipping)', rows: ROWS, wal, w2j: best.w2j, dms: best.decode, hwm: best.hwm });
   }
   // (a') throughput, kinesalite
@@ -355,6 +386,7 @@ async function main() {
   for (const r of rowsOut) {
     console.log(`| ${r.sink} | ${r.rows} | ${fmt(r.wal / 1048576)} | ${fmt(r.w2j, 2)} | ${fmt(r.dms, 2)} | ${fmt(r.rows / r.dms, 0)} | ${fmt(r.w2j / r.dms, 2)}x | ${fmt(r.hwm / 1024)} |`);
   }
+  if (cpuOut) console.log(`\n${cpuOut}`);
   if (latency) {
     console.log(`\nlatency at ${RATE} commits/s target (pgbench ${fmt(latency.tps, 0)} tps, ${latency.committed} commits, ${latency.n} after warm-up): `
       + `p50 ${latency.p50} ms, p99 ${latency.p99} ms, max ${latency.max} ms (commit-timestamp to arrival at the sink)`);

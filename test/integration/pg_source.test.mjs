@@ -31,7 +31,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  env, psql, psqlTry, proxy, createStream, uniqueName, waitFor, sleep, streamRecords,
+  env, psql, psqlTry, proxy, createStream, kinesis, uniqueName, waitFor, sleep, streamRecords,
 } from '../lib/bed.mjs';
 
 const kp = proxy('kinesis');
@@ -44,6 +44,7 @@ async function one(q) {
 }
 
 const tasks = [];
+const streams = [];
 
 /** A schema with table items and an audit log of its changes. */
 async function makeSchema({ identityFull = false } = {}) {
@@ -94,6 +95,7 @@ async function makeTask(schema, migrationType, { kinesisSettings = {}, taskSetti
   const src = `${task}-src`;
   const tgt = `${task}-tgt`;
   await createStream(stream, shards);
+  streams.push(stream);
   const ks = { StreamName: stream, IncludeTransactionDetails: true, IncludeNullAndEmpty: true, ...kinesisSettings };
   const mappings = {
     rules: [{
@@ -251,6 +253,8 @@ after(async () => {
       SELECT dms_stream.drop_task(${lit(t)});`);
   }
   await psqlTry('ALTER SYSTEM RESET dms_stream.max_slot_lag; SELECT pg_reload_conf();');
+  // The bed's kinesalite allows 50 shards in all: give them back to the tests that follow.
+  for (const st of streams) await kinesis('DeleteStream', { StreamName: st }).catch(() => {});
 });
 
 test('cdc task: slot created with the task, changes with transaction details, dropped with the task', async () => {
@@ -455,6 +459,34 @@ test('TRUNCATE, columns added and dropped, before images, unchanged TOAST values
   await stopTask(task);
 });
 
+test('transaction-last: the last data record of a transaction that ends with control records', async () => {
+  const { schema } = await makeSchema();
+  await sql(`CREATE TABLE ${schema}.other (id int PRIMARY KEY);`);
+  const { stream, task } = await makeTask(schema, 'cdc');
+  await sql(`SELECT dms_stream.start_task(${lit(task)});`);
+  await waitStreaming(task);
+  await sql(`BEGIN;
+    INSERT INTO ${schema}.items VALUES (1, 'one', 1, 'p');
+    INSERT INTO ${schema}.items VALUES (2, 'two', 2, 'p');
+    TRUNCATE ${schema}.other;
+    TRUNCATE ${schema}.other;
+    COMMIT;
+    BEGIN; TRUNCATE ${schema}.other; INSERT INTO ${schema}.items VALUES (3, 'three', 3, 'p'); COMMIT;`);
+  let msgs;
+  await waitFor(async () => {
+    msgs = (await messages(stream)).map((m) => m.msg);
+    return msgs.some((m) => m.data && m.data.id === 3);
+  }, { timeoutMs: 60000, what: 'all changes' });
+  const ops = msgs.map((m) => `${m.metadata['table-name']}:${m.metadata.operation}`);
+  assert.deepEqual(ops, ['items:insert', 'items:insert', 'other:truncate-table', 'other:truncate-table',
+    'other:truncate-table', 'items:insert'], 'order as decoded');
+  const last = msgs.map((m) => m.metadata['transaction-last'] === true);
+  assert.deepEqual(last, [false, true, false, false, false, true],
+    'the last data record of each transaction is flagged, also when control records follow it');
+  assert.equal(msgs[1].metadata['transaction-id'], msgs[0].metadata['transaction-id']);
+  await stopTask(task);
+});
+
 test('slot safety: confirmed over WAL of other tables (heartbeat), lag view, max_slot_lag stops the task', async () => {
   const { schema } = await makeSchema();
   const { task, slot } = await makeTask(schema, 'cdc');
@@ -485,6 +517,28 @@ test('slot safety: confirmed over WAL of other tables (heartbeat), lag view, max
   } finally {
     await sql('ALTER SYSTEM RESET dms_stream.max_slot_lag; SELECT pg_reload_conf();');
   }
+});
+
+test('HeartbeatSchema: the heartbeat row is written there; a schema that does not exist fails the task clearly', async () => {
+  const { schema } = await makeSchema();
+  const { stream, task, slot } = await makeTask(schema, 'cdc');
+  const audit = `${schema}_audit`;
+  await sql(`SELECT dms_stream.alter_endpoint(${lit(`${task}-src`)}, ${lit(JSON.stringify({ HeartbeatEnable: true, HeartbeatSchema: audit }))});
+    SELECT dms_stream.start_task(${lit(task)});`);
+  await waitStreaming(task);
+  // The first heartbeat is written when streaming starts, then every HeartbeatFrequency minutes.
+  await waitFor(async () => (await one(`SELECT count(*) FROM ${audit}.awsdms_heartbeat WHERE slot_name = ${lit(slot)}`)) === '1',
+    { timeoutMs: 30000, what: 'heartbeat row' });
+  await sql(`INSERT INTO ${schema}.items VALUES (1, 'one', 1, 'p');`);
+  await waitFor(async () => (await messages(stream)).some((m) => m.msg.data && m.msg.data.id === 1), { timeoutMs: 30000, what: 'change after the heartbeat' });
+  await stopTask(task);
+  await sql(`SELECT dms_stream.alter_endpoint(${lit(`${task}-src`)}, ${lit(JSON.stringify({ HeartbeatSchema: `${schema}_missing` }))});
+    SELECT dms_stream.start_task(${lit(task)}, 'resume-processing');`);
+  const st = await waitFor(async () => {
+    const s = await status(task);
+    return s.status === 'failed' ? s : null;
+  }, { timeoutMs: 30000, what: 'task failed on the missing schema' });
+  assert.match(st.lastError, new RegExp(`HeartbeatSchema "${schema}_missing" of the source endpoint of task "${task}" does not exist`));
 });
 
 test('large transaction beyond logical_decoding_work_mem: streamed whole, with bounded worker memory', async () => {
