@@ -48,6 +48,7 @@
 #include "kinesis.h"
 #include "mapping.h"
 #include "pg_source_job.h"
+#include "worker_xact.h"
 #include "task_worker.h"
 
 #define PG_JOB_CHECKPOINT_MS	1000
@@ -140,54 +141,10 @@ typedef struct PgJob
 	StringInfoData held;		/* control records held behind pdata */
 } PgJob;
 
-/* ----------------------------------------------------------------
- * SPI helpers
- * ----------------------------------------------------------------
+/*
+ * lsn_text
+ *		An LSN as PostgreSQL prints it (X/XXXXXXXX), palloc'd.
  */
-
-static char *
-pj_exec(const char *sql, int nargs, const char **params, int expected)
-{
-	Oid			types[12];
-	Datum		values[12];
-	char		nulls[12] = {0};
-	int			i;
-	int			rc;
-
-	Assert(nargs <= 12);
-	for (i = 0; i < nargs; i++)
-	{
-		types[i] = TEXTOID;
-		values[i] = params[i] ? CStringGetTextDatum(params[i]) : (Datum) 0;
-		nulls[i] = params[i] ? ' ' : 'n';
-	}
-	rc = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
-	if (rc != expected)
-		elog(ERROR, "dms_stream postgres source: SPI_execute_with_args failed (%d) for: %s", rc, sql);
-	if (SPI_processed > 0 && SPI_tuptable != NULL)
-		return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	return NULL;
-}
-
-static void
-pj_xact_begin(void)
-{
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
-}
-
-static void
-pj_xact_end(MemoryContext keep)
-{
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	MemoryContextSwitchTo(keep);
-	pgstat_report_stat(false);
-}
-
 static char *
 lsn_text(XLogRecPtr lsn)
 {
@@ -226,8 +183,8 @@ pj_load_task(PgJob *job, MemoryContext job_cxt)
 	uint64		n;
 	uint64		i;
 
-	pj_xact_begin();
-	pj_exec("SELECT t.target_endpoint, t.table_mappings, t.migration_type,"
+	worker_xact_begin();
+	worker_exec("SELECT t.target_endpoint, t.table_mappings, t.migration_type,"
 			"       t.task_settings #>> '{TargetMetadata,ParallelLoadThreads}',"
 			"       t.task_settings #>> '{TargetMetadata,ParallelLoadBufferSize}',"
 			"       t.task_settings, e.settings, dms_stream.task_slot_name(t.task_name)"
@@ -277,7 +234,7 @@ pj_load_task(PgJob *job, MemoryContext job_cxt)
 
 	/* Checkpoints. */
 	MemoryContextSwitchTo(CurTransactionContext);
-	pj_exec("SELECT table_name, file_key, next_offset, table_done, rows_sent"
+	worker_exec("SELECT table_name, file_key, next_offset, table_done, rows_sent"
 			"  FROM dms_stream.task_checkpoint"
 			" WHERE task_name = $1 AND schema_name = '(pg)'",
 			1, params, SPI_OK_SELECT);
@@ -310,7 +267,7 @@ pj_load_task(PgJob *job, MemoryContext job_cxt)
 			job->cdc_rows = job->cdc_rows_at_start = rows;
 		}
 	}
-	pj_xact_end(job_cxt);
+	worker_xact_end(job_cxt);
 
 	job->spool_dir = psprintf("%s/pg_dms_stream", DataDir);
 	job->pc = pg_source_context_create(job->task_name, job->mappings, &job->settings);
@@ -360,7 +317,7 @@ pj_write_checkpoint(PgJob *job)
 		params[3] = psprintf(INT64_FORMAT, job->load_offset);
 		params[4] = job->load_done ? "true" : "false";
 		params[5] = psprintf(INT64_FORMAT, job->load_rows);
-		pj_exec("INSERT INTO dms_stream.task_checkpoint AS c"
+		worker_exec("INSERT INTO dms_stream.task_checkpoint AS c"
 				"       (task_name, schema_name, table_name, file_key, next_offset,"
 				"        table_done, rows_sent, updated_at)"
 				" VALUES ($1, '(pg)', $2, $3, $4::bigint, $5::boolean, $6::bigint, now())"
@@ -377,7 +334,7 @@ pj_write_checkpoint(PgJob *job)
 		params[3] = psprintf(INT64_FORMAT, job->ack_ordinal);
 		params[4] = "false";
 		params[5] = psprintf(INT64_FORMAT, job->cdc_rows);
-		pj_exec("INSERT INTO dms_stream.task_checkpoint AS c"
+		worker_exec("INSERT INTO dms_stream.task_checkpoint AS c"
 				"       (task_name, schema_name, table_name, file_key, next_offset,"
 				"        table_done, rows_sent, updated_at)"
 				" VALUES ($1, '(pg)', $2, $3, $4::bigint, $5::boolean, $6::bigint, now())"
@@ -404,7 +361,7 @@ pj_write_checkpoint(PgJob *job)
 		params[5] = psprintf(INT64_FORMAT, st->pending[PG_STAT_UPDATE]);
 		params[6] = psprintf(INT64_FORMAT, st->pending[PG_STAT_DELETE]);
 		params[7] = psprintf(INT64_FORMAT, st->pending[PG_STAT_DDL]);
-		pj_exec(job->loading ?
+		worker_exec(job->loading ?
 				"INSERT INTO dms_stream.table_statistics AS s"
 				"       (task_name, schema_name, table_name, full_load_rows,"
 				"        full_load_start_time, table_state, last_update_time)"
@@ -428,7 +385,7 @@ pj_write_checkpoint(PgJob *job)
 		memset(st->pending, 0, sizeof(st->pending));
 	}
 	if (job->loading && job->load_done)
-		pj_exec("UPDATE dms_stream.table_statistics"
+		worker_exec("UPDATE dms_stream.table_statistics"
 				"   SET table_state = 'Table completed', full_load_end_time = now()"
 				" WHERE task_name = $1 AND table_state IN ('Before load', 'Full load')",
 				1, params, SPI_OK_UPDATE);
@@ -439,14 +396,14 @@ pj_write_checkpoint(PgJob *job)
 	params[1] = task_worker_phase();
 	params[2] = psprintf(INT64_FORMAT, rows);
 	params[3] = psprintf("%.3f", elapsed > 0 ? rows / elapsed : 0.0);
-	pj_exec("UPDATE dms_stream.task_progress"
+	worker_exec("UPDATE dms_stream.task_progress"
 			"   SET phase = $2, rows_sent = $3::bigint, rows_per_second = $4::double precision,"
 			"       updated_at = now()"
 			" WHERE task_name = $1",
 			4, params, SPI_OK_UPDATE);
 	params[0] = psprintf(INT64_FORMAT, job->run_id);
 	params[1] = psprintf(INT64_FORMAT, rows);
-	pj_exec("UPDATE dms_stream.run_history SET rows_processed = $2::bigint"
+	worker_exec("UPDATE dms_stream.run_history SET rows_processed = $2::bigint"
 			" WHERE run_id = $1::bigint",
 			2, params, SPI_OK_UPDATE);
 	job->result->rows_sent = rows;
@@ -457,9 +414,9 @@ pj_checkpoint(PgJob *job)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 
-	pj_xact_begin();
+	worker_xact_begin();
 	pj_write_checkpoint(job);
-	pj_xact_end(cxt);
+	worker_xact_end(cxt);
 	job->last_checkpoint = GetCurrentTimestamp();
 	job->checkpoint_tag = job->acked_tag;
 }
@@ -527,12 +484,12 @@ pj_add(PgJob *job, const PgSpoolEntry *e, StringInfo data, StringInfo key, int64
 		params[1] = e->table >= 0 ? job->pc->stats[e->table].schema : NULL;
 		params[2] = e->table >= 0 ? job->pc->stats[e->table].table : NULL;
 		params[3] = problem ? problem : "Kinesis would refuse this record";
-		pj_xact_begin();
-		pj_exec("INSERT INTO dms_stream.apply_exceptions"
+		worker_xact_begin();
+		worker_exec("INSERT INTO dms_stream.apply_exceptions"
 				"       (task_name, target_table_name, table_owner, table_name, error_code, error)"
 				" VALUES ($1, $3, $2, $3, 'record_refused', $4)",
 				4, params, SPI_OK_INSERT);
-		pj_xact_end(cxt);
+		worker_xact_end(cxt);
 		return;
 	}
 	job->next_tag = tag;
@@ -575,7 +532,7 @@ pj_spool_tables(PgJob *job)
 	char	   *position = lsn_text(job->start_lsn);
 
 	task_worker_set_phase("full load: reading the tables under the slot's snapshot");
-	pj_exec("SELECT c.oid, n.nspname, c.relname FROM pg_catalog.pg_class c"
+	worker_exec("SELECT c.oid, n.nspname, c.relname FROM pg_catalog.pg_class c"
 			"  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
 			" WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'dms_stream')"
 			"   AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'"
@@ -660,7 +617,7 @@ pj_spool_tables(PgJob *job)
 		{
 			const char *params[3] = {job->task_name, r->schema, r->table};
 
-			pj_exec("INSERT INTO dms_stream.table_statistics AS s"
+			worker_exec("INSERT INTO dms_stream.table_statistics AS s"
 					"       (task_name, schema_name, table_name, full_load_start_time,"
 					"        table_state, last_update_time)"
 					" VALUES ($1, $2, $3, now(), 'Before load', now())"
@@ -782,7 +739,7 @@ pj_start(PgJob *job, bool need_load)
 	if (need_load)
 		pj_spool_tables(job);
 	pj_write_checkpoint(job);
-	pj_xact_end(cxt);
+	worker_xact_end(cxt);
 }
 
 /* ----------------------------------------------------------------
@@ -1003,7 +960,7 @@ pj_heartbeat(PgJob *job)
 		(void) LogLogicalMessage("dms_stream_heartbeat", "", 0, false);
 		return;
 	}
-	pj_xact_begin();
+	worker_xact_begin();
 	if (!OidIsValid(get_namespace_oid(job->heartbeat_schema, true)))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_SCHEMA),
@@ -1012,16 +969,16 @@ pj_heartbeat(PgJob *job)
 				 errdetail("With HeartbeatEnable, the heartbeat is written to a table awsdms_heartbeat in that schema."),
 				 errhint("Create the schema, or remove HeartbeatSchema from the endpoint's settings (the heartbeat is then a logical message).")));
 	table = psprintf("%s.awsdms_heartbeat", quote_identifier(job->heartbeat_schema));
-	pj_exec(psprintf("CREATE TABLE IF NOT EXISTS %s"
+	worker_exec(psprintf("CREATE TABLE IF NOT EXISTS %s"
 					 " (slot_name text PRIMARY KEY, heartbeat_timestamp timestamptz NOT NULL)",
 					 table),
 			0, NULL, SPI_OK_UTILITY);
-	pj_exec(psprintf("INSERT INTO %s AS h (slot_name, heartbeat_timestamp) VALUES ($1, now())"
+	worker_exec(psprintf("INSERT INTO %s AS h (slot_name, heartbeat_timestamp) VALUES ($1, now())"
 					 " ON CONFLICT (slot_name) DO UPDATE"
 					 "   SET heartbeat_timestamp = EXCLUDED.heartbeat_timestamp",
 					 table),
 			1, params, SPI_OK_INSERT);
-	pj_xact_end(cxt);
+	worker_xact_end(cxt);
 }
 
 /*
