@@ -491,3 +491,32 @@ dms_json_get_enum(const DmsJsonDoc *doc, const json_t *obj, const char *path,
 	return dms_json_match_enum(doc, dms_json_path_key(path, key), value, allowed,
 							   ignore_case);
 }
+
+/*
+ * dms_json_hex4
+ *		The value of the four hex digits at p (the digits of a JSON \u
+ *		escape), or -1 if they are not four hex digits.  The caller makes
+ *		sure four bytes are there.
+ */
+int
+dms_json_hex4(const char *p)
+{
+	int			v = 0;
+	int			i;
+
+	for (i = 0; i < 4; i++)
+	{
+		char		c = p[i];
+
+		v <<= 4;
+		if (c >= '0' && c <= '9')
+			v |= c - '0';
+		else if (c >= 'a' && c <= 'f')
+			v |= c - 'a' + 10;
+		else if (c >= 'A' && c <= 'F')
+			v |= c - 'A' + 10;
+		else
+			return -1;
+	}
+	return v;
+}

@@ -105,4 +105,7 @@ extern void dms_json_use_palloc(void);
 /* "a, b, c" from a NULL-terminated list, for hints. */
 extern char *dms_json_list(const char *const *items);
 
+/* The value of the four hex digits at p (a JSON \u escape), -1 if they are not. */
+extern int	dms_json_hex4(const char *p);
+
 #endif							/* DMS_JSON_H */

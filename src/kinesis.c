@@ -383,29 +383,6 @@ scan_char(JsonScan *s, char c)
 	return false;
 }
 
-static int
-scan_hex4(const char *p)
-{
-	int			v = 0;
-	int			i;
-
-	for (i = 0; i < 4; i++)
-	{
-		char		c = p[i];
-
-		v <<= 4;
-		if (c >= '0' && c <= '9')
-			v |= c - '0';
-		else if (c >= 'a' && c <= 'f')
-			v |= c - 'a' + 10;
-		else if (c >= 'A' && c <= 'F')
-			v |= c - 'A' + 10;
-		else
-			return -1;
-	}
-	return v;
-}
-
 /*
  * scan_string
  *		At a '"': decode the string in place; *out gets it, NUL-terminated.
@@ -478,14 +455,14 @@ scan_string(JsonScan *s, char **out)
 				{
 					int			cp;
 
-					if (p + 6 > s->end || (cp = scan_hex4(p + 2)) < 0)
+					if (p + 6 > s->end || (cp = dms_json_hex4(p + 2)) < 0)
 						return false;
 					if (cp >= 0xD800 && cp <= 0xDBFF)
 					{
 						int			lo;
 
 						if (p + 12 > s->end || p[6] != '\\' || p[7] != 'u' ||
-							(lo = scan_hex4(p + 8)) < 0xDC00 || lo > 0xDFFF)
+							(lo = dms_json_hex4(p + 8)) < 0xDC00 || lo > 0xDFFF)
 							return false;
 						cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
 						p += 6;

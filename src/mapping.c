@@ -1169,31 +1169,12 @@ prepare_filter_value(const char *text, MappingCompareKind kind, MappingFilterVal
 
 /*
  * hex4
- *		Four hex digits at s; -1 if they are not.
+ *		Four hex digits at s (before end); -1 if they are not.
  */
 static int
 hex4(const char *s, const char *end)
 {
-	int			v = 0;
-	int			i;
-
-	if (end - s < 4)
-		return -1;
-	for (i = 0; i < 4; i++)
-	{
-		char		c = s[i];
-
-		v <<= 4;
-		if (c >= '0' && c <= '9')
-			v |= c - '0';
-		else if (c >= 'a' && c <= 'f')
-			v |= c - 'a' + 10;
-		else if (c >= 'A' && c <= 'F')
-			v |= c - 'A' + 10;
-		else
-			return -1;
-	}
-	return v;
+	return end - s < 4 ? -1 : dms_json_hex4(s);
 }
 
 /*
