@@ -1,7 +1,9 @@
 // Helpers for the delta-load tests: Parquet read back (DuckDB and hyparquet),
 // persistent psql sessions for concurrency tests, NOTIFY payloads.
 //
-//   readParquetRows(file, orderBy)   rows through DuckDB (BigInt -> Number when safe)
+//   readParquetRows(file, orderBy)   rows through DuckDB (BigInt -> Number when safe); with
+//                                    columns '*' every file is also read by hyparquet and the
+//                                    two readers must agree value by value
 //   parquetInfo(file)                hyparquet metadata: rows, row groups, codecs
 //   Session                          one psql process kept open: await s.query(sql)
 //   notifications(text)              payloads of "Asynchronous notification" lines
@@ -9,7 +11,8 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { parquetMetadata } from 'hyparquet';
+import { parquetMetadata, parquetReadObjects } from 'hyparquet';
+import { compressors } from 'hyparquet-compressors';
 import { env } from './bed.mjs';
 
 let duck;
@@ -25,7 +28,38 @@ export async function readParquetRows(files, { columns = '*', orderBy } = {}) {
   const list = (Array.isArray(files) ? files : [files]).map((f) => `'${f.replace(/'/g, "''")}'`).join(', ');
   const c = await duckdb();
   const r = await c.runAndReadAll(`SELECT ${columns} FROM read_parquet([${list}])${orderBy ? ` ORDER BY ${orderBy}` : ''}`);
-  return r.getRowObjects().map((row) => Object.fromEntries(Object.entries(row).map(([k, v]) => [k, plain(v)])));
+  const rows = r.getRowObjects().map((row) => Object.fromEntries(Object.entries(row).map(([k, v]) => [k, plain(v)])));
+  if (columns === '*') await sameWithHyparquet(Array.isArray(files) ? files : [files], rows);
+  return rows;
+}
+
+/** One value as both readers can be compared on: numbers (decimals too), text, instants in ms. */
+function canon(v) {
+  if (v === null || v === undefined) return null;
+  if (typeof v === 'bigint') return Number(v);
+  if (typeof v === 'number') return Number.isInteger(v) ? v : Number(v.toPrecision(15)); // decimals as doubles
+  if (typeof v === 'boolean') return v;
+  if (v instanceof Date) return `instant:${v.getTime()}`;
+  if (typeof v === 'object' && typeof v.micros === 'bigint') return `instant:${Number(v.micros / 1000n)}`;
+  const s = String(v);
+  return /^-?\d+(\.\d+)?$/.test(s) ? canon(Number(s)) : s;
+}
+const rowKey = (row) => JSON.stringify(Object.keys(row).sort().map((k) => [k, canon(row[k])]));
+
+/** Read the files with hyparquet too: the same rows and values as DuckDB read, or an error. */
+async function sameWithHyparquet(files, duckRows) {
+  const hyp = [];
+  for (const f of files) {
+    const buf = fs.readFileSync(f);
+    const ab = buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength);
+    hyp.push(...(await parquetReadObjects({ file: ab, compressors })));
+  }
+  const a = duckRows.map(rowKey).sort();
+  const b = hyp.map(rowKey).sort();
+  if (a.length !== b.length) throw new Error(`hyparquet read ${b.length} rows, DuckDB ${a.length}: ${files.join(', ')}`);
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] !== b[i]) throw new Error(`hyparquet and DuckDB disagree on ${files.join(', ')}: ${b[i]} vs ${a[i]}`);
+  }
 }
 
 /** One SQL statement in DuckDB (e.g. COPY ... TO for comparisons). */
