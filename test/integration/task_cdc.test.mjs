@@ -30,10 +30,9 @@ import path from 'node:path';
 import {
   env, psql, psqlTry, aws, proxy, createBucket, createStream, uniqueName, waitFor, sleep, streamRecords,
 } from '../lib/bed.mjs';
+import { lit, sql, one, seedRow, createS3Task, taskStatus } from '../lib/tasks.mjs';
 
 const kp = proxy('kinesis');
-const lit = (s) => (s === null || s === undefined ? 'NULL' : `'${String(s).replace(/'/g, "''")}'`);
-const PRE = '\\set QUIET on\nSET client_min_messages = warning;\n';
 
 const COLUMNS = [
   { ColumnName: 'ingest_time', ColumnType: 'DATETIME', ColumnNullable: 'false', ColumnIsPk: 'true' },
@@ -57,25 +56,6 @@ const MAPPINGS = {
 const tasks = [];
 const endpoints = [];
 let tmp;
-
-const sql = (q) => psql(PRE + q);
-async function one(q) {
-  const rows = await sql(q);
-  return rows.length ? rows[rows.length - 1][0] : undefined;
-}
-
-/** Row i of the seed table: CSV fields and the data DMS renders. */
-function seedRow(i) {
-  const t = new Date(Date.UTC(2020, 7, 3, 22, 0, 0) + i * 1000);
-  const iso = t.toISOString().replace(/\.\d{3}Z$/, 'Z');
-  const csvTime = iso.replace('T', ' ').replace('Z', '');
-  const doi = i % 7 === 0 ? `10.1000/a,"q"${i}` : `10.1000/${i}`;
-  const cents = ((i * 37) % 199999) - 99999;
-  const value = `${cents < 0 ? '-' : ''}${Math.floor(Math.abs(cents) / 100)}.${String(Math.abs(cents) % 100).padStart(2, '0')}`;
-  const sig = `s${i % 1000}`;
-  const csvDoi = doi.includes(',') || doi.includes('"') ? `"${doi.replace(/"/g, '""')}"` : doi;
-  return { csv: `${csvTime},${csvDoi},${i},${value},${sig}`, key: iso, data: { ingest_time: iso, doi, id: i, value, data_sig: sig } };
-}
 
 const OPS = { i: 'insert', insert: 'insert', u: 'update', update: 'update', d: 'delete', delete: 'delete' };
 
@@ -110,30 +90,13 @@ async function put(bucket, key, text) {
 }
 
 async function makeTask(migrationType, settings = {}) {
-  const bucket = uniqueName('tcdc');
-  const stream = uniqueName('tcdc');
-  const task = uniqueName('task');
-  const src = `${task}-src`;
-  const tgt = `${task}-tgt`;
-  await createBucket(bucket);
-  await createStream(stream, 1);
-  const srcSettings = { BucketName: bucket, CdcPath: 'changes', ExternalTableDefinition: JSON.stringify(ETD) };
-  await sql(`SELECT dms_stream.create_endpoint(${lit(src)}, 's3', 'source', ${lit(JSON.stringify(srcSettings))}, ${lit(env.S3_PROXY_URL)});
-    SELECT dms_stream.set_endpoint_credentials(${lit(src)}, ${lit(env.AWS_ACCESS_KEY_ID)}, ${lit(env.AWS_SECRET_ACCESS_KEY)});
-    SELECT dms_stream.create_endpoint(${lit(tgt)}, 'kinesis', 'target', ${lit(JSON.stringify({ StreamName: stream }))}, ${lit(env.KINESIS_PROXY_URL)});
-    SELECT dms_stream.set_endpoint_credentials(${lit(tgt)}, ${lit(env.AWS_ACCESS_KEY_ID)}, ${lit(env.AWS_SECRET_ACCESS_KEY)});
-    SELECT dms_stream.create_task(${lit(task)}, ${lit(src)}, ${lit(tgt)}, ${lit(migrationType)}, ${lit(JSON.stringify(MAPPINGS))}, ${lit(JSON.stringify(settings))});`);
-  tasks.push(task);
-  endpoints.push(src, tgt);
-  return { bucket, stream, task };
+  const made = await createS3Task({ prefix: 'tcdc', migrationType, etd: ETD, mappings: MAPPINGS, settings, s3: { CdcPath: 'changes' } });
+  tasks.push(made.task);
+  endpoints.push(made.src, made.tgt);
+  return made;
 }
 
-async function status(task) {
-  const rows = await sql(`SELECT status, coalesce(last_error, ''), coalesce(worker_pid::text, ''), coalesce(stop_reason, ''), coalesce(phase, '')
-    FROM dms_stream.task_status WHERE task = ${lit(task)}`);
-  const [st, lastError, pid, stopReason, phase] = rows[0];
-  return { status: st, lastError, pid, stopReason, phase };
-}
+const status = taskStatus;
 
 async function worker(task) {
   const rows = await sql(`SELECT pid, query FROM pg_stat_activity

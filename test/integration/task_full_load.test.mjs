@@ -31,10 +31,9 @@ import { spawnSync } from 'node:child_process';
 import {
   env, psql, psqlTry, aws, proxy, createBucket, createStream, uniqueName, waitFor, sleep, streamRecords,
 } from '../lib/bed.mjs';
+import { lit, sql, one, seedRow, createS3Task, taskStatus } from '../lib/tasks.mjs';
 
 const kp = proxy('kinesis');
-const lit = (s) => (s === null || s === undefined ? 'NULL' : `'${String(s).replace(/'/g, "''")}'`);
-const PRE = '\\set QUIET on\nSET client_min_messages = warning;\n';
 
 const ETD = {
   TableCount: '1',
@@ -61,28 +60,6 @@ const endpoints = [];
 const streams = [];
 let tmp;
 
-async function sql(q) {
-  return psql(PRE + q);
-}
-
-async function one(q) {
-  const rows = await sql(q);
-  return rows.length ? rows[rows.length - 1][0] : undefined;
-}
-
-/** Row i of the seed table as CSV text and as the values DMS renders. */
-function seedRow(i) {
-  const t = new Date(Date.UTC(2020, 7, 3, 22, 0, 0) + i * 1000);
-  const iso = t.toISOString().replace(/\.\d{3}Z$/, 'Z');
-  const csvTime = iso.replace('T', ' ').replace('Z', '');
-  const doi = i % 7 === 0 ? `10.1000/a,"q"${i}` : `10.1000/${i}`;
-  const cents = ((i * 37) % 199999) - 99999;
-  const value = `${cents < 0 ? '-' : ''}${Math.floor(Math.abs(cents) / 100)}.${String(Math.abs(cents) % 100).padStart(2, '0')}`;
-  const sig = `s${i % 1000}`;
-  const csvDoi = doi.includes(',') || doi.includes('"') ? `"${doi.replace(/"/g, '""')}"` : doi;
-  return { csv: `${csvTime},${csvDoi},${i},${value},${sig}\n`, key: iso, data: { ingest_time: iso, doi, id: i, value, data_sig: sig } };
-}
-
 /** Files of rows [from, to) split in `files` pieces: [{name, text, rows: [{line, ...}]}]. */
 function seedFiles(from, to, files) {
   const out = [];
@@ -92,7 +69,7 @@ function seedFiles(from, to, files) {
     let text = '';
     for (let i = from + f * per, line = 1; i < Math.min(to, from + (f + 1) * per); i++, line++) {
       const r = seedRow(i);
-      text += r.csv;
+      text += `${r.csv}\n`;
       rows.push({ ...r, line });
     }
     out.push({ name: `full_${String(f).padStart(3, '0')}`, text, rows });
@@ -111,31 +88,14 @@ async function upload(bucket, files, table = 'table01') {
 
 /** Source and target endpoints, a stream and a task; returns their names. */
 async function makeTask({ settings = {}, s3 = {}, kinesisSettings = {} } = {}) {
-  const bucket = uniqueName('tfl');
-  const stream = uniqueName('tfl');
-  const task = uniqueName('task');
-  const src = `${task}-src`;
-  const tgt = `${task}-tgt`;
-  await createBucket(bucket);
-  await createStream(stream, 1);
-  streams.push(stream);
-  const srcSettings = { BucketName: bucket, ExternalTableDefinition: JSON.stringify(ETD), ...s3 };
-  await sql(`SELECT dms_stream.create_endpoint(${lit(src)}, 's3', 'source', ${lit(JSON.stringify(srcSettings))}, ${lit(env.S3_PROXY_URL)});
-    SELECT dms_stream.set_endpoint_credentials(${lit(src)}, ${lit(env.AWS_ACCESS_KEY_ID)}, ${lit(env.AWS_SECRET_ACCESS_KEY)});
-    SELECT dms_stream.create_endpoint(${lit(tgt)}, 'kinesis', 'target', ${lit(JSON.stringify({ StreamName: stream, ...kinesisSettings }))}, ${lit(env.KINESIS_PROXY_URL)});
-    SELECT dms_stream.set_endpoint_credentials(${lit(tgt)}, ${lit(env.AWS_ACCESS_KEY_ID)}, ${lit(env.AWS_SECRET_ACCESS_KEY)});
-    SELECT dms_stream.create_task(${lit(task)}, ${lit(src)}, ${lit(tgt)}, 'full-load', ${lit(JSON.stringify(MAPPINGS))}, ${lit(JSON.stringify(settings))});`);
-  tasks.push(task);
-  endpoints.push(src, tgt);
-  return { bucket, stream, task };
+  const made = await createS3Task({ prefix: 'tfl', etd: ETD, mappings: MAPPINGS, settings, s3, kinesisSettings });
+  streams.push(made.stream);
+  tasks.push(made.task);
+  endpoints.push(made.src, made.tgt);
+  return made;
 }
 
-async function status(task) {
-  const rows = await sql(`SELECT status, coalesce(last_error, ''), coalesce(worker_pid::text, ''), coalesce(stop_reason, '')
-    FROM dms_stream.task_status WHERE task = ${lit(task)}`);
-  const [st, lastError, pid, stopReason] = rows[0];
-  return { status: st, lastError, pid, stopReason };
-}
+const status = taskStatus;
 
 /** Wait until the task's status is one of `wanted`; returns status(). */
 async function waitStatus(task, wanted, timeoutMs = 120000) {
@@ -365,7 +325,7 @@ test('bad rows go to apply_exceptions with file, line and reason; the load goes 
 test('DataErrorPolicy STOP_TASK fails the task naming file and line', async () => {
   const { bucket, task } = await makeTask({ settings: { ErrorBehavior: { DataErrorPolicy: 'STOP_TASK' } } });
   const good = seedFiles(2000, 2005, 1)[0];
-  const text = `${good.text}2020-08-03 23:00:00,only,three\n${seedRow(2005).csv}`;
+  const text = `${good.text}2020-08-03 23:00:00,only,three\n${seedRow(2005).csv}\n`;
   await upload(bucket, [{ name: 'full_000', text, rows: [] }]);
   await sql(`SELECT dms_stream.start_task(${lit(task)});`);
   const s = await waitStatus(task, ['stopped', 'failed']);

@@ -24,11 +24,9 @@ import path from 'node:path';
 import {
   env, psql, psqlTry, aws, proxy, createBucket, createStream, uniqueName, waitFor, streamRecords,
 } from '../lib/bed.mjs';
+import { lit, sql, createS3Task, taskStatus } from '../lib/tasks.mjs';
 
 const kp = proxy('kinesis');
-const lit = (s) => (s === null || s === undefined ? 'NULL' : `'${String(s).replace(/'/g, "''")}'`);
-const PRE = '\\set QUIET on\nSET client_min_messages = warning;\n';
-const sql = (q) => psql(PRE + q);
 
 const COLUMNS = [
   { ColumnName: 'ingest_time', ColumnType: 'DATETIME', ColumnNullable: 'false', ColumnIsPk: 'true' },
@@ -67,30 +65,15 @@ async function put(bucket, key, text) {
 }
 
 async function makeTask({ migrationType = 'full-load', settings = {}, stream } = {}) {
-  const bucket = uniqueName('tle');
-  const task = uniqueName('task');
-  const src = `${task}-src`;
-  const tgt = `${task}-tgt`;
-  stream ??= uniqueName('tle');
-  await createBucket(bucket);
-  await createStream(stream, 1);
-  const srcSettings = { BucketName: bucket, CdcPath: 'changes', ExternalTableDefinition: JSON.stringify(ETD) };
-  await sql(`SELECT dms_stream.create_endpoint(${lit(src)}, 's3', 'source', ${lit(JSON.stringify(srcSettings))}, ${lit(env.S3_PROXY_URL)});
-    SELECT dms_stream.set_endpoint_credentials(${lit(src)}, ${lit(env.AWS_ACCESS_KEY_ID)}, ${lit(env.AWS_SECRET_ACCESS_KEY)});
-    SELECT dms_stream.create_endpoint(${lit(tgt)}, 'kinesis', 'target', ${lit(JSON.stringify({ StreamName: stream }))}, ${lit(env.KINESIS_PROXY_URL)});
-    SELECT dms_stream.set_endpoint_credentials(${lit(tgt)}, ${lit(env.AWS_ACCESS_KEY_ID)}, ${lit(env.AWS_SECRET_ACCESS_KEY)});
-    SELECT dms_stream.create_task(${lit(task)}, ${lit(src)}, ${lit(tgt)}, ${lit(migrationType)}, ${lit(JSON.stringify(MAPPINGS))}, ${lit(JSON.stringify(settings))});`);
-  tasks.push(task);
-  endpoints.push(src, tgt);
-  return { bucket, stream, task };
+  const made = await createS3Task({
+    prefix: 'tle', migrationType, etd: ETD, mappings: MAPPINGS, settings, s3: { CdcPath: 'changes' }, stream,
+  });
+  tasks.push(made.task);
+  endpoints.push(made.src, made.tgt);
+  return made;
 }
 
-async function status(task) {
-  const r = await sql(`SELECT status, coalesce(last_error, ''), coalesce(worker_pid::text, ''), coalesce(stop_reason, ''), coalesce(phase, '')
-    FROM dms_stream.task_status WHERE task = ${lit(task)}`);
-  const [st, lastError, pid, stopReason, phase] = r[0];
-  return { status: st, lastError, pid, stopReason, phase };
-}
+const status = taskStatus;
 
 async function waitStatus(task, wanted, timeoutMs = 180000) {
   return waitFor(async () => {
