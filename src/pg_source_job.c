@@ -1032,12 +1032,7 @@ pj_cdc_run(PgJob *job)
 		instr_time	t0,
 					t1;
 
-		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-		}
+		task_worker_check_interrupts();
 		pj_check_lag(job);
 
 		/*

@@ -1165,12 +1165,7 @@ job_table_step(Job *job, JobTable *jt)
 	task_worker_set_phase("full load of %s.%s: s3://%s/%s at line %lld",
 						  jt->et->owner, jt->et->name, job->bucket, f->key,
 						  (long long) jt->queued.line);
-	CHECK_FOR_INTERRUPTS();
-	if (ConfigReloadPending)
-	{
-		ConfigReloadPending = false;
-		ProcessConfigFile(PGC_SIGHUP);
-	}
+	task_worker_check_interrupts();
 
 	if (jt->offset < f->size)
 	{
@@ -1804,12 +1799,7 @@ job_cdc_run(Job *job)
 		int			p = 0;
 		int			f;
 
-		CHECK_FOR_INTERRUPTS();
-		if (ConfigReloadPending)
-		{
-			ConfigReloadPending = false;
-			ProcessConfigFile(PGC_SIGHUP);
-		}
+		task_worker_check_interrupts();
 
 		MemoryContextReset(poll_cxt);
 		old = MemoryContextSwitchTo(poll_cxt);

@@ -48,6 +48,22 @@ task_worker_set_phase(const char *fmt,...)
 }
 
 /*
+ * task_worker_check_interrupts
+ *		Called by the jobs between units of work: honour cancel and SIGTERM
+ *		(CHECK_FOR_INTERRUPTS) and reload the configuration after a SIGHUP.
+ */
+void
+task_worker_check_interrupts(void)
+{
+	CHECK_FOR_INTERRUPTS();
+	if (ConfigReloadPending)
+	{
+		ConfigReloadPending = false;
+		ProcessConfigFile(PGC_SIGHUP);
+	}
+}
+
+/*
  * task_worker_phase
  *		The phase last set.
  */

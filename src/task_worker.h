@@ -36,4 +36,7 @@ extern void task_worker_set_phase(const char *fmt,...) pg_attribute_printf(1, 2)
 /* The phase last set (a static buffer). */
 extern const char *task_worker_phase(void);
 
+/* Between units of work: CHECK_FOR_INTERRUPTS and a pending SIGHUP reload. */
+extern void task_worker_check_interrupts(void);
+
 #endif							/* DMS_TASK_WORKER_H */
