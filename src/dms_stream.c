@@ -19,6 +19,7 @@
 #include "csv.h"
 #include "dms_json.h"
 #include "http.h"
+#include "kinesis_shipper.h"
 #include "launcher.h"
 #include "pg_source_job.h"
 #include "dms_stream.h"
@@ -115,6 +116,7 @@ _PG_init(void)
 	launcher_init();
 	csv_define_settings();
 	pg_source_define_settings();
+	kinesis_shipper_define_settings();
 
 	MarkGUCPrefixReserved("dms_stream");
 }

@@ -1488,6 +1488,43 @@ dms_http_queue_poll(DmsHttpQueue *q, bool wait, void **done, int max)
 }
 
 /*
+ * dms_http_queue_sleep
+ *		Sleep once on the queue's transfers and the latch; see http.h.
+ */
+void
+dms_http_queue_sleep(DmsHttpQueue *q)
+{
+	WaitEventSet *volatile wes = NULL;
+	int			i;
+
+	if (q->nused == 0)
+		return;
+	for (i = 0; i < DMS_HTTP_MAX_PARALLEL; i++)
+		if (q->used[i] && q->slots[i].state == HTTP_DONE)
+			return;				/* one is ready to be returned */
+
+	PG_TRY();
+	{
+		TimestampTz now = GetCurrentTimestamp();
+
+		for (i = 0; i < DMS_HTTP_MAX_PARALLEL; i++)
+			if (q->used[i] && q->slots[i].state == HTTP_BACKOFF &&
+				now >= q->slots[i].retry_at)
+				http_queue_start(q, i);
+		http_wait(q->slots, DMS_HTTP_MAX_PARALLEL, &wes);
+		http_collect_done();
+	}
+	PG_CATCH();
+	{
+		if (wes != NULL)
+			FreeWaitEventSet(wes);
+		http_queue_release(q);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+}
+
+/*
  * dms_http_request
  *		Run one request; the response is palloc'd in the caller's context.
  */

@@ -124,6 +124,13 @@ extern void dms_http_queue_submit(DmsHttpQueue *q, const DmsHttpRequest *req,
  */
 extern int	dms_http_queue_poll(DmsHttpQueue *q, bool wait, void **done, int max);
 
+/*
+ * Sleep once until a transfer of the queue can make progress, a retry is
+ * due or the process latch is set (at most a second), and drive curl;
+ * finished transfers are then returned by dms_http_queue_poll.
+ */
+extern void dms_http_queue_sleep(DmsHttpQueue *q);
+
 /* Requests submitted and not yet returned by dms_http_queue_poll. */
 extern int	dms_http_queue_in_flight(DmsHttpQueue *q);
 

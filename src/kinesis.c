@@ -1961,6 +1961,24 @@ kinesis_batcher_poll(KinesisBatcher *b)
 }
 
 /*
+ * kinesis_batcher_wait
+ *		Sleep until an answer comes back or the process latch is set (at
+ *		most a second; at once when nothing is on the wire), then poll.
+ */
+void
+kinesis_batcher_wait(KinesisBatcher *b)
+{
+	if (b->nbusy > 0)
+	{
+		TimestampTz start = GetCurrentTimestamp();
+
+		dms_http_queue_sleep(b->queue);
+		b->stats.http_ms += (double) (GetCurrentTimestamp() - start) / 1000.0;
+	}
+	kinesis_batcher_poll(b);
+}
+
+/*
  * kinesis_batcher_flush
  *		Send until every record added so far is acknowledged.
  */
@@ -2013,7 +2031,20 @@ kinesis_batcher_stats(KinesisBatcher *b)
 json_t *
 kinesis_batcher_stats_json(KinesisBatcher *b)
 {
-	const KinesisBatcherStats *st = &b->stats;
+	return kinesis_stats_json(&b->stats, b->unacked, b->have_acked_through,
+							  b->acked_through, b->opts.strict_key_order);
+}
+
+/*
+ * kinesis_stats_json
+ *		Batcher counters as a JSON object, with throughput over the time
+ *		from the first record added to the last acknowledgement.
+ */
+json_t *
+kinesis_stats_json(const KinesisBatcherStats *st, int64 unacked,
+				   bool have_acked_through, uint64 acked_through,
+				   bool strict_key_order)
+{
 	json_t	   *o = dms_json_new_object();
 	double		elapsed_ms = 0;
 
@@ -2024,7 +2055,7 @@ kinesis_batcher_stats_json(KinesisBatcher *b)
 	json_object_set_new(o, "bytes", json_integer(st->bytes_acked));
 	json_object_set_new(o, "records_added", json_integer(st->records_added));
 	json_object_set_new(o, "records_rejected", json_integer(st->records_rejected));
-	json_object_set_new(o, "unacked", json_integer(b->unacked));
+	json_object_set_new(o, "unacked", json_integer(unacked));
 	json_object_set_new(o, "rounds", json_integer(st->rounds));
 	json_object_set_new(o, "requests", json_integer(st->requests));
 	json_object_set_new(o, "requests_ok", json_integer(st->requests_ok));
@@ -2052,9 +2083,9 @@ kinesis_batcher_stats_json(KinesisBatcher *b)
 		json_object_set_new(o, "mb_per_second",
 							json_real(st->bytes_acked / 1048576.0 * 1000.0 / elapsed_ms));
 	}
-	if (b->have_acked_through)
-		json_object_set_new(o, "acked_through", json_integer((json_int_t) b->acked_through));
-	json_object_set_new(o, "strict_key_order", json_boolean(b->opts.strict_key_order));
+	if (have_acked_through)
+		json_object_set_new(o, "acked_through", json_integer((json_int_t) acked_through));
+	json_object_set_new(o, "strict_key_order", json_boolean(strict_key_order));
 	return o;
 }
 

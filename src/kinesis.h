@@ -257,6 +257,13 @@ extern KinesisRecordStatus kinesis_batcher_add(KinesisBatcher *b,
  */
 extern void kinesis_batcher_poll(KinesisBatcher *b);
 
+/*
+ * Sleep until an answer comes back or the process latch is set (at most a
+ * second, at once when no request is on the wire), then poll: for a loop
+ * that also waits for other work signalled by the latch.
+ */
+extern void kinesis_batcher_wait(KinesisBatcher *b);
+
 /* Send until every record added so far is acknowledged. */
 extern void kinesis_batcher_flush(KinesisBatcher *b);
 
@@ -273,6 +280,11 @@ extern const KinesisBatcherStats *kinesis_batcher_stats(KinesisBatcher *b);
 
 /* The stats as a JSON object (for SQL functions and logs). */
 extern json_t *kinesis_batcher_stats_json(KinesisBatcher *b);
+
+/* The same from counters and the batcher's state given separately. */
+extern json_t *kinesis_stats_json(const KinesisBatcherStats *st, int64 unacked,
+								  bool have_acked_through, uint64 acked_through,
+								  bool strict_key_order);
 
 /* Release the batcher's memory (queued records are dropped). */
 extern void kinesis_batcher_destroy(KinesisBatcher *b);

@@ -46,6 +46,7 @@
 #include "dms_message.h"
 #include "dms_stream.h"
 #include "kinesis.h"
+#include "kinesis_shipper.h"
 #include "mapping.h"
 #include "pg_source_job.h"
 #include "worker_xact.h"
@@ -94,7 +95,7 @@ typedef struct PgJob
 	char	   *heartbeat_schema;	/* HeartbeatSchema, or NULL */
 
 	KinesisClient *kinesis;
-	KinesisBatcher *batcher;
+	KinesisShipper *shipper;	/* the PutRecords batcher, maybe in a shipping process */
 	MappingSet *mappings;
 	DmsMessageSettings settings;
 	PgSourceContext *pc;
@@ -283,8 +284,9 @@ pj_load_task(PgJob *job, MemoryContext job_cxt)
 	opts.max_in_flight = Min(in_flight, 64);
 	opts.max_request_records = per_request;
 	opts.max_buffered_records = Max(per_request * opts.max_in_flight * 2, 1000);
-	job->batcher = kinesis_batcher_create(job->kinesis, &opts);
-	job->ring_size = opts.max_buffered_records * 2 + 16;
+	job->shipper = kinesis_shipper_start(job->kinesis, job->task_name, &opts);
+	job->ring_size = opts.max_buffered_records * 2 + 16 +
+		kinesis_shipper_queue_records(job->shipper);
 	job->ring = palloc0(sizeof(PgRingEntry) * job->ring_size);
 
 	initStringInfo(&job->data);
@@ -428,7 +430,7 @@ pj_note_acks(PgJob *job)
 	uint64		tag;
 	uint64		t;
 
-	if (!kinesis_batcher_acked_through(job->batcher, &tag) || tag <= job->acked_tag)
+	if (!kinesis_shipper_acked_through(job->shipper, &tag) || tag <= job->acked_tag)
 		return;
 	for (t = job->acked_tag + 1; t <= tag; t++)
 	{
@@ -465,7 +467,7 @@ pj_add(PgJob *job, const PgSpoolEntry *e, StringInfo data, StringInfo key, int64
 	r->ordinal = e->ordinal;
 	r->table = e->table;
 	r->stat = e->stat;
-	status = kinesis_batcher_add(job->batcher, data->data, data->len, key->data, NULL,
+	status = kinesis_shipper_add(job->shipper, data->data, data->len, key->data, NULL,
 								 tag, &problem);
 	if (status != KINESIS_RECORD_OK)
 	{
@@ -478,7 +480,7 @@ pj_add(PgJob *job, const PgSpoolEntry *e, StringInfo data, StringInfo key, int64
 				(errmsg("dms_stream task \"%s\": record %s:" INT64_FORMAT " refused: %s",
 						job->task_name, lsn_text(e->commit_lsn), e->ordinal / PG_SPOOL_SUBS,
 						problem ? problem : "Kinesis would refuse it")));
-		kinesis_batcher_flush(job->batcher);
+		kinesis_shipper_flush(job->shipper);
 		pj_note_acks(job);
 		params[0] = job->task_name;
 		params[1] = e->table >= 0 ? job->pc->stats[e->table].schema : NULL;
@@ -494,7 +496,7 @@ pj_add(PgJob *job, const PgSpoolEntry *e, StringInfo data, StringInfo key, int64
 	}
 	job->next_tag = tag;
 	if (job->next_tag - job->acked_tag >= (uint64) job->ring_size - 8)
-		kinesis_batcher_flush(job->batcher);
+		kinesis_shipper_flush(job->shipper);
 	pj_note_acks(job);
 	if (TimestampDifferenceExceeds(job->last_checkpoint, GetCurrentTimestamp(),
 								   PG_JOB_CHECKPOINT_MS))
@@ -656,7 +658,7 @@ pj_ship_load(PgJob *job)
 		pj_add(job, &e, &job->data, &job->key, offset);
 	}
 	task_worker_set_phase("full load: waiting for Kinesis");
-	kinesis_batcher_flush(job->batcher);
+	kinesis_shipper_flush(job->shipper);
 	pj_note_acks(job);
 	job->load_offset = offset;
 	job->load_done = true;
@@ -1024,7 +1026,7 @@ pj_cdc_run(PgJob *job)
 		XLogRecPtr	from = ctx->reader->EndRecPtr;
 		int64		records0 = job->fed_records;
 		int64		bytes0 = job->fed_bytes;
-		const KinesisBatcherStats *bs = kinesis_batcher_stats(job->batcher);
+		const KinesisBatcherStats *bs = kinesis_shipper_stats(job->shipper);
 		double		http0 = bs->http_ms;
 		double		feed_ms = 0;
 		double		wait_ms = 0;
@@ -1078,9 +1080,9 @@ pj_cdc_run(PgJob *job)
 				since_poll = 0;
 			}
 			else if (++since_poll >= PG_JOB_POLL_RECORDS &&
-					 kinesis_batcher_unacked(job->batcher) > 0)
+					 kinesis_shipper_unacked(job->shipper) > 0)
 			{
-				kinesis_batcher_poll(job->batcher);
+				kinesis_shipper_poll(job->shipper);
 				since_poll = 0;
 			}
 		}
@@ -1103,7 +1105,7 @@ pj_cdc_run(PgJob *job)
 						w1;
 
 			INSTR_TIME_SET_CURRENT(w0);
-			kinesis_batcher_flush(job->batcher);
+			kinesis_shipper_flush(job->shipper);
 			pj_note_acks(job);
 			if (job->acked_tag != job->checkpoint_tag)
 				pj_checkpoint(job);
@@ -1177,7 +1179,7 @@ pg_source_job_run(const char *task_name, int64 run_id, S3SourceJobResult *result
 
 	task_worker_set_phase("full load finished");
 	pj_checkpoint(job);
-	kinesis_batcher_destroy(job->batcher);
+	kinesis_shipper_stop(job->shipper);
 }
 
 void

@@ -39,6 +39,7 @@
 #include "endpoint.h"
 #include "external_table.h"
 #include "kinesis.h"
+#include "kinesis_shipper.h"
 #include "mapping.h"
 #include "s3.h"
 #include "s3_source_job.h"
@@ -149,7 +150,7 @@ typedef struct Job
 	DmsEndpoint *source;
 	const char *bucket;
 	KinesisClient *kinesis;
-	KinesisBatcher *batcher;
+	KinesisShipper *shipper;	/* the PutRecords batcher, maybe in a shipping process */
 	ExternalTableDefinition *def;
 	MappingSet *mappings;
 	DmsRowRenderer *renderer;
@@ -440,8 +441,9 @@ job_load_task(Job *job, MemoryContext job_cxt)
 	opts.max_in_flight = Min(in_flight, 64);
 	opts.max_request_records = per_request;
 	opts.max_buffered_records = per_request * opts.max_in_flight * 2;
-	job->batcher = kinesis_batcher_create(job->kinesis, &opts);
-	job->ring_size = opts.max_buffered_records * 2 + 16;
+	job->shipper = kinesis_shipper_start(job->kinesis, job->task_name, &opts);
+	job->ring_size = opts.max_buffered_records * 2 + 16 +
+		kinesis_shipper_queue_records(job->shipper);
 	job->ring = palloc0(sizeof(JobRingEntry) * job->ring_size);
 }
 
@@ -750,7 +752,7 @@ job_note_acks(Job *job, JobTable **active, int nactive)
 	 * Acknowledgements arrive with the answers to requests, not with each
 	 * row: look at the clock only when the acknowledged prefix moved.
 	 */
-	if (!kinesis_batcher_acked_through(job->batcher, &tag) || tag <= job->acked_tag)
+	if (!kinesis_shipper_acked_through(job->shipper, &tag) || tag <= job->acked_tag)
 		return;
 	{
 		uint64		t;
@@ -787,7 +789,7 @@ job_flush_to(Job *job, JobTable *jt, const JobPosition *pos, const char *state)
 {
 	task_worker_set_phase("full load of %s.%s: waiting for Kinesis",
 						  jt->et->owner, jt->et->name);
-	kinesis_batcher_flush(job->batcher);
+	kinesis_shipper_flush(job->shipper);
 	job_note_acks(job, NULL, 0);
 	job_checkpoint(job, jt, pos, state);
 }
@@ -1045,7 +1047,7 @@ job_row(Job *job, JobTable *jt, CsvResult res, CsvRecord *rec)
 	entry->pos.offset = rec->end.offset;
 	entry->pos.line = rec->end.line;
 	entry->pos.rows = jt->queued.rows + 1;
-	status = kinesis_batcher_add(job->batcher, job->message.data, job->message.len,
+	status = kinesis_shipper_add(job->shipper, job->message.data, job->message.len,
 								 job->key.data, NULL, tag, &problem);
 	if (status != KINESIS_RECORD_OK)
 		return job_reject(job, jt, file, rec, 0, "record_refused",
@@ -1055,7 +1057,7 @@ job_row(Job *job, JobTable *jt, CsvResult res, CsvRecord *rec)
 
 	/* Keep the ring ahead of the oldest unacknowledged record. */
 	if (job->next_tag - job->acked_tag >= (uint64) job->ring_size - 8)
-		kinesis_batcher_flush(job->batcher);
+		kinesis_shipper_flush(job->shipper);
 	job_note_acks(job, &jt, 1);
 	return true;
 }
@@ -1412,7 +1414,7 @@ job_cdc_reject(Job *job, JobTable *jt, const char *owner, const char *name,
 		at.offset = rec->start.offset;
 		at.line = rec->start.line;
 		at.rows = cdc->queued.rows;
-		kinesis_batcher_flush(job->batcher);
+		kinesis_shipper_flush(job->shipper);
 		job_note_acks(job, NULL, 0);
 		job_cdc_checkpoint(job, &at, false);
 		ereport(ERROR,
@@ -1543,7 +1545,7 @@ job_cdc_row(Job *job, CsvResult res, CsvRecord *rec)
 	entry->pos.offset = rec->end.offset;
 	entry->pos.line = rec->end.line;
 	entry->pos.rows = cdc->queued.rows + 1;
-	status = kinesis_batcher_add(job->batcher, job->message.data, job->message.len,
+	status = kinesis_shipper_add(job->shipper, job->message.data, job->message.len,
 								 job->key.data, NULL, tag, &problem);
 	if (status != KINESIS_RECORD_OK)
 	{
@@ -1554,7 +1556,7 @@ job_cdc_row(Job *job, CsvResult res, CsvRecord *rec)
 	job->next_tag = tag;
 	cdc->queued.rows++;
 	if (job->next_tag - job->acked_tag >= (uint64) job->ring_size - 8)
-		kinesis_batcher_flush(job->batcher);
+		kinesis_shipper_flush(job->shipper);
 	job_cdc_note_acks(job);
 }
 
@@ -1628,7 +1630,7 @@ job_cdc_file(Job *job, int file, int64 offset, int64 line)
 	if (previous)
 		pfree(previous);
 
-	kinesis_batcher_flush(job->batcher);
+	kinesis_shipper_flush(job->shipper);
 	job_note_acks(job, NULL, 0);
 	end_pos = cdc->queued;
 	end_pos.file = file;
@@ -1942,7 +1944,7 @@ s3_source_job_run(const char *task_name, int64 run_id, S3SourceJobResult *result
 	job_write_progress(job);
 	worker_xact_end(job_cxt);
 	{
-		json_t	   *stats = kinesis_batcher_stats_json(job->batcher);
+		json_t	   *stats = kinesis_shipper_stats_json(job->shipper);
 		char	   *text = json_dumps(stats, JSON_COMPACT);
 
 		ereport(dms_stream_log_min_messages,
@@ -1952,5 +1954,5 @@ s3_source_job_run(const char *task_name, int64 run_id, S3SourceJobResult *result
 			pfree(text);		/* jansson allocates with palloc */
 		json_decref(stats);
 	}
-	kinesis_batcher_destroy(job->batcher);
+	kinesis_shipper_stop(job->shipper);
 }

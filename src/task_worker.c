@@ -8,6 +8,8 @@
  */
 #include "postgres.h"
 
+#include "dms_json.h"		/* before utils/builtins.h: json_object */
+
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -23,6 +25,7 @@
 #include "utils/snapmgr.h"
 
 #include "dms_stream.h"
+#include "kinesis_shipper.h"
 #include "launcher.h"
 #include "pg_source_job.h"
 #include "s3_source_job.h"
@@ -260,6 +263,7 @@ task_worker_main(Datum main_arg)
 		edata = CopyErrorData();
 		FlushErrorState();
 		AbortCurrentTransaction();
+		kinesis_shipper_abort_all();
 
 		initStringInfo(&msg);
 		appendStringInfoString(&msg, edata->message);

@@ -1,0 +1,829 @@
+/*-------------------------------------------------------------------------
+ *
+ * kinesis_shipper.c
+ *	  The shipping process of a replication task and the producer's side of
+ *	  its queue (see kinesis_shipper.h).
+ *
+ * Layout of the dynamic shared memory segment: a ShipperShared header, then
+ * the shm_mq of KINESIS_SHIPPER_QUEUE_BYTES.  Messages on the queue are a
+ * ShipperMessageHeader followed by the partition key (with its NUL), the
+ * explicit hash key (with its NUL, when there is one) and the data.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "dms_json.h"		/* before utils/builtins.h: json_object */
+
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/dsm.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "storage/shm_mq.h"
+#include "storage/spin.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+
+#include "dms_stream.h"
+#include "kinesis_shipper.h"
+#include "worker_xact.h"
+
+#define SHIPPER_MAGIC			0x44534850	/* "DSHP" */
+#define SHIPPER_NAME_SIZE		256
+#define SHIPPER_TEXT_SIZE		2048
+/* Records taken from the queue between two publications of progress. */
+#define SHIPPER_DRAIN_BATCH		256
+/* Most shippers one process runs at once. */
+#define SHIPPER_MAX_PER_PROCESS 4
+/* Smallest message the queue holds, to bound the records it can hold. */
+#define SHIPPER_MIN_MESSAGE		128
+
+bool		dms_stream_shipping_process = true;
+
+typedef enum ShipperMessageKind
+{
+	SHIPPER_RECORD = 1,
+	SHIPPER_FLUSH = 2
+} ShipperMessageKind;
+
+typedef struct ShipperMessageHeader
+{
+	uint8		kind;
+	uint8		has_hash_key;
+	uint16		key_len;		/* including the NUL */
+	uint32		data_len;
+	uint64		tag;			/* record tag, or flush sequence */
+} ShipperMessageHeader;
+
+/* The segment's header. */
+typedef struct ShipperShared
+{
+	uint32		magic;
+	Oid			database_id;
+	PGPROC	   *producer;		/* to wake it */
+	char		task_name[SHIPPER_NAME_SIZE];
+	char		endpoint_name[SHIPPER_NAME_SIZE];
+	KinesisBatcherOptions opts; /* callbacks unset */
+
+	slock_t		mutex;			/* protects everything below */
+	bool		ready;			/* the shipper opened the endpoint */
+	bool		failed;			/* it raised an ERROR, described below */
+	int			sqlerrcode;
+	char		message[SHIPPER_TEXT_SIZE];
+	char		detail[SHIPPER_TEXT_SIZE];
+	char		hint[SHIPPER_TEXT_SIZE];
+	bool		have_acked_through;
+	uint64		acked_through;	/* producer's tag */
+	int64		received;		/* records taken from the queue */
+	int64		unacked;		/* of those, not yet acknowledged */
+	uint64		flushed_seq;	/* last flush mark fully flushed */
+	KinesisBatcherStats stats;
+} ShipperShared;
+
+#define SHIPPER_QUEUE_OFFSET	MAXALIGN(sizeof(ShipperShared))
+
+struct KinesisShipper
+{
+	KinesisBatcher *local;		/* in-process mode; else NULL */
+	dsm_segment *seg;
+	ShipperShared *shared;
+	shm_mq_handle *mqh;
+	BackgroundWorkerHandle *handle;
+	char	   *task_name;
+	int64		max_record_bytes;
+	int64		added;			/* records queued */
+	int64		rejected;		/* refused by the checks */
+	uint64		flush_seq;		/* last flush mark sent */
+	int			adds_since_check;
+	bool		stopped;
+	KinesisBatcherStats stats;	/* last published */
+	bool		have_acked_through;
+	uint64		acked_through;
+	int64		acked;			/* records acknowledged (published) */
+	int64		shipper_unacked;
+	bool		strict_key_order;
+};
+
+/* Shippers started by this process and not stopped, for the exit hook. */
+static KinesisShipper *running_shippers[SHIPPER_MAX_PER_PROCESS];
+static bool exit_hook_installed = false;
+
+static void shipper_raise(KinesisShipper *s);
+
+/*
+ * kinesis_shipper_define_settings
+ *		Define dms_stream.shipping_process.
+ */
+void
+kinesis_shipper_define_settings(void)
+{
+	DefineCustomBoolVariable("dms_stream.shipping_process",
+							 "Ship each task's Kinesis records from a separate process.",
+							 "Producing records (reading files, decoding WAL, rendering messages) "
+							 "and shipping them (PutRecords bodies, signing, HTTP) then use two "
+							 "cores; each running task needs a second slot in max_worker_processes.",
+							 &dms_stream_shipping_process,
+							 true,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
+}
+
+/* ----------------------------------------------------------------
+ * The producer's side
+ * ----------------------------------------------------------------
+ */
+
+/*
+ * shipper_forget
+ *		Remove s from the running shippers.
+ */
+static void
+shipper_forget(KinesisShipper *s)
+{
+	int			i;
+
+	for (i = 0; i < SHIPPER_MAX_PER_PROCESS; i++)
+		if (running_shippers[i] == s)
+			running_shippers[i] = NULL;
+}
+
+/*
+ * shipper_terminate
+ *		Detach from the shipping process's segment, which makes it exit once
+ *		it looks at its queue; with kill, also signal it to exit at once.
+ */
+static void
+shipper_terminate(KinesisShipper *s, bool kill)
+{
+	if (s->stopped || s->local != NULL)
+		return;
+	s->stopped = true;
+	shipper_forget(s);
+	if (kill && s->handle != NULL)
+		TerminateBackgroundWorker(s->handle);
+	if (s->mqh != NULL)
+		shm_mq_detach(s->mqh);
+	s->mqh = NULL;
+	if (s->seg != NULL)
+		dsm_detach(s->seg);
+	s->seg = NULL;
+	s->shared = NULL;
+}
+
+/*
+ * shipper_exit_hook
+ *		At process exit, stop the shipping processes still running.
+ */
+static void
+shipper_exit_hook(int code, Datum arg)
+{
+	int			i;
+
+	for (i = 0; i < SHIPPER_MAX_PER_PROCESS; i++)
+	{
+		KinesisShipper *s = running_shippers[i];
+
+		running_shippers[i] = NULL;
+		if (s != NULL && s->handle != NULL)
+			TerminateBackgroundWorker(s->handle);
+	}
+}
+
+/*
+ * kinesis_shipper_abort_all
+ *		Stop every shipper this process started and has not stopped.
+ */
+void
+kinesis_shipper_abort_all(void)
+{
+	int			i;
+
+	for (i = 0; i < SHIPPER_MAX_PER_PROCESS; i++)
+		if (running_shippers[i] != NULL)
+			shipper_terminate(running_shippers[i], true);
+}
+
+/*
+ * shipper_take_published
+ *		Copy what the shipper has published; raise its error if it failed.
+ */
+static void
+shipper_take_published(KinesisShipper *s)
+{
+	ShipperShared *sh = s->shared;
+	bool		failed;
+
+	if (s->stopped)
+		elog(ERROR, "the shipping process of task \"%s\" was stopped", s->task_name);
+	SpinLockAcquire(&sh->mutex);
+	failed = sh->failed;
+	s->have_acked_through = sh->have_acked_through;
+	s->acked_through = sh->acked_through;
+	s->shipper_unacked = sh->unacked;
+	s->acked = sh->received - sh->unacked;
+	memcpy(&s->stats, &sh->stats, sizeof(KinesisBatcherStats));
+	SpinLockRelease(&sh->mutex);
+	if (failed)
+		shipper_raise(s);
+}
+
+/*
+ * shipper_raise
+ *		Raise the shipper's error in the producer (and stop the shipper).
+ */
+static void
+shipper_raise(KinesisShipper *s)
+{
+	ShipperShared *sh = s->shared;
+	int			sqlerrcode = ERRCODE_INTERNAL_ERROR;
+	char	   *message = NULL;
+	char	   *detail = NULL;
+	char	   *hint = NULL;
+	char	   *task_name = s->task_name;
+
+	if (sh != NULL)
+	{
+		SpinLockAcquire(&sh->mutex);
+		if (sh->failed)
+		{
+			sqlerrcode = sh->sqlerrcode;
+			message = pstrdup(sh->message);
+			detail = sh->detail[0] ? pstrdup(sh->detail) : NULL;
+			hint = sh->hint[0] ? pstrdup(sh->hint) : NULL;
+		}
+		SpinLockRelease(&sh->mutex);
+	}
+	shipper_terminate(s, true);
+	if (message == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("the shipping process of task \"%s\" exited", task_name),
+				 errdetail("Records it had not acknowledged will be sent again when the task resumes."),
+				 errhint("See the server log for why it exited.")));
+	ereport(ERROR,
+			(errcode(sqlerrcode),
+			 errmsg_internal("%s", message),
+			 detail ? errdetail_internal("%s", detail) : 0,
+			 hint ? errhint("%s", hint) : 0,
+			 errcontext("shipping process of task \"%s\"", task_name)));
+}
+
+/*
+ * shipper_check_alive
+ *		Raise an error when the shipping process is gone.
+ */
+static void
+shipper_check_alive(KinesisShipper *s)
+{
+	pid_t		pid;
+
+	shipper_take_published(s);
+	if (GetBackgroundWorkerPid(s->handle, &pid) == BGWH_STOPPED)
+	{
+		shipper_take_published(s);	/* its error, if it wrote one */
+		shipper_raise(s);
+	}
+}
+
+/*
+ * kinesis_shipper_start
+ *		Start the shipping process, or a local batcher; see the header.
+ */
+KinesisShipper *
+kinesis_shipper_start(KinesisClient *client, const char *task_name,
+					  const KinesisBatcherOptions *opts)
+{
+	KinesisShipper *s = palloc0(sizeof(KinesisShipper));
+	BackgroundWorker worker;
+	ShipperShared *sh;
+	shm_mq	   *mq;
+	pid_t		pid;
+	int			slot;
+
+	Assert(opts->on_ack == NULL);
+	s->task_name = pstrdup(task_name);
+	s->max_record_bytes = opts->max_record_bytes;
+	s->strict_key_order = opts->strict_key_order;
+
+	for (slot = 0; slot < SHIPPER_MAX_PER_PROCESS; slot++)
+		if (running_shippers[slot] == NULL)
+			break;
+	if (!dms_stream_shipping_process || slot == SHIPPER_MAX_PER_PROCESS)
+	{
+		s->local = kinesis_batcher_create(client, opts);
+		return s;
+	}
+
+	s->seg = dsm_create(SHIPPER_QUEUE_OFFSET + KINESIS_SHIPPER_QUEUE_BYTES, 0);
+	dsm_pin_mapping(s->seg);
+	sh = s->shared = dsm_segment_address(s->seg);
+	memset(sh, 0, sizeof(ShipperShared));
+	sh->magic = SHIPPER_MAGIC;
+	sh->database_id = MyDatabaseId;
+	sh->producer = MyProc;
+	strlcpy(sh->task_name, task_name, SHIPPER_NAME_SIZE);
+	strlcpy(sh->endpoint_name, client->endpoint_name, SHIPPER_NAME_SIZE);
+	sh->opts = *opts;
+	sh->opts.on_ack = NULL;
+	sh->opts.ack_arg = NULL;
+	SpinLockInit(&sh->mutex);
+	mq = shm_mq_create((char *) sh + SHIPPER_QUEUE_OFFSET, KINESIS_SHIPPER_QUEUE_BYTES);
+	shm_mq_set_sender(mq, MyProc);
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "dms_stream");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "kinesis_shipper_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "dms_stream shipper %s", task_name);
+	snprintf(worker.bgw_type, BGW_MAXLEN, "dms_stream shipper");
+	worker.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(s->seg));
+	worker.bgw_notify_pid = MyProcPid;
+
+	if (!RegisterDynamicBackgroundWorker(&worker, &s->handle))
+	{
+		ereport(WARNING,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("task \"%s\" ships its records in its own process: no background worker slot is free for a shipping process",
+						task_name),
+				 errhint("Raise max_worker_processes (each running task uses two) to ship from a separate process.")));
+		dsm_detach(s->seg);
+		s->seg = NULL;
+		s->shared = NULL;
+		s->local = kinesis_batcher_create(client, opts);
+		return s;
+	}
+	s->mqh = shm_mq_attach(mq, s->seg, s->handle);
+	running_shippers[slot] = s;
+	if (!exit_hook_installed)
+	{
+		before_shmem_exit(shipper_exit_hook, (Datum) 0);
+		exit_hook_installed = true;
+	}
+
+	if (WaitForBackgroundWorkerStartup(s->handle, &pid) != BGWH_STARTED)
+		shipper_raise(s);
+
+	/* Wait until it has opened the endpoint, or failed. */
+	for (;;)
+	{
+		bool		ready;
+
+		shipper_check_alive(s);
+		SpinLockAcquire(&sh->mutex);
+		ready = sh->ready;
+		SpinLockRelease(&sh->mutex);
+		if (ready)
+			break;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 1000L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+	return s;
+}
+
+/*
+ * kinesis_shipper_is_separate
+ *		True when a shipping process ships the records.
+ */
+bool
+kinesis_shipper_is_separate(KinesisShipper *s)
+{
+	return s->local == NULL;
+}
+
+/*
+ * kinesis_shipper_queue_records
+ *		Bound on the records the queue can hold.
+ */
+int
+kinesis_shipper_queue_records(KinesisShipper *s)
+{
+	return s->local ? 0 : KINESIS_SHIPPER_QUEUE_BYTES / SHIPPER_MIN_MESSAGE;
+}
+
+/*
+ * shipper_send
+ *		Queue one message, waiting (interruptibly) for room.
+ */
+static void
+shipper_send(KinesisShipper *s, shm_mq_iovec *iov, int iovcnt, bool force_flush)
+{
+	shm_mq_result res;
+
+	if (s->stopped)
+		elog(ERROR, "the shipping process of task \"%s\" was stopped", s->task_name);
+	res = shm_mq_sendv(s->mqh, iov, iovcnt, false, force_flush);
+	if (res != SHM_MQ_SUCCESS)
+	{
+		shipper_take_published(s);
+		shipper_raise(s);
+	}
+}
+
+/*
+ * kinesis_shipper_add
+ *		Check and queue one record.
+ */
+KinesisRecordStatus
+kinesis_shipper_add(KinesisShipper *s, const char *data, size_t data_len,
+					const char *partition_key, const char *explicit_hash_key,
+					uint64 tag, char **problem)
+{
+	ShipperMessageHeader h;
+	shm_mq_iovec iov[4];
+	int			n = 0;
+	KinesisRecordStatus status;
+
+	if (s->local)
+		return kinesis_batcher_add(s->local, data, data_len, partition_key,
+								   explicit_hash_key, tag, problem);
+
+	status = kinesis_record_check(data, data_len, partition_key, explicit_hash_key,
+								  s->max_record_bytes, problem);
+	if (status != KINESIS_RECORD_OK)
+	{
+		s->rejected++;
+		return status;
+	}
+	h.kind = SHIPPER_RECORD;
+	h.has_hash_key = explicit_hash_key != NULL;
+	h.key_len = strlen(partition_key) + 1;
+	h.data_len = data_len;
+	h.tag = tag;
+	iov[n].data = (const char *) &h;
+	iov[n++].len = sizeof(h);
+	iov[n].data = partition_key;
+	iov[n++].len = h.key_len;
+	if (explicit_hash_key != NULL)
+	{
+		iov[n].data = explicit_hash_key;
+		iov[n++].len = strlen(explicit_hash_key) + 1;
+	}
+	iov[n].data = data;
+	iov[n++].len = data_len;
+	shipper_send(s, iov, n, false);
+	s->added++;
+	if (++s->adds_since_check >= SHIPPER_DRAIN_BATCH)
+	{
+		s->adds_since_check = 0;
+		shipper_take_published(s);
+	}
+	return KINESIS_RECORD_OK;
+}
+
+/*
+ * kinesis_shipper_poll
+ *		Take the progress the shipper has published.
+ */
+void
+kinesis_shipper_poll(KinesisShipper *s)
+{
+	if (s->local)
+		kinesis_batcher_poll(s->local);
+	else
+		shipper_take_published(s);
+}
+
+/*
+ * kinesis_shipper_flush
+ *		Queue a flush mark and wait until the shipper has flushed past it.
+ */
+void
+kinesis_shipper_flush(KinesisShipper *s)
+{
+	ShipperMessageHeader h;
+	shm_mq_iovec iov;
+
+	if (s->local)
+	{
+		kinesis_batcher_flush(s->local);
+		return;
+	}
+	memset(&h, 0, sizeof(h));
+	h.kind = SHIPPER_FLUSH;
+	h.tag = ++s->flush_seq;
+	iov.data = (const char *) &h;
+	iov.len = sizeof(h);
+	shipper_send(s, &iov, 1, true);
+	for (;;)
+	{
+		uint64		flushed;
+
+		shipper_check_alive(s);
+		SpinLockAcquire(&s->shared->mutex);
+		flushed = s->shared->flushed_seq;
+		SpinLockRelease(&s->shared->mutex);
+		if (flushed >= s->flush_seq)
+			break;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 1000L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+	shipper_take_published(s);
+}
+
+/*
+ * kinesis_shipper_acked_through
+ *		The acknowledged prefix, as last published.
+ */
+bool
+kinesis_shipper_acked_through(KinesisShipper *s, uint64 *tag)
+{
+	if (s->local)
+		return kinesis_batcher_acked_through(s->local, tag);
+	if (s->have_acked_through)
+		*tag = s->acked_through;
+	return s->have_acked_through;
+}
+
+/*
+ * kinesis_shipper_unacked
+ *		Records added and not yet known to be acknowledged.
+ */
+int64
+kinesis_shipper_unacked(KinesisShipper *s)
+{
+	if (s->local)
+		return kinesis_batcher_unacked(s->local);
+	return s->added - s->acked;
+}
+
+/*
+ * kinesis_shipper_stats
+ *		The counters, with the producer's refusals.
+ */
+const KinesisBatcherStats *
+kinesis_shipper_stats(KinesisShipper *s)
+{
+	if (s->local)
+		return kinesis_batcher_stats(s->local);
+	s->stats.records_rejected += s->rejected;
+	s->rejected = 0;
+	return &s->stats;
+}
+
+/*
+ * kinesis_shipper_stats_json
+ *		The counters as JSON, with "shipping_process" saying where they were
+ *		counted.
+ */
+json_t *
+kinesis_shipper_stats_json(KinesisShipper *s)
+{
+	json_t	   *o;
+
+	if (s->local)
+		o = kinesis_batcher_stats_json(s->local);
+	else
+		o = kinesis_stats_json(kinesis_shipper_stats(s), kinesis_shipper_unacked(s),
+							   s->have_acked_through, s->acked_through,
+							   s->strict_key_order);
+	json_object_set_new(o, "shipping_process", json_boolean(s->local == NULL));
+	return o;
+}
+
+/*
+ * kinesis_shipper_stop
+ *		Stop the shipper, or destroy the local batcher.
+ */
+void
+kinesis_shipper_stop(KinesisShipper *s)
+{
+	if (s->local)
+	{
+		kinesis_batcher_destroy(s->local);
+		s->local = NULL;
+		s->stopped = true;
+		return;
+	}
+	shipper_terminate(s, false);
+}
+
+/* ----------------------------------------------------------------
+ * The shipping process
+ * ----------------------------------------------------------------
+ */
+
+static ShipperShared *my_shared = NULL;
+
+/*
+ * shipper_publish
+ *		Publish the batcher's progress and wake the producer when it moved.
+ */
+static void
+shipper_publish(KinesisBatcher *b, int64 received, uint64 flushed_seq, bool force)
+{
+	ShipperShared *sh = my_shared;
+	uint64		tag = 0;
+	bool		have = kinesis_batcher_acked_through(b, &tag);
+	int64		unacked = kinesis_batcher_unacked(b);
+	const KinesisBatcherStats *st = kinesis_batcher_stats(b);
+	bool		moved;
+
+	SpinLockAcquire(&sh->mutex);
+	moved = force || sh->have_acked_through != have || sh->acked_through != tag ||
+		sh->flushed_seq != flushed_seq || sh->unacked != unacked;
+	sh->have_acked_through = have;
+	sh->acked_through = tag;
+	sh->received = received;
+	sh->unacked = unacked;
+	sh->flushed_seq = flushed_seq;
+	memcpy(&sh->stats, st, sizeof(KinesisBatcherStats));
+	SpinLockRelease(&sh->mutex);
+	if (moved)
+		SetLatch(&sh->producer->procLatch);
+}
+
+/*
+ * shipper_fail
+ *		Record the error being raised so that the producer raises it too.
+ */
+static void
+shipper_fail(ErrorData *edata)
+{
+	ShipperShared *sh = my_shared;
+
+	if (sh == NULL)
+		return;
+	SpinLockAcquire(&sh->mutex);
+	sh->failed = true;
+	sh->sqlerrcode = edata->sqlerrcode;
+	strlcpy(sh->message, edata->message ? edata->message : "unknown error", SHIPPER_TEXT_SIZE);
+	strlcpy(sh->detail, edata->detail ? edata->detail : "", SHIPPER_TEXT_SIZE);
+	strlcpy(sh->hint, edata->hint ? edata->hint : "", SHIPPER_TEXT_SIZE);
+	SpinLockRelease(&sh->mutex);
+	SetLatch(&sh->producer->procLatch);
+}
+
+/*
+ * shipper_loop
+ *		Take records from the queue into the batcher, keep requests going,
+ *		publish progress; returns when the producer detached.
+ */
+static void
+shipper_loop(shm_mq_handle *mqh, KinesisBatcher *b)
+{
+	int64		received = 0;
+	uint64		flushed_seq = 0;
+
+	for (;;)
+	{
+		int			n = 0;
+		uint64		flush_mark = 0;
+		shm_mq_result res = SHM_MQ_WOULD_BLOCK;
+
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		while (n < SHIPPER_DRAIN_BATCH)
+		{
+			Size		len;
+			void	   *msg;
+			ShipperMessageHeader h;
+			const char *p;
+			const char *key;
+			const char *hash_key = NULL;
+			char	   *problem = NULL;
+
+			res = shm_mq_receive(mqh, &len, &msg, true);
+			if (res != SHM_MQ_SUCCESS)
+				break;
+			if (len < sizeof(h))
+				elog(ERROR, "short message of %zu bytes in the shipping queue", len);
+			memcpy(&h, msg, sizeof(h));
+			if (h.kind == SHIPPER_FLUSH)
+			{
+				flush_mark = h.tag;
+				break;
+			}
+			p = (const char *) msg + sizeof(h);
+			key = p;
+			p += h.key_len;
+			if (h.has_hash_key)
+			{
+				hash_key = p;
+				p += strlen(p) + 1;
+			}
+			if (h.kind != SHIPPER_RECORD ||
+				p + h.data_len != (const char *) msg + len)
+				elog(ERROR, "malformed message of %zu bytes in the shipping queue", len);
+			if (kinesis_batcher_add(b, p, h.data_len, key, hash_key, h.tag,
+									&problem) != KINESIS_RECORD_OK)
+				elog(ERROR, "the shipping process refused a record the producer accepted: %s",
+					 problem ? problem : "?");
+			received++;
+			n++;
+		}
+		if (res == SHM_MQ_DETACHED)
+			return;
+
+		kinesis_batcher_poll(b);
+		if (flush_mark != 0)
+		{
+			kinesis_batcher_flush(b);
+			flushed_seq = flush_mark;
+		}
+		shipper_publish(b, received, flushed_seq, false);
+		if (n > 0 || flush_mark != 0)
+			continue;			/* more may be queued */
+
+		/* Nothing queued: sleep until an answer or a record arrives. */
+		if (kinesis_batcher_unacked(b) > 0)
+			kinesis_batcher_wait(b);
+		else
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 1000L, PG_WAIT_EXTENSION);
+	}
+}
+
+/*
+ * kinesis_shipper_main
+ *		Entry point of the shipping process: attach to the producer's
+ *		segment, open the endpoint, ship until the producer detaches.
+ */
+void
+kinesis_shipper_main(Datum main_arg)
+{
+	dsm_segment *seg;
+	ShipperShared *sh;
+	shm_mq	   *mq;
+	shm_mq_handle *mqh;
+	MemoryContext cxt;
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	cxt = AllocSetContextCreate(TopMemoryContext, "dms_stream shipper",
+								ALLOCSET_DEFAULT_SIZES);
+	MemoryContextSwitchTo(cxt);
+
+	seg = dsm_attach(DatumGetUInt32(main_arg));
+	if (seg == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("could not map the shared memory segment of a dms_stream shipping process"),
+				 errdetail("The task process that started it has exited.")));
+	dsm_pin_mapping(seg);
+	sh = dsm_segment_address(seg);
+	if (sh->magic != SHIPPER_MAGIC)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("bad magic number in the shared memory segment of a dms_stream shipping process")));
+	my_shared = sh;
+	mq = (shm_mq *) ((char *) sh + SHIPPER_QUEUE_OFFSET);
+	shm_mq_set_receiver(mq, MyProc);
+	mqh = shm_mq_attach(mq, seg, NULL);
+
+	BackgroundWorkerInitializeConnectionByOid(sh->database_id, InvalidOid, 0);
+	pgstat_report_appname(sh->task_name);
+
+	PG_TRY();
+	{
+		KinesisClient *client;
+		KinesisBatcher *b;
+
+		pgstat_report_activity(STATE_RUNNING, "opening the Kinesis endpoint");
+		worker_xact_begin();
+		MemoryContextSwitchTo(cxt);		/* SPI switched to its own */
+		client = kinesis_client_open(sh->endpoint_name);
+		worker_xact_end(cxt);
+		b = kinesis_batcher_create(client, &sh->opts);
+
+		SpinLockAcquire(&sh->mutex);
+		sh->ready = true;
+		SpinLockRelease(&sh->mutex);
+		SetLatch(&sh->producer->procLatch);
+
+		pgstat_report_activity(STATE_RUNNING,
+							   psprintf("shipping records to Kinesis stream %s", client->stream_name));
+		shipper_loop(mqh, b);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		shipper_fail(edata);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	proc_exit(0);
+}
