@@ -1962,18 +1962,33 @@ kinesis_batcher_poll(KinesisBatcher *b)
 
 /*
  * kinesis_batcher_wait
- *		Sleep until an answer comes back or the process latch is set (at
- *		most a second; at once when nothing is on the wire), then poll.
+ *		Sleep until an answer comes back (with nothing on the wire: until
+ *		the first held-back record is due) or the process latch is set, at
+ *		most a second, then poll.
  */
 void
 kinesis_batcher_wait(KinesisBatcher *b)
 {
+	TimestampTz start = GetCurrentTimestamp();
+
 	if (b->nbusy > 0)
 	{
-		TimestampTz start = GetCurrentTimestamp();
-
 		dms_http_queue_sleep(b->queue);
 		b->stats.http_ms += (double) (GetCurrentTimestamp() - start) / 1000.0;
+	}
+	else
+	{
+		/* Until the first held-back record is due, or the latch. */
+		long		ms = 1000;
+		int			events = WL_LATCH_SET | WL_TIMEOUT;
+
+		if (b->idle_until > start)
+			ms = Min(ms, (long) ((b->idle_until - start + 999) / 1000));
+		if (IsUnderPostmaster)
+			events |= WL_EXIT_ON_PM_DEATH;
+		(void) WaitLatch(MyLatch, events, ms, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
 	}
 	kinesis_batcher_poll(b);
 }

@@ -258,9 +258,10 @@ extern KinesisRecordStatus kinesis_batcher_add(KinesisBatcher *b,
 extern void kinesis_batcher_poll(KinesisBatcher *b);
 
 /*
- * Sleep until an answer comes back or the process latch is set (at most a
- * second, at once when no request is on the wire), then poll: for a loop
- * that also waits for other work signalled by the latch.
+ * Sleep until an answer comes back (with no request on the wire: until the
+ * first held-back record is due) or the process latch is set, at most a
+ * second, then poll: for a loop that also waits for other work signalled by
+ * the latch.
  */
 extern void kinesis_batcher_wait(KinesisBatcher *b);
 

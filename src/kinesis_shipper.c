@@ -41,15 +41,14 @@
 #define SHIPPER_DRAIN_BATCH		256
 /* Most shippers one process runs at once. */
 #define SHIPPER_MAX_PER_PROCESS 4
-/* Smallest message the queue holds, to bound the records it can hold. */
-#define SHIPPER_MIN_MESSAGE		128
 
 bool		dms_stream_shipping_process = true;
 
 typedef enum ShipperMessageKind
 {
 	SHIPPER_RECORD = 1,
-	SHIPPER_FLUSH = 2
+	SHIPPER_FLUSH = 2,			/* flush the batcher, publish the mark */
+	SHIPPER_NUDGE = 3			/* nothing: pushes the queue's contents */
 } ShipperMessageKind;
 
 typedef struct ShipperMessageHeader
@@ -97,6 +96,7 @@ struct KinesisShipper
 	BackgroundWorkerHandle *handle;
 	char	   *task_name;
 	int64		max_record_bytes;
+	int64		max_unacked;	/* records added and not acknowledged */
 	int64		added;			/* records queued */
 	int64		rejected;		/* refused by the checks */
 	uint64		flush_seq;		/* last flush mark sent */
@@ -310,6 +310,7 @@ kinesis_shipper_start(KinesisClient *client, const char *task_name,
 	Assert(opts->on_ack == NULL);
 	s->task_name = pstrdup(task_name);
 	s->max_record_bytes = opts->max_record_bytes;
+	s->max_unacked = opts->max_buffered_records;
 	s->strict_key_order = opts->strict_key_order;
 
 	for (slot = 0; slot < SHIPPER_MAX_PER_PROCESS; slot++)
@@ -402,16 +403,6 @@ kinesis_shipper_is_separate(KinesisShipper *s)
 }
 
 /*
- * kinesis_shipper_queue_records
- *		Bound on the records the queue can hold.
- */
-int
-kinesis_shipper_queue_records(KinesisShipper *s)
-{
-	return s->local ? 0 : KINESIS_SHIPPER_QUEUE_BYTES / SHIPPER_MIN_MESSAGE;
-}
-
-/*
  * shipper_send
  *		Queue one message, waiting (interruptibly) for room.
  */
@@ -427,6 +418,37 @@ shipper_send(KinesisShipper *s, shm_mq_iovec *iov, int iovcnt, bool force_flush)
 	{
 		shipper_take_published(s);
 		shipper_raise(s);
+	}
+}
+
+/*
+ * shipper_wait_for_room
+ *		With as many records unacknowledged as the batcher may buffer, wait
+ *		until some are acknowledged, as a local batcher would: the producer
+ *		stays no further ahead of Kinesis than max_buffered_records, so that
+ *		its checkpoints keep moving while it produces.
+ */
+static void
+shipper_wait_for_room(KinesisShipper *s)
+{
+	ShipperMessageHeader h;
+	shm_mq_iovec iov;
+
+	/* Make sure the shipper sees every record queued so far. */
+	memset(&h, 0, sizeof(h));
+	h.kind = SHIPPER_NUDGE;
+	iov.data = (const char *) &h;
+	iov.len = sizeof(h);
+	shipper_send(s, &iov, 1, true);
+	for (;;)
+	{
+		shipper_check_alive(s);
+		if (s->added - s->acked < s->max_unacked)
+			break;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 1000L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
 	}
 }
 
@@ -478,6 +500,8 @@ kinesis_shipper_add(KinesisShipper *s, const char *data, size_t data_len,
 		s->adds_since_check = 0;
 		shipper_take_published(s);
 	}
+	if (s->added - s->acked >= s->max_unacked)
+		shipper_wait_for_room(s);
 	return KINESIS_RECORD_OK;
 }
 
@@ -707,6 +731,8 @@ shipper_loop(shm_mq_handle *mqh, KinesisBatcher *b)
 			if (len < sizeof(h))
 				elog(ERROR, "short message of %zu bytes in the shipping queue", len);
 			memcpy(&h, msg, sizeof(h));
+			if (h.kind == SHIPPER_NUDGE)
+				continue;
 			if (h.kind == SHIPPER_FLUSH)
 			{
 				flush_mark = h.tag;
@@ -744,11 +770,7 @@ shipper_loop(shm_mq_handle *mqh, KinesisBatcher *b)
 			continue;			/* more may be queued */
 
 		/* Nothing queued: sleep until an answer or a record arrives. */
-		if (kinesis_batcher_unacked(b) > 0)
-			kinesis_batcher_wait(b);
-		else
-			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 1000L, PG_WAIT_EXTENSION);
+		kinesis_batcher_wait(b);
 	}
 }
 

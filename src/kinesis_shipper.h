@@ -19,8 +19,10 @@
  *	  the endpoint (an error in doing so is raised in the producer);
  *	- kinesis_shipper_add checks the record against the Kinesis limits in
  *	  the producer (a refused record is returned to the caller, as by
- *	  kinesis_batcher_add) and queues it; when the queue is full it waits
- *	  (interruptibly) for the shipper to take records;
+ *	  kinesis_batcher_add) and queues it; with max_buffered_records records
+ *	  added and not yet acknowledged it waits (interruptibly) until some
+ *	  are, so the producer runs as far ahead of Kinesis as with a local
+ *	  batcher and its checkpoints keep moving;
  *	- the shipper adds the records to its batcher in queue order, keeps
  *	  requests in flight, and publishes after every round the batcher's
  *	  acknowledged prefix (kinesis_batcher_acked_through of the producer's
@@ -73,13 +75,6 @@ extern KinesisShipper *kinesis_shipper_start(KinesisClient *client,
 
 /* True when the records go to a separate shipping process. */
 extern bool kinesis_shipper_is_separate(KinesisShipper *s);
-
-/*
- * How many more records than the batcher's max_buffered_records may be
- * added and not yet acknowledged at one time (those in the queue): callers
- * that keep a ring of their unacknowledged records size it with this.
- */
-extern int	kinesis_shipper_queue_records(KinesisShipper *s);
 
 /* As kinesis_batcher_add. */
 extern KinesisRecordStatus kinesis_shipper_add(KinesisShipper *s,

@@ -285,8 +285,7 @@ pj_load_task(PgJob *job, MemoryContext job_cxt)
 	opts.max_request_records = per_request;
 	opts.max_buffered_records = Max(per_request * opts.max_in_flight * 2, 1000);
 	job->shipper = kinesis_shipper_start(job->kinesis, job->task_name, &opts);
-	job->ring_size = opts.max_buffered_records * 2 + 16 +
-		kinesis_shipper_queue_records(job->shipper);
+	job->ring_size = opts.max_buffered_records * 2 + 16;
 	job->ring = palloc0(sizeof(PgRingEntry) * job->ring_size);
 
 	initStringInfo(&job->data);

@@ -442,8 +442,7 @@ job_load_task(Job *job, MemoryContext job_cxt)
 	opts.max_request_records = per_request;
 	opts.max_buffered_records = per_request * opts.max_in_flight * 2;
 	job->shipper = kinesis_shipper_start(job->kinesis, job->task_name, &opts);
-	job->ring_size = opts.max_buffered_records * 2 + 16 +
-		kinesis_shipper_queue_records(job->shipper);
+	job->ring_size = opts.max_buffered_records * 2 + 16;
 	job->ring = palloc0(sizeof(JobRingEntry) * job->ring_size);
 }
 
