@@ -8,6 +8,9 @@
 //   cpuOfStat(text), cpuSeconds(pid)  utime + stime in seconds from /proc/<pid>/stat
 //   TASK_PROCS_SQL(taskExpr)      SQL: the task's processes as 'pid type,pid type'
 //   processSampler()              peak memory and CPU of a set of processes, sampled every 50 ms
+//   describeProcs(summary)        its report, one line per process type
+//   mergePeaks(a, b)              the peaks of several runs
+//   procTypes, procColumns, procCells  table columns per process type
 //   dropTasks(tasks), dropEndpoints(names)  clean-up that ignores what is already gone
 
 import { spawn } from 'node:child_process';
@@ -94,9 +97,10 @@ const shortType = (type) => type.replace(/^dms_stream /, '');
 /**
  * processSampler: samples /proc/<pid>/status and /proc/<pid>/stat of every
  * process added (add(pid, type) or addList() with the text of TASK_PROCS_SQL)
- * every intervalMs: peak VmHWM, VmRSS, RssAnon, and the CPU seconds of the
- * last sample. summary() groups them by process type: {types: [{type, pids,
- * hwm, rss, anon, cpu, samples}], anonSum (sum of the types' RssAnon peaks,
+ * every intervalMs: peak VmHWM, VmRSS, RssAnon, RssShmem (kB), and the CPU
+ * seconds of the last sample. summary() groups them by process type (the
+ * backend_type without 'dms_stream ': 'task', 'shipper'): {types: [{type,
+ * pids, hwm, rss, anon, shmem, cpu, samples}], anonSum (sum of the types' RssAnon peaks,
  * kB), cpu (seconds, all processes), samples}. Processes of one type that
  * follow each other (a restarted worker) count once: the peaks are the
  * largest, the CPU seconds are added.
@@ -110,6 +114,7 @@ export function processSampler({ intervalMs = 50 } = {}) {
     p.hwm = Math.max(p.hwm, s.hwm);
     p.rss = Math.max(p.rss, s.rss);
     p.anon = Math.max(p.anon, s.anon);
+    p.shmem = Math.max(p.shmem, s.shmem);
     p.cpu = cpu;
     p.samples++;
   };
@@ -119,18 +124,19 @@ export function processSampler({ intervalMs = 50 } = {}) {
   const timer = setInterval(take, intervalMs);
   const add = (pid, type = 'dms_stream task') => {
     if (!pid || procs.has(pid)) return;
-    const p = { pid, type: shortType(type), hwm: 0, rss: 0, anon: 0, cpu: 0, samples: 0 };
+    const p = { pid, type: shortType(type), hwm: 0, rss: 0, anon: 0, shmem: 0, cpu: 0, samples: 0 };
     procs.set(pid, p);
     sampleOne(p);
   };
   const summary = () => {
     const byType = new Map();
     for (const p of procs.values()) {
-      const t = byType.get(p.type) ?? { type: p.type, pids: [], hwm: 0, rss: 0, anon: 0, cpu: 0, samples: 0 };
+      const t = byType.get(p.type) ?? { type: p.type, pids: [], hwm: 0, rss: 0, anon: 0, shmem: 0, cpu: 0, samples: 0 };
       t.pids.push(p.pid);
       t.hwm = Math.max(t.hwm, p.hwm);
       t.rss = Math.max(t.rss, p.rss);
       t.anon = Math.max(t.anon, p.anon);
+      t.shmem = Math.max(t.shmem, p.shmem);
       t.cpu += p.cpu;
       t.samples += p.samples;
       byType.set(p.type, t);
@@ -164,16 +170,79 @@ export function processSampler({ intervalMs = 50 } = {}) {
   };
 }
 
+/** typeLabel: how a process type is named in reports ('task' is the worker). */
+const typeLabel = (type) => (type === 'task' ? 'worker' : type);
+
 /**
  * describeProcs: one line per process type of a sampler summary: peak VmHWM,
  * VmRSS, RssAnon and CPU seconds, then the sum of the RssAnon peaks.
  */
 export function describeProcs(sum) {
   const mb = (kb) => fmt(kb / 1024);
-  const lines = sum.types.map((t) => `${t.type} (pid ${t.pids.join(', ')}): peak VmHWM ${mb(t.hwm)} MB, max VmRSS ${mb(t.rss)} MB, `
+  const lines = sum.types.map((t) => `${typeLabel(t.type)} pid ${t.pids.join(', ')}: peak VmHWM ${mb(t.hwm)} MB, max VmRSS ${mb(t.rss)} MB, `
     + `max RssAnon ${mb(t.anon)} MB, CPU ${fmt(t.cpu, 2)} s (${t.samples} samples)`);
   if (sum.types.length > 1) lines.push(`all ${sum.types.length} process types: RssAnon peaks summed ${mb(sum.anonSum)} MB, CPU ${fmt(sum.cpu, 2)} s`);
   return lines;
+}
+
+/**
+ * mergePeaks: a summary of several runs from two (a may be null): per
+ * process type the largest memory peaks and the smallest CPU seconds (the
+ * best run of each type), the samples added; anonSum and cpu are the sums
+ * over the types of those.
+ */
+export function mergePeaks(a, b) {
+  if (!a) return b;
+  const byType = new Map(a.types.map((t) => [t.type, { ...t, pids: [...t.pids] }]));
+  for (const t of b.types) {
+    const m = byType.get(t.type);
+    if (!m) {
+      byType.set(t.type, { ...t, pids: [...t.pids] });
+      continue;
+    }
+    m.pids = [...new Set([...m.pids, ...t.pids])];
+    for (const k of ['hwm', 'rss', 'anon', 'shmem']) m[k] = Math.max(m[k], t[k]);
+    m.cpu = Math.min(m.cpu, t.cpu);
+    m.samples += t.samples;
+  }
+  const types = [...byType.values()];
+  return {
+    types,
+    anonSum: types.reduce((x, t) => x + t.anon, 0),
+    cpu: types.reduce((x, t) => x + t.cpu, 0),
+    samples: a.samples + b.samples,
+  };
+}
+
+/** procTypes: the process types found in any of the summaries, the worker ('task') first. */
+export function procTypes(summaries) {
+  const set = new Set(['task']);
+  for (const s of summaries) for (const t of s?.types ?? []) set.add(t.type);
+  return [...set].sort((a, b) => (a === 'task' ? -1 : b === 'task' ? 1 : a.localeCompare(b)));
+}
+
+/**
+ * procColumns / procCells: markdown table columns of the memory of each
+ * process type (VmHWM, RssAnon; 'worker' for the task worker) and the sum
+ * of the RssAnon peaks, with cpu also the CPU seconds of each type.
+ */
+export function procColumns(types, { cpu = false } = {}) {
+  const cols = [];
+  for (const t of types) cols.push(`${typeLabel(t)} VmHWM MB`, `${typeLabel(t)} RssAnon MB`);
+  cols.push('RssAnon sum MB');
+  if (cpu) for (const t of types) cols.push(`${typeLabel(t)} CPU s`);
+  return cols;
+}
+export function procCells(sum, types, { cpu = false } = {}) {
+  const get = (type) => sum?.types.find((x) => x.type === type);
+  const cells = [];
+  for (const type of types) {
+    const t = get(type);
+    cells.push(t ? fmt(t.hwm / 1024) : '-', t ? fmt(t.anon / 1024) : '-');
+  }
+  cells.push(sum ? fmt(sum.anonSum / 1024) : '-');
+  if (cpu) for (const type of types) cells.push(get(type) ? fmt(get(type).cpu, 2) : '-');
+  return cells;
 }
 
 /** dropTasks: stop (if running) and drop each task, ignoring errors. */
