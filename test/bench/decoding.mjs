@@ -16,8 +16,13 @@
 //      every PutRecords body and takes, per record, arrival time minus the
 //      record's commit-timestamp: p50/p99/max after a 2 s warm-up.
 //  (c) Large transaction: --large-rows rows inserted in one transaction
-//      (beyond logical_decoding_work_mem), shipped to the ack server; the
-//      worker's peak VmHWM is sampled every 50 ms.
+//      (beyond logical_decoding_work_mem), shipped to the ack server.
+// Memory and CPU: while a task runs, every process of the task (the
+// pg_stat_activity rows with application_name = the task and a backend_type
+// starting with 'dms_stream': the task worker, and the shipping process when
+// there is one) is sampled every 50 ms: peak VmHWM / RssAnon per process
+// type, the sum of the RssAnon peaks, and CPU seconds (utime + stime of
+// /proc/<pid>/stat, the last sample) per process type.
 //
 //   source test/bed/env.sh   # bed running (test/bed/start.sh), extension installed
 //   NODE_NO_WARNINGS=1 node test/bench/decoding.mjs [--rows 200000] [--tx-rows 100]
@@ -27,10 +32,12 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { env, psql, createStream, uniqueName, sleep, waitFor } from '../lib/bed.mjs';
+import {
+  lit, sql, one, fmt, startAckServer, cpuOfStat, processSampler, describeProcs, mergePeaks, TASK_PROCS_SQL, procTypes,
+  procColumns, procCells,
+} from './lib.mjs';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
 const opt = (name, dflt) => {
   const i = args.indexOf(`--${name}`);
@@ -44,33 +51,9 @@ const SECONDS = opt('seconds', 20);
 const LARGE = opt('large-rows', 1000000);
 const REPEAT = opt('repeat', 3);
 
-const lit = (s) => `'${String(s).replace(/'/g, "''")}'`;
-const sql = (q) => psql(`\\set QUIET on\nSET client_min_messages = warning;\n${q}`);
-const one = async (q) => {
-  const r = await sql(q);
-  return r.length ? r[r.length - 1][0] : undefined;
-};
-const fmt = (n, d = 1) => Number(n).toFixed(d);
 const created = { tasks: [], children: [], slots: [], schema: null, servers: [] };
 
 // ------------------------------------------------------------------ sinks
-
-async function startAckServer() {
-  const child = spawn(process.execPath, [path.join(HERE, 'ack_server.mjs'), '--port', '0'],
-    { stdio: ['ignore', 'pipe', 'inherit'] });
-  created.children.push(child);
-  const url = await new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = /listening (\S+)/.exec(out);
-      if (m) resolve(m[1]);
-    });
-    child.on('exit', (code) => reject(new Error(`ack server exited with ${code}`)));
-  });
-  const call = async (p, method = 'GET') => (await fetch(`${url}/${p}`, { method })).json();
-  return { url, stats: () => call('__stats'), reset: () => call('__reset', 'POST') };
-}
 
 /** A sink in this process that measures commit-to-arrival latency per record. */
 async function startLatencySink() {
@@ -120,9 +103,9 @@ async function makeTask(table, url, stream = 'bench', migration = 'cdc', applyTh
   return task;
 }
 
-async function workerPid(task) {
-  const p = await one(`SELECT pid FROM pg_stat_activity WHERE backend_type = 'dms_stream task' AND application_name = ${lit(task)}`);
-  return p ? Number(p) : null;
+/** The processes of task now ('pid type,pid type'), or '' when none. */
+async function taskProcs(task) {
+  return (await one(`SELECT ${TASK_PROCS_SQL(lit(task))}`)) ?? '';
 }
 
 async function startAndStream(task, startType = 'start-replication') {
@@ -136,68 +119,57 @@ async function startAndStream(task, startType = 'start-replication') {
 
 async function stopTask(task) {
   await sql(`SELECT dms_stream.stop_task(${lit(task)});`);
-  await waitFor(async () => !(await workerPid(task))
+  await waitFor(async () => !(await taskProcs(task))
     && (await one(`SELECT status FROM dms_stream.task WHERE task_name = ${lit(task)}`)) === 'stopped',
   { timeoutMs: 30000, what: `${task} stopped` });
 }
 
-/** CPU seconds (user + system) a process has used, from the utime and stime fields of /proc/<pid>/stat. */
-const CLK_TCK = 100;
-function cpuOfStat(stat) {
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[11]) + Number(f[12])) / CLK_TCK;
-}
-function cpuSeconds(pid) {
-  try { return cpuOfStat(fs.readFileSync(`/proc/${pid}/stat`, 'utf8')); } catch { return NaN; }
-}
-
-function memSampler() {
-  const mem = { pid: null, hwm: 0, rss: 0 };
-  const timer = setInterval(() => {
-    if (!mem.pid) return;
-    try {
-      const s = fs.readFileSync(`/proc/${mem.pid}/status`, 'utf8');
-      const kb = (k) => Number((new RegExp(`${k}:\\s+(\\d+)`).exec(s) || [])[1] || 0);
-      mem.hwm = Math.max(mem.hwm, kb('VmHWM'));
-      mem.rss = Math.max(mem.rss, kb('VmRSS'));
-    } catch { /* gone */ }
-  }, 50);
-  return { mem, stop: () => clearInterval(timer) };
-}
-
-/** Resume a stopped task and wait until count() reaches n; seconds and peak memory. */
+/**
+ * Resume a stopped task and wait until count() reaches n; seconds, and the
+ * memory peaks and CPU seconds of the task's processes (procs, a
+ * processSampler summary; cpu = their CPU seconds added).
+ */
 async function resumeUntil(task, n, count) {
-  const s = memSampler();
+  const s = processSampler();
   await sql(`SELECT dms_stream.start_task(${lit(task)}, 'resume-processing');`);
   // Time from the worker's start (the launcher may take a moment to start it).
-  while (!s.mem.pid) {
-    s.mem.pid = await workerPid(task);
-    if (!s.mem.pid) await sleep(2);
+  let pid = null;
+  while (!pid) {
+    const list = await taskProcs(task);
+    s.addList(list);
+    pid = Number((/(\d+) dms_stream task/.exec(list) || [])[1]) || null;
+    if (!pid) await sleep(2);
   }
   const t0 = performance.now();
-  let cpu = NaN;
-  const perf = process.env.BENCH_PERF ? spawn('perf', ['record', '-g', '-o', process.env.BENCH_PERF, '-p', String(s.mem.pid)], { stdio: 'ignore' }) : null;
+  let procs;
+  const perf = process.env.BENCH_PERF ? spawn('perf', ['record', '-g', '-o', process.env.BENCH_PERF, '-p', String(pid)], { stdio: 'ignore' }) : null;
   try {
     for (;;) {
       const c = await count();
-      if (c >= n) {
-        cpu = cpuSeconds(s.mem.pid);
-        break;
-      }
-      const st = await one(`SELECT status || ' ' || coalesce(last_error, '') FROM dms_stream.task_status WHERE task = ${lit(task)}`);
+      if (c >= n) break;
+      const [st, list] = (await sql(`SELECT status || ' ' || coalesce(last_error, ''), ${TASK_PROCS_SQL('task')}
+        FROM dms_stream.task_status WHERE task = ${lit(task)}`))[0];
+      s.addList(list);
       if (st.startsWith('failed')) throw new Error(`task ${task}: ${st}`);
       if (performance.now() - t0 > 3600e3) throw new Error(`${task}: ${c} of ${n} after an hour`);
       await sleep(20);
     }
   } finally {
-    s.stop();
+    // the last sample: the CPU seconds when the count was reached
+    procs = s.stop();
     if (perf) {
       perf.kill('SIGINT');
       await new Promise((r) => perf.on('close', r));
     }
   }
-  // The worker started for this run: its CPU time is this run's (start-up included).
-  return { seconds: (performance.now() - t0) / 1000, mem: s.mem, cpu };
+  // The processes started for this run: their CPU time is this run's (start-up included).
+  return { seconds: (performance.now() - t0) / 1000, procs, cpu: procs.cpu };
+}
+
+/** cpuText: CPU seconds of a task's processes, with the split per type when there are several. */
+function cpuText(procs) {
+  const split = procs.types.length > 1 ? ` (${procs.types.map((t) => `${t.type === 'task' ? 'worker' : t.type} ${fmt(t.cpu, 2)}`).join(' + ')})` : '';
+  return `${fmt(procs.cpu, 2)}${split}`;
 }
 
 /**
@@ -239,13 +211,13 @@ async function cleanup() {
     await psql(`SELECT dms_stream.stop_task(${lit(t)}) FROM dms_stream.task WHERE task_name = ${lit(t)} AND desired_state = 'running'`).catch(() => {});
   }
   for (const t of created.tasks) {
-    await waitFor(async () => !(await workerPid(t)), { timeoutMs: 30000 }).catch(() => {});
+    await waitFor(async () => !(await taskProcs(t)), { timeoutMs: 30000 }).catch(() => {});
     await psql(`UPDATE dms_stream.task SET status = 'stopped' WHERE task_name = ${lit(t)}; SELECT dms_stream.drop_task(${lit(t)});
       DELETE FROM dms_stream.endpoint WHERE endpoint_name IN (${lit(`${t}-src`)}, ${lit(`${t}-tgt`)});`).catch((e) => console.error(String(e).slice(0, 300)));
   }
   for (const s of created.slots) await psql(`SELECT pg_drop_replication_slot(${lit(s)}) FROM pg_replication_slots WHERE slot_name = ${lit(s)}`).catch(() => {});
   if (created.schema) await psql(`DROP SCHEMA ${created.schema} CASCADE`).catch(() => {});
-  for (const c of created.children) c.kill();
+  for (const a of created.children) a.stop();
   for (const s of created.servers) s.close();
 }
 
@@ -266,6 +238,7 @@ async function main() {
       END LOOP;
     END $$;`);
   const ack = await startAckServer();
+  created.children.push(ack);
   const rowsOut = [];
   let cpuOut = null;
 
@@ -293,7 +266,7 @@ async function main() {
     const genSeconds = (performance.now() - g0) / 1000;
     const wal = Number(await one(`SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn) FROM pg_replication_slots WHERE slot_name = ${lit(w2j)}`));
     console.log(`generated ${ROWS} rows in ${ROWS / TX_ROWS} transactions in ${fmt(genSeconds)} s, ${fmt(wal / 1048576)} MB of WAL`);
-    const best = { w2j: Infinity, st: Infinity, pk: Infinity, hwm: 0 };
+    const best = { w2j: Infinity, st: Infinity, pk: Infinity, procs: null, stProcs: null, pkProcs: null };
     for (let r = 0; r < REPEAT; r++) {
       const w = await wal2json(w2j, true);
       best.w2j = Math.min(best.w2j, w.seconds);
@@ -304,18 +277,21 @@ async function main() {
         await stopTask(tasks[kind][r]);
         best[kind] = Math.min(best[kind], d.seconds);
         best[`${kind}Cpu`] = Math.min(best[`${kind}Cpu`] ?? Infinity, d.cpu);
-        best.hwm = Math.max(best.hwm, d.mem.hwm);
+        best[`${kind}Procs`] = mergePeaks(best[`${kind}Procs`], d.procs);
+        best.procs = mergePeaks(best.procs, d.procs);
         const wt = workerTimes(tasks[kind][r]);
         if (wt.records > 0) best.decode = Math.min(best.decode ?? Infinity, wt.decode / 1000 * (ROWS / wt.records));
-        console.log(`run ${r + 1}: wal2json ${w.n} changes in ${fmt(w.seconds, 2)} s (backend CPU ${fmt(w.cpu, 2)} s); dms_stream (${kind === 'st' ? 'key schema.table' : 'key primary key'}) ${ROWS} records in ${fmt(d.seconds, 2)} s (worker CPU ${fmt(d.cpu, 2)} s), ratio ${fmt(w.seconds / d.seconds, 2)}x`
+        console.log(`run ${r + 1}: wal2json ${w.n} changes in ${fmt(w.seconds, 2)} s (backend CPU ${fmt(w.cpu, 2)} s); dms_stream (${kind === 'st' ? 'key schema.table' : 'key primary key'}) ${ROWS} records in ${fmt(d.seconds, 2)} s (${d.procs.types.length > 1 ? 'task processes' : 'worker'} CPU ${cpuText(d.procs)} s), ratio ${fmt(w.seconds / d.seconds, 2)}x`
           + (wt.records ? ` (worker log: ${fmt(wt.total / 1000, 2)} s = decode+render ${fmt(wt.decode / 1000, 2)} s + feeding the batcher ${fmt(wt.feed / 1000, 2)} s + waiting for the last answers ${fmt(wt.wait / 1000, 2)} s; http ${fmt(wt.http / 1000, 2)} s; ${wt.records} records)` : ''));
       }
     }
-    rowsOut.push({ sink: 'ack server, key schema.table', rows: ROWS, wal, w2j: best.w2j, dms: best.st, hwm: best.hwm });
-    rowsOut.push({ sink: 'ack server, key primary key', rows: ROWS, wal, w2j: best.w2j, dms: best.pk, hwm: best.hwm });
-    cpuOut = `CPU seconds, best of ${REPEAT}: wal2json backend ${fmt(best.w2jCpu, 2)}; dms_stream worker (start-up, decoding, rendering, shipping) `
-      + `key schema.table ${fmt(best.stCpu, 2)} (ratio ${fmt(best.w2jCpu / best.stCpu, 2)}x), key primary key ${fmt(best.pkCpu, 2)} (ratio ${fmt(best.w2jCpu / best.pkCpu, 2)}x)`;
-    if (best.decode) rowsOut.push({ sink: 'decode + render only (worker log, no shipping)', rows: ROWS, wal, w2j: best.w2j, dms: best.decode, hwm: best.hwm });
+    rowsOut.push({ sink: 'ack server, key schema.table', rows: ROWS, wal, w2j: best.w2j, dms: best.st, procs: best.procs });
+    rowsOut.push({ sink: 'ack server, key primary key', rows: ROWS, wal, w2j: best.w2j, dms: best.pk, procs: best.procs });
+    const several = best.procs.types.length > 1;
+    cpuOut = `CPU seconds, best of ${REPEAT}: wal2json backend ${fmt(best.w2jCpu, 2)}; dms_stream ${several ? 'task processes' : 'worker'} (start-up, decoding, rendering, shipping) `
+      + `key schema.table ${fmt(best.stCpu, 2)} (ratio ${fmt(best.w2jCpu / best.stCpu, 2)}x), key primary key ${fmt(best.pkCpu, 2)} (ratio ${fmt(best.w2jCpu / best.pkCpu, 2)}x)`
+      + (several ? `; per process type, best of each: schema.table ${cpuText(best.stProcs)}, primary key ${cpuText(best.pkProcs)}` : '');
+    if (best.decode) rowsOut.push({ sink: 'decode + render only (worker log, no shipping)', rows: ROWS, wal, w2j: best.w2j, dms: best.decode, procs: best.procs });
   }
   // (a') throughput, kinesalite
   if (KL_ROWS > 0) {
@@ -332,7 +308,7 @@ async function main() {
     const w = await wal2json(w2j);
     const d = await resumeUntil(task, KL_ROWS, async () => Number(await one(`SELECT coalesce(max(rows_sent), 0) FROM dms_stream.task_checkpoint WHERE task_name = ${lit(task)} AND table_name = '(cdc)'`)));
     await stopTask(task);
-    rowsOut.push({ sink: 'kinesalite', rows: KL_ROWS, wal, w2j: w.seconds, dms: d.seconds, hwm: d.mem.hwm });
+    rowsOut.push({ sink: 'kinesalite', rows: KL_ROWS, wal, w2j: w.seconds, dms: d.seconds, procs: d.procs });
   }
 
   // (b) latency at RATE commits/s
@@ -378,13 +354,15 @@ async function main() {
     await ack.reset();
     const d = await resumeUntil(task, LARGE, async () => (await ack.stats()).records);
     await stopTask(task);
-    large = { rows: LARGE, gen: genSeconds, seconds: d.seconds, hwm: d.mem.hwm, rss: d.mem.rss, workMem: await one('SHOW logical_decoding_work_mem') };
+    large = { rows: LARGE, gen: genSeconds, seconds: d.seconds, procs: d.procs, workMem: await one('SHOW logical_decoding_work_mem') };
   }
 
-  console.log('\n| sink | rows | WAL MB | wal2json decode-only s | dms_stream decode+ship s | dms_stream rows/s | ratio (wal2json s / dms_stream s) | worker VmHWM MB |');
-  console.log('|---|---|---|---|---|---|---|---|');
+  const types = procTypes(rowsOut.map((r) => r.procs));
+  const cols = procColumns(types);
+  console.log(`\n| sink | rows | WAL MB | wal2json decode-only s | dms_stream decode+ship s | dms_stream rows/s | ratio (wal2json s / dms_stream s) | ${cols.join(' | ')} |`);
+  console.log(`|---|---|---|---|---|---|---|${cols.map(() => '---|').join('')}`);
   for (const r of rowsOut) {
-    console.log(`| ${r.sink} | ${r.rows} | ${fmt(r.wal / 1048576)} | ${fmt(r.w2j, 2)} | ${fmt(r.dms, 2)} | ${fmt(r.rows / r.dms, 0)} | ${fmt(r.w2j / r.dms, 2)}x | ${fmt(r.hwm / 1024)} |`);
+    console.log(`| ${r.sink} | ${r.rows} | ${fmt(r.wal / 1048576)} | ${fmt(r.w2j, 2)} | ${fmt(r.dms, 2)} | ${fmt(r.rows / r.dms, 0)} | ${fmt(r.w2j / r.dms, 2)}x | ${procCells(r.procs, types).join(' | ')} |`);
   }
   if (cpuOut) console.log(`\n${cpuOut}`);
   if (latency) {
@@ -393,7 +371,8 @@ async function main() {
   }
   if (large) {
     console.log(`\nlarge transaction: ${large.rows} rows in one transaction (generated in ${fmt(large.gen)} s, logical_decoding_work_mem ${large.workMem}): `
-      + `shipped in ${fmt(large.seconds, 1)} s (${fmt(large.rows / large.seconds, 0)} rows/s), worker peak VmHWM ${fmt(large.hwm / 1024)} MB`);
+      + `shipped in ${fmt(large.seconds, 1)} s (${fmt(large.rows / large.seconds, 0)} rows/s), worker peak VmHWM ${fmt((large.procs.types.find((t) => t.type === 'task')?.hwm ?? 0) / 1024)} MB`);
+    for (const l of describeProcs(large.procs)) console.log(`  ${l}`);
   }
 }
 

@@ -24,6 +24,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { env, psql, createBucket, listS3Keys, uniqueName, sleep } from '../lib/bed.mjs';
 import { Session, readParquetRows, parquetInfo, duckRun } from '../lib/delta.mjs';
+import { lit, procStatus, processSampler } from './lib.mjs';
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => {
@@ -32,33 +33,16 @@ const opt = (name, dflt) => {
 };
 const ROWS = opt('rows', 10_000_000);
 const FILE_MB = opt('file-mb', 1024);
-const lit = (s) => `'${String(s).replace(/'/g, "''")}'`;
 const fmt = (n, d = 1) => Number(n).toLocaleString('en-US', { maximumFractionDigits: d, minimumFractionDigits: d });
 const work = fs.mkdtempSync(path.join(env.DMS_BED_DIR, 'delta-bench-'));
 fs.chmodSync(work, 0o777);
 const csv = path.join(work, 'copy.csv');
 
-function procStatus(pid) {
-  try {
-    const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-    const kb = (k) => Number((new RegExp(`^${k}:\\s+(\\d+)`, 'm').exec(s) || [0, 0])[1]);
-    return { hwm: kb('VmHWM'), anon: kb('RssAnon'), shmem: kb('RssShmem') };
-  } catch {
-    return null;
-  }
-}
-
-/** Sample a backend's memory every 100 ms until stop() is called. */
+/** Sample a backend's memory every 100 ms until stop() is called: its peaks {hwm, anon, shmem, samples}. */
 function sampler(pid) {
-  const peak = { hwm: 0, anon: 0, shmem: 0, samples: 0 };
-  const take = () => {
-    const p = procStatus(pid);
-    if (!p) return;
-    for (const k of ['hwm', 'anon', 'shmem']) peak[k] = Math.max(peak[k], p[k]);
-    peak.samples++;
-  };
-  const timer = setInterval(take, 100);
-  return { stop: () => { clearInterval(timer); take(); return peak; } };
+  const s = processSampler({ intervalMs: 100 });
+  s.add(pid, 'backend');
+  return { stop: () => s.stop().types[0] };
 }
 
 async function main() {

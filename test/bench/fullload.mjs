@@ -20,7 +20,11 @@
 //      here; the worker only calls PutRecords on the target), a full-load task
 //      with TargetMetadata.ParallelLoadThreads / ParallelLoadBufferSize;
 //      start_task, poll dms_stream.task_status until stopped/failed while
-//      sampling the worker's VmHWM / VmRSS / RssAnon from /proc/<pid>/status;
+//      sampling every process of the task (pg_stat_activity rows with
+//      application_name = the task and a backend_type starting with
+//      'dms_stream': the task worker, and the shipping process when there is
+//      one) every 50 ms: VmHWM / VmRSS / RssAnon from /proc/<pid>/status and
+//      CPU seconds (utime + stime) from /proc/<pid>/stat, the last sample;
 //      check that the ack server counted exactly the rows generated and that
 //      FullLoadRows in dms_stream.table_statistics_view is that number.
 // Then, unless --kinesalite-mb 0, the same full load of a small input into a
@@ -28,7 +32,9 @@
 //
 // Time of dms_stream: from start_task to the status 'stopped' seen by the
 // poller (includes worker start-up; --poll-ms resolution); FullLoadEndTime -
-// FullLoadStartTime is printed too. MB is the CSV bytes (MiB).
+// FullLoadStartTime is printed too. MB is the CSV bytes (MiB). Memory: the
+// peaks per process type and the sum of the RssAnon peaks; CPU seconds per
+// process type and of the ack server during the load.
 //
 // Needs the test bed (source test/bed/env.sh or let test/lib/bed.mjs read it).
 //
@@ -36,15 +42,16 @@
 //        [--threads 8] [--buffer 500] [--kinesalite-mb 20] [--source-via-proxy]
 //        [--poll-ms 250]
 
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
 import { env, psql, psqlTry, aws, kinesis, createBucket, waitStreamActive, uniqueName, sleep } from '../lib/bed.mjs';
+import {
+  lit, PRE, sql, fmt, startAckServer, cpuSeconds, processSampler, describeProcs, TASK_PROCS_SQL, procTypes, procColumns,
+  procCells, dropTasks, dropEndpoints,
+} from './lib.mjs';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
 const opt = (name, dflt) => {
   const i = args.indexOf(`--${name}`);
@@ -59,10 +66,6 @@ const KMB = opt('kinesalite-mb', 20);
 const POLL_MS = opt('poll-ms', 250);
 const VIA_PROXY = args.includes('--source-via-proxy');
 const MiB = 1024 * 1024;
-
-const lit = (s) => (s === null || s === undefined ? 'NULL' : `'${String(s).replace(/'/g, "''")}'`);
-const PRE = '\\set QUIET on\nSET client_min_messages = warning;\n';
-const sql = (q) => psql(PRE + q);
 
 const ETD = {
   TableCount: '1',
@@ -85,7 +88,7 @@ const MAPPINGS = {
 };
 
 // What this run created, for the clean-up.
-const created = { tasks: [], endpoints: [], dirs: [], buckets: [], children: [], copySchema: false };
+const created = { tasks: [], endpoints: [], dirs: [], buckets: [], servers: [], copySchema: false };
 
 // ------------------------------------------------------------------ data
 
@@ -164,37 +167,7 @@ async function copyAnchor(data) {
   return { rows: data.rows, seconds: get('t1') - get('t0') };
 }
 
-// ------------------------------------------------------------------ sinks
-
-/** The minimal acknowledging server (test/bench/ack_server.mjs) in its own process. */
-async function startAckServer() {
-  const child = spawn(process.execPath, [path.join(HERE, 'ack_server.mjs'), '--port', '0'],
-    { stdio: ['ignore', 'pipe', 'inherit'] });
-  created.children.push(child);
-  const url = await new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = /listening (\S+)/.exec(out);
-      if (m) resolve(m[1]);
-    });
-    child.on('exit', (code) => reject(new Error(`ack server exited with ${code}`)));
-  });
-  const call = async (p, method = 'GET') => (await fetch(`${url}/${p}`, { method })).json();
-  return { url, stats: () => call('__stats'), reset: () => call('__reset', 'POST') };
-}
-
 // ------------------------------------------------------------------ the task
-
-function procStatus(pid) {
-  try {
-    const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-    const kb = (k) => Number((new RegExp(`${k}:\\s+(\\d+)`).exec(s) || [])[1] || 0);
-    return { hwm: kb('VmHWM'), rss: kb('VmRSS'), anon: kb('RssAnon') };
-  } catch {
-    return null;
-  }
-}
 
 /** Full load of bucket into stream at targetUrl; returns figures. */
 async function fullLoad({ bucket, targetUrl, stream }) {
@@ -213,30 +186,17 @@ async function fullLoad({ bucket, targetUrl, stream }) {
 
   const t0 = performance.now();
   await sql(`SELECT dms_stream.start_task(${lit(task)});`);
-  let pid = null;
-  const mem = { hwm: 0, rss: 0, anon: 0, samples: 0 };
-  const sample = () => {
-    if (!pid) return;
-    const s = procStatus(pid);
-    if (!s) return;
-    mem.hwm = Math.max(mem.hwm, s.hwm);
-    mem.rss = Math.max(mem.rss, s.rss);
-    mem.anon = Math.max(mem.anon, s.anon);
-    mem.samples++;
-  };
-  const sampler = setInterval(sample, 50);
+  const sampler = processSampler();
   let st;
   let seconds;
+  let procs;
   try {
     for (;;) {
-      const rows = await sql(`SELECT t.status, coalesce(t.last_error, ''),
-          coalesce(t.worker_pid, (SELECT pid FROM pg_stat_activity WHERE application_name = t.task AND backend_type = 'dms_stream task' LIMIT 1))
+      const rows = await sql(`SELECT t.status, coalesce(t.last_error, ''), t.worker_pid, ${TASK_PROCS_SQL('t.task')}
         FROM dms_stream.task_status t WHERE t.task = ${lit(task)}`);
-      const [status, lastError, wpid] = rows[0];
-      if (wpid && Number(wpid) !== pid) {
-        pid = Number(wpid);
-        sample();
-      }
+      const [status, lastError, wpid, list] = rows[0];
+      if (wpid) sampler.add(Number(wpid), 'dms_stream task');
+      sampler.addList(list);
       if (status === 'stopped' || status === 'failed') {
         seconds = (performance.now() - t0) / 1000;
         st = { status, lastError };
@@ -246,7 +206,7 @@ async function fullLoad({ bucket, targetUrl, stream }) {
       await sleep(POLL_MS);
     }
   } finally {
-    clearInterval(sampler);
+    procs = sampler.stop();
   }
   if (st.status !== 'stopped') throw new Error(`task ${task} ${st.status}: ${st.lastError}`);
   const [fullLoadRows, errorRows, loadSeconds] = (await sql(`SELECT "FullLoadRows", "FullLoadErrorRows",
@@ -254,14 +214,13 @@ async function fullLoad({ bucket, targetUrl, stream }) {
       FROM dms_stream.table_statistics_view WHERE "TaskName" = ${lit(task)} AND "SchemaName" = 'schema01' AND "TableName" = 'table01'`))[0];
   return {
     task, seconds, loadSeconds: Number(loadSeconds), fullLoadRows: Number(fullLoadRows), errorRows: Number(errorRows),
-    pid, mem,
+    procs,
   };
 }
 
 // ------------------------------------------------------------------ run
 
 const results = [];
-const fmt = (n, d = 1) => n.toFixed(d);
 function line(label, rows, bytes, seconds, extra = '') {
   const mb = bytes / MiB;
   console.log(`${label.padEnd(28)} ${String(rows).padStart(9)} rows ${fmt(mb).padStart(7)} MB ${fmt(seconds, 2).padStart(7)} s `
@@ -287,7 +246,9 @@ async function oneSize(mb, ack) {
   line('COPY (unlogged table)', copy.rows, data.bytes, copy.seconds);
 
   await ack.reset();
+  const ackCpu0 = cpuSeconds(ack.pid);
   const r = await fullLoad({ bucket, targetUrl: ack.url, stream: 'ack' });
+  const ackCpu = cpuSeconds(ack.pid) - ackCpu0;
   const s = await ack.stats();
   if (s.records !== data.rows) throw new Error(`ack server counted ${s.records} records, generated ${data.rows} rows`);
   if (r.fullLoadRows !== data.rows) throw new Error(`FullLoadRows ${r.fullLoadRows}, generated ${data.rows} rows`);
@@ -296,10 +257,10 @@ async function oneSize(mb, ack) {
     ` (FullLoadEnd-Start ${fmt(r.loadSeconds, 2)} s, ${s.requests} PutRecords, ${s.max_in_flight} in flight)`);
   const ratio = copy.seconds / r.seconds;
   console.log(`dms_stream/COPY throughput ratio: ${fmt(ratio, 2)} (target >= 0.5)`);
-  console.log(`worker pid ${r.pid}: peak VmHWM ${fmt(r.mem.hwm / 1024)} MB, max VmRSS ${fmt(r.mem.rss / 1024)} MB, `
-    + `max RssAnon ${fmt(r.mem.anon / 1024)} MB (${r.mem.samples} samples; target < 100 MB)`);
-  if (!r.mem.samples) console.log('  (no memory sample: the worker ended before the poller saw its pid)');
-  results.push({ sink: 'ack', mb: data.bytes / MiB, rows: data.rows, copyS: copy.seconds, dmsS: r.seconds, ratio, hwm: r.mem.hwm / 1024, anon: r.mem.anon / 1024 });
+  for (const l of describeProcs(r.procs)) console.log(l);
+  console.log(`(RssAnon target < 100 MB; ack server CPU ${fmt(ackCpu, 2)} s)`);
+  if (!r.procs.samples) console.log('  (no memory sample: the worker ended before the poller saw its pid)');
+  results.push({ sink: 'ack', mb: data.bytes / MiB, rows: data.rows, copyS: copy.seconds, dmsS: r.seconds, ratio, procs: r.procs, ackCpu });
   fs.rmSync(dir, { recursive: true, force: true });
   await aws(['s3', 'rb', '--force', `s3://${bucket}`], { endpoint: env.S3_PROXY_URL }).catch(() => {});
 }
@@ -330,24 +291,21 @@ async function kinesaliteSize(mb) {
     }
   }
   if (stored !== data.rows) throw new Error(`kinesalite stored ${stored} records, generated ${data.rows} rows`);
-  line('dms_stream -> kinesalite', data.rows, data.bytes, r.seconds,
-    ` (all ${stored} records stored; peak VmHWM ${fmt(r.mem.hwm / 1024)} MB)`);
-  results.push({ sink: 'kinesalite', mb: data.bytes / MiB, rows: data.rows, dmsS: r.seconds, hwm: r.mem.hwm / 1024, anon: r.mem.anon / 1024 });
+  line('dms_stream -> kinesalite', data.rows, data.bytes, r.seconds, ` (all ${stored} records stored)`);
+  for (const l of describeProcs(r.procs)) console.log(l);
+  results.push({ sink: 'kinesalite', mb: data.bytes / MiB, rows: data.rows, dmsS: r.seconds, procs: r.procs });
   await kinesis('DeleteStream', { StreamName: stream }).catch(() => {});
   fs.rmSync(dir, { recursive: true, force: true });
   await aws(['s3', 'rb', '--force', `s3://${bucket}`], { endpoint: env.S3_PROXY_URL }).catch(() => {});
 }
 
 async function cleanup() {
-  for (const t of created.tasks) {
-    await psqlTry(`${PRE}SELECT dms_stream.stop_task(${lit(t)}) FROM dms_stream.task_status WHERE task = ${lit(t)} AND status NOT IN ('stopped', 'failed', 'ready');`);
-    await psqlTry(`${PRE}SELECT dms_stream.drop_task(${lit(t)});`);
-  }
-  for (const e of created.endpoints) await psqlTry(`${PRE}SELECT dms_stream.drop_endpoint(${lit(e)});`);
+  await dropTasks(created.tasks);
+  await dropEndpoints(created.endpoints);
   await psqlTry(`${PRE}DROP TABLE IF EXISTS schema01.table01_copy;${created.copySchema ? ' DROP SCHEMA IF EXISTS schema01;' : ''}`);
   for (const b of created.buckets) await aws(['s3', 'rb', '--force', `s3://${b}`], { endpoint: env.S3_PROXY_URL }).catch(() => {});
   for (const d of created.dirs) fs.rmSync(d, { recursive: true, force: true });
-  for (const c of created.children) if (c.exitCode === null) c.kill('SIGTERM');
+  for (const a of created.servers) a.stop();
 }
 
 console.log(`Full load S3 CSV -> Kinesis: ${MB} MB then ${SMALL_MB} MB in ${FILES} files, ParallelLoadThreads ${THREADS}, `
@@ -357,14 +315,18 @@ try {
       IF to_regproc('dms_stream.create_endpoint') IS NULL THEN CREATE EXTENSION dms_stream; END IF;
     END $$;`);
   const ack = await startAckServer();
+  created.servers.push(ack);
   for (const mb of SMALL_MB > 0 ? [MB, SMALL_MB] : [MB]) await oneSize(mb, ack);
   if (KMB > 0) await kinesaliteSize(KMB);
-  console.log('\n| sink | CSV MB | rows | COPY s | COPY rows/s | COPY MB/s | dms_stream s | dms_stream rows/s | dms_stream MB/s | ratio | worker VmHWM MB | worker RssAnon MB |');
-  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
+  const types = procTypes(results.map((r) => r.procs));
+  const cols = [...procColumns(types, { cpu: true }), 'ack server CPU s'];
+  console.log(`\n| sink | CSV MB | rows | COPY s | COPY rows/s | COPY MB/s | dms_stream s | dms_stream rows/s | dms_stream MB/s | ratio | ${cols.join(' | ')} |`);
+  console.log(`|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|${cols.map(() => '---:|').join('')}`);
   for (const r of results) {
     const copy = r.copyS === undefined ? '| - | - | - ' : `| ${fmt(r.copyS, 2)} | ${Math.round(r.rows / r.copyS)} | ${fmt(r.mb / r.copyS)} `;
+    const cells = [...procCells(r.procs, types, { cpu: true }), r.ackCpu === undefined ? '-' : fmt(r.ackCpu, 2)];
     console.log(`| ${r.sink} | ${fmt(r.mb)} | ${r.rows} ${copy}| ${fmt(r.dmsS, 2)} | `
-      + `${Math.round(r.rows / r.dmsS)} | ${fmt(r.mb / r.dmsS)} | ${r.ratio === undefined ? '-' : fmt(r.ratio, 2)} | ${fmt(r.hwm)} | ${fmt(r.anon)} |`);
+      + `${Math.round(r.rows / r.dmsS)} | ${fmt(r.mb / r.dmsS)} | ${r.ratio === undefined ? '-' : fmt(r.ratio, 2)} | ${cells.join(' | ')} |`);
   }
 } finally {
   await cleanup();

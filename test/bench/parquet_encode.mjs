@@ -24,6 +24,7 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { psql, env } from '../lib/bed.mjs';
+import { lit, fmt, procStatus } from './lib.mjs';
 
 const args = process.argv.slice(2);
 const opt = (name, def) => {
@@ -35,18 +36,6 @@ const CODEC = opt('codec', 'zstd');
 const REPEAT = Number(opt('repeat', 2));
 const EXTRA = JSON.parse(opt('options', '{}'));
 const KEEP = args.includes('--keep');
-const lit = (s) => `'${String(s).replace(/'/g, "''")}'`;
-const fmt = (n, d = 1) => Number(n).toFixed(d);
-
-function procStatus(pid) {
-  try {
-    const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-    const kb = (k) => Number((new RegExp(`${k}:\\s+(\\d+)`).exec(s) || [])[1] || 0);
-    return { hwm: kb('VmHWM'), anon: kb('RssAnon') };
-  } catch {
-    return null;
-  }
-}
 
 /** Run sql in a fresh psql whose backend is sampled; resolves {ms, out, hwm, anon}. */
 async function measured(sql) {

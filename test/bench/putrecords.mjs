@@ -25,16 +25,13 @@
 //   node test/bench/putrecords.mjs [--records 100000] [--size 1024] [--keys 1000]
 //        [--concurrency 4] [--kinesalite-records 20000] [--repeat 3] [--kinesalite-repeat 2]
 
-import { spawn } from 'node:child_process';
 import http from 'node:http';
-import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { fileURLToPath } from 'node:url';
 import { KinesisClient, PutRecordsCommand } from '@aws-sdk/client-kinesis';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { env, psql, kinesis, streamRecords, waitStreamActive, uniqueName } from '../lib/bed.mjs';
+import { lit, startAckServer, dropEndpoints } from './lib.mjs';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
 const args = process.argv.slice(2);
 const opt = (name, dflt) => {
   const i = args.indexOf(`--${name}`);
@@ -49,7 +46,6 @@ const REPEAT = opt('repeat', 3);
 const KREPEAT = opt('kinesalite-repeat', 2);
 if (SIZE < 10) throw new Error('--size must be at least 10');
 
-const lit = (s) => `'${String(s).replace(/'/g, "''")}'`;
 const key = (i) => `k${i % KEYS}`;
 const data = (i) => String(i).padStart(10, '0') + 'x'.repeat(SIZE - 10);
 const payloadBytes = (n) => {
@@ -58,23 +54,7 @@ const payloadBytes = (n) => {
   return b;
 };
 
-// ------------------------------------------------------------------ sink
-
-async function startAckServer() {
-  const child = spawn(process.execPath, [path.join(HERE, 'ack_server.mjs'), '--port', '0'],
-    { stdio: ['ignore', 'pipe', 'inherit'] });
-  const url = await new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = /listening (\S+)/.exec(out);
-      if (m) resolve(m[1]);
-    });
-    child.on('exit', (code) => reject(new Error(`ack server exited with ${code}`)));
-  });
-  const call = async (p, method = 'GET') => (await fetch(`${url}/${p}`, { method })).json();
-  return { url, stats: () => call('__stats'), reset: () => call('__reset', 'POST'), stop: () => child.kill('SIGTERM') };
-}
+// ------------------------------------------------------------------ sinks
 
 async function createKinesaliteStream() {
   const name = uniqueName('bench');
@@ -83,8 +63,10 @@ async function createKinesaliteStream() {
   return name;
 }
 
+const endpoints = [];
 async function createEndpoint(url, stream) {
   const name = uniqueName('bench');
+  endpoints.push(name);
   await psql(`SELECT dms_stream.create_endpoint(${lit(name)}, 'kinesis', 'target', ${lit(JSON.stringify({ StreamName: stream }))}, ${lit(url)});
     SELECT dms_stream.set_endpoint_credentials(${lit(name)}, ${lit(env.AWS_ACCESS_KEY_ID)}, ${lit(env.AWS_SECRET_ACCESS_KEY)});`);
   return name;
@@ -219,4 +201,5 @@ try {
     + `ratio ours/SDK ${(k1.rps / k2.rps).toFixed(2)} (all ${KN * KREPEAT} records of each client stored)`);
 } finally {
   ack.stop();
+  await dropEndpoints(endpoints);
 }
