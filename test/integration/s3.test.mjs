@@ -340,7 +340,12 @@ test('multipart upload of 25 MB in 5 MiB parts, checked with the AWS CLI', async
   const mark2 = await s3p.seq();
   const [[, one]] = await sql(`SELECT * FROM dms_stream.s3_put_generated_object(${lit(ep)}, 'mp/small.bin', 5242880)`);
   assert.equal(one, '1');
-  assert.deepEqual((await journal(mark2, 'mp/small.bin')).map((r) => r.method), ['PUT']);
+  // the proxy journals a request once its answer is sent: wait for the entry
+  const small = await waitFor(async () => {
+    const j = await journal(mark2, 'mp/small.bin');
+    return j.length ? j : null;
+  }, { what: 'the journal entry of mp/small.bin' });
+  assert.deepEqual(small.map((r) => r.method), ['PUT']);
   assert.match(await sqlError(`SELECT * FROM dms_stream.s3_put_generated_object(${lit(ep)}, 'mp/x.bin', 10, 1048576)`),
     /part size 1048576 is out of range/);
 });
