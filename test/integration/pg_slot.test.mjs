@@ -14,7 +14,8 @@
 // the dms_stream plugin, changes made before the task starts are streamed,
 // the lag view, spool file and heartbeat use that name, drop_task keeps
 // the slot; a missing slot, a slot of another plugin, SlotName with
-// full-load-and-cdc and two running tasks on one slot are refused.
+// full-load-and-cdc (create_task, modify_task, start_task after the
+// endpoint gained SlotName) and two running tasks on one slot are refused.
 //
 // Every change of the settings is reset (ALTER SYSTEM RESET) afterwards.
 //
@@ -319,6 +320,17 @@ test('SlotName: a missing slot, a slot of another plugin and full-load-and-cdc a
   assert.equal(c.made.ok, false, 'create_task refuses SlotName with full-load-and-cdc');
   assert.match(c.made.error, /ERROR: {2}SlotName cannot be used with migration type full-load-and-cdc/);
   assert.match(c.made.error, /HINT: .*migration type cdc/);
+
+  // modify_task to full-load-and-cdc, and an endpoint that gains SlotName after the task was made: refused too.
+  r = await psqlTry(`SELECT dms_stream.modify_task(${lit(b.task)}, 'full-load-and-cdc');`);
+  assert.equal(r.ok, false);
+  assert.match(r.error, /ERROR: {2}SlotName cannot be used with migration type full-load-and-cdc/);
+  const e = await makeTask(schema, 'full-load-and-cdc');
+  await sql(`SELECT dms_stream.alter_endpoint(${lit(`${e.task}-src`)}, ${lit(JSON.stringify({ SlotName: other }))});`);
+  r = await psqlTry(`SELECT dms_stream.start_task(${lit(e.task)});`);
+  assert.equal(r.ok, false);
+  assert.match(r.error, new RegExp(`ERROR: {2}SlotName cannot be used with migration type full-load-and-cdc \\(task "${e.task}", slot "${other}"\\)`));
+  assert.equal(await one(`SELECT status FROM dms_stream.task WHERE task_name = ${lit(e.task)}`), 'ready', 'not started');
 
   // full-load needs no slot: SlotName is not used and the slot is not touched.
   const d = await makeTask(schema, 'full-load', { src: { SlotName: missing } });
