@@ -119,6 +119,8 @@ SELECT dms_stream.create_task('t2', 'local-pg', 'kinesis-target', 'cdc', '{"rule
 SELECT dms_stream.alter_endpoint('s3-source', '{"CdcPath": null}');
 SELECT dms_stream.create_task('t3', 's3-source', 'kinesis-target', 'cdc', '{"rules": [{"rule-type": "selection", "rule-id": "1", "rule-name": "1", "object-locator": {"schema-name": "%", "table-name": "%"}, "rule-action": "include"}]}');
 SELECT dms_stream.alter_endpoint('s3-source', '{"CdcPath": "changedata"}');
+-- 34b. SlotName (a slot created beforehand) with full-load-and-cdc: no snapshot for the load
+SELECT dms_stream.create_task('t3', 'local-pg', 'kinesis-target', 'full-load-and-cdc', '{"rules": [{"rule-type": "selection", "rule-id": "1", "rule-name": "1", "object-locator": {"schema-name": "%", "table-name": "%"}, "rule-action": "include"}]}');
 -- 35. bad mappings through modify_task
 SELECT dms_stream.modify_task('s3-to-kinesis', table_mappings => '{"rules": [{"rule-type": "selection"}]}');
 -- 36. endpoint in use

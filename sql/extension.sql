@@ -18,7 +18,8 @@ SELECT count(*) > 0 AS has_security_definer_functions
 -- Settings defined by _PG_init.
 SELECT name, setting, unit, context FROM pg_settings WHERE name LIKE 'dms_stream.%'
    AND name IN ('dms_stream.database', 'dms_stream.naptime', 'dms_stream.max_task_workers',
-				'dms_stream.poll_interval', 'dms_stream.log_min_messages')
+				'dms_stream.poll_interval', 'dms_stream.log_min_messages',
+				'dms_stream.max_slot_lag', 'dms_stream.drop_slot_past_max_lag')
  ORDER BY name;
 -- The reserved prefix rejects typos.
 SET dms_stream.napitme = 5;

@@ -812,7 +812,13 @@ dp_startup(LogicalDecodingContext *ctx, OutputPluginOptions *opt, bool is_init)
 {
 	opt->output_type = OUTPUT_PLUGIN_TEXTUAL_OUTPUT;
 	opt->receive_rewrites = false;
-	if (pg_source_current == NULL)
+
+	/*
+	 * Creating a slot (pg_create_logical_replication_slot(name,
+	 * 'dms_stream'), for an endpoint's SlotName) decodes nothing; reading
+	 * changes is for task workers only.
+	 */
+	if (pg_source_current == NULL && !is_init)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("the dms_stream output plugin serves dms_stream task workers only"),

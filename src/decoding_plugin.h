@@ -13,8 +13,10 @@
  * network and memory stays bounded however large a transaction is: the
  * reorder buffer spills big transactions to disk past
  * logical_decoding_work_mem, and the rendered records go to the spool
- * file, one record at a time.  It serves only dms_stream task workers: a
- * slot of another client (pg_logical_slot_get_changes) gets an error.
+ * file, one record at a time.  It serves only dms_stream task workers:
+ * reading changes through it elsewhere (pg_logical_slot_get_changes) gets
+ * an error; creating a slot with it (pg_create_logical_replication_slot,
+ * for an endpoint's SlotName) works.
  *
  * Spool entries: a PgSpoolEntry header, then the record data and the
  * partition key.  Data records of a transaction come in commit order,

@@ -21,6 +21,7 @@
 #include "http.h"
 #include "kinesis_shipper.h"
 #include "launcher.h"
+#include "pg_slot.h"
 #include "pg_source_job.h"
 #include "dms_stream.h"
 
@@ -94,7 +95,8 @@ _PG_init(void)
 
 	DefineCustomIntVariable("dms_stream.poll_interval",
 							"Interval between listings of an S3 CDC folder for new files.",
-							NULL,
+							"Also the interval between the launcher's checks of the replication slots "
+							"of tasks that do not run (dms_stream.max_slot_lag).",
 							&dms_stream_poll_interval_ms,
 							5000, 100, 24 * 3600 * 1000,
 							PGC_SIGHUP,
@@ -117,6 +119,7 @@ _PG_init(void)
 	csv_define_settings();
 	pg_source_define_settings();
 	kinesis_shipper_define_settings();
+	pg_slot_define_settings();
 
 	MarkGUCPrefixReserved("dms_stream");
 }

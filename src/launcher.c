@@ -12,6 +12,9 @@
  *	  (SIGTERM: the worker's committed checkpoint is where it resumes);
  *	- records a task as stopped once its worker has gone.
  * A pass runs in one short transaction and never waits for a worker.
+ * Every dms_stream.poll_interval, another short transaction applies the
+ * WAL cap to the replication slots of tasks that have no worker
+ * (pg_slot_check_idle_tasks, see pg_slot.h).
  *
  *-------------------------------------------------------------------------
  */
@@ -38,10 +41,12 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "replication/slot.h"
 #include "utils/timestamp.h"
 
 #include "dms_stream.h"
 #include "launcher.h"
+#include "pg_slot.h"
 
 /* A worker slot in shared memory. */
 typedef struct LauncherSlot
@@ -91,6 +96,9 @@ typedef struct LauncherBackoff
 } LauncherBackoff;
 
 static LauncherBackoff backoff[LAUNCHER_MAX_BACKOFF];
+
+/* When the slots of tasks that do not run were last checked. */
+static TimestampTz last_slot_check = 0;
 
 static bool wake_pending = false;
 static bool wake_callback_registered = false;
@@ -401,6 +409,17 @@ launcher_find_slot(const char *task_name)
 }
 
 /*
+ * launcher_has_worker
+ *		Whether the launcher runs (or still waits for the exit of) a worker
+ *		of task_name.
+ */
+static bool
+launcher_has_worker(const char *task_name)
+{
+	return launcher_find_slot(task_name) >= 0;
+}
+
+/*
  * launcher_start_worker
  *		Register a dynamic worker for task_name; false when no slot or no
  *		background worker is free (tried again on the next pass).
@@ -682,6 +701,12 @@ launcher_main(Datum main_arg)
 		PG_TRY();
 		{
 			launcher_scan();
+			if (TimestampDifferenceExceeds(last_slot_check, GetCurrentTimestamp(),
+										   dms_stream_poll_interval_ms))
+			{
+				last_slot_check = GetCurrentTimestamp();
+				pg_slot_check_idle_tasks(launcher_has_worker);
+			}
 		}
 		PG_CATCH();
 		{
@@ -689,6 +714,8 @@ launcher_main(Datum main_arg)
 			MemoryContextSwitchTo(scan_cxt);
 			EmitErrorReport();
 			FlushErrorState();
+			if (MyReplicationSlot != NULL)
+				ReplicationSlotRelease();
 			AbortCurrentTransaction();
 			pgstat_report_activity(STATE_IDLE, NULL);
 		}

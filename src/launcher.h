@@ -11,6 +11,8 @@
  * then started again and resume from their checkpoints.  start_task and
  * stop_task wake it at commit (launcher_wake_at_commit), so it reacts at
  * once; otherwise it looks at the task table every dms_stream.naptime.
+ * Every dms_stream.poll_interval it also applies dms_stream.max_slot_lag
+ * to the replication slots of tasks that do not run (pg_slot.h).
  *
  * Shared memory holds the launcher's latch and one slot per task worker
  * (dms_stream.max_task_workers); a slot carries the task name to the

@@ -48,6 +48,7 @@
 #include "kinesis.h"
 #include "kinesis_shipper.h"
 #include "mapping.h"
+#include "pg_slot.h"
 #include "pg_source_job.h"
 #include "worker_xact.h"
 #include "task_worker.h"
@@ -88,7 +89,8 @@ typedef struct PgJob
 	char	   *migration_type;
 	bool		full_load;
 	bool		cdc;
-	char	   *slot_name;
+	char	   *slot_name;		/* dms_stream.task_slot_name(task) */
+	bool		user_slot;		/* named by the endpoint's SlotName */
 	char	   *spool_dir;
 	bool		heartbeat;
 	int			heartbeat_minutes;
@@ -231,6 +233,14 @@ pj_load_task(PgJob *job, MemoryContext job_cxt)
 		job->heartbeat_minutes = v != NULL && json_is_integer(v) ? (int) json_integer_value(v) : 5;
 		v = json_object_get(ss, "HeartbeatSchema");
 		job->heartbeat_schema = v != NULL && json_is_string(v) ? pstrdup(json_string_value(v)) : NULL;
+		v = json_object_get(ss, "SlotName");
+		if (v != NULL && json_is_string(v))
+		{
+			pg_slot_check_migration_type(job->task_name, job->migration_type,
+										 json_string_value(v));
+			/* task_slot_name gives SlotName for cdc tasks only (pg_slot.h) */
+			job->user_slot = !job->full_load;
+		}
 	}
 
 	/* Checkpoints. */
@@ -671,23 +681,14 @@ pj_ship_load(PgJob *job)
  * ----------------------------------------------------------------
  */
 
-static bool
-pj_slot_exists(PgJob *job)
-{
-	ReplicationSlot *s;
-
-	LWLockAcquire(ReplicationSlotControlLock, LW_SHARED);
-	s = SearchNamedReplicationSlot(job->slot_name, false);
-	LWLockRelease(ReplicationSlotControlLock);
-	return s != NULL;
-}
-
 /*
  * pj_start
  *		First start (or after reload-target): create the slot (dropping an
  *		old one), read the full load under its initial snapshot into the
  *		spool when the task has one, and commit the checkpoints.  Without
- *		CDC, only the full load under a REPEATABLE READ snapshot.
+ *		CDC, only the full load under a REPEATABLE READ snapshot.  With a
+ *		slot named by SlotName (cdc only), check it and start from its
+ *		confirmed position: nothing is created.
  */
 static void
 pj_start(PgJob *job, bool need_load)
@@ -698,14 +699,25 @@ pj_start(PgJob *job, bool need_load)
 	StartTransactionCommand();
 	if (need_load)
 		XactIsoLevel = XACT_REPEATABLE_READ;
-	if (job->cdc)
+	if (job->user_slot)
+	{
+		task_worker_set_phase("checking replication slot %s", job->slot_name);
+		job->start_lsn = pg_slot_check(job->task_name, job->slot_name, true, false, NULL);
+		job->has_cdc_row = true;
+		job->ack_lsn = InvalidXLogRecPtr;
+		job->ack_ordinal = 0;
+		ereport(dms_stream_log_min_messages,
+				(errmsg("dms_stream task \"%s\": decoding from replication slot \"%s\" (SlotName), confirmed up to %s",
+						job->task_name, job->slot_name, lsn_text(job->start_lsn))));
+	}
+	else if (job->cdc)
 	{
 		LogicalDecodingContext *ctx;
 
 		task_worker_set_phase("creating replication slot %s", job->slot_name);
 		CheckSlotPermissions();
 		CheckLogicalDecodingRequirements();
-		if (pj_slot_exists(job))
+		if (pg_slot_exists(job->slot_name))
 			ReplicationSlotDrop(job->slot_name, false);
 		ReplicationSlotCreate(job->slot_name, true, RS_EPHEMERAL, false);
 		pg_source_current = job->pc;
@@ -993,13 +1005,8 @@ pj_cdc_run(PgJob *job)
 	PgSpool    *spool = pg_spool_open(pj_cdc_path(job), true);
 	LogicalDecodingContext *ctx;
 
-	if (!pj_slot_exists(job))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("replication slot \"%s\" of task \"%s\" does not exist", job->slot_name,
-						job->task_name),
-				 errdetail("Changes made since the task last ran cannot be captured."),
-				 errhint("Start the task with reload-target to load the tables again and capture from now on.")));
+	/* Missing, invalidated (max_slot_wal_keep_size), or not usable. */
+	(void) pg_slot_check(job->task_name, job->slot_name, job->user_slot, true, NULL);
 
 	pg_spool_memory(spool, PG_JOB_SPOOL_MEMORY);
 	pc->spool = spool;
@@ -1192,47 +1199,4 @@ pg_source_define_settings(void)
 							PGC_SIGHUP,
 							GUC_UNIT_MB,
 							NULL, NULL, NULL);
-}
-
-/*
- * dms_forget_task_source(task_name text)
- *		Drop the task's replication slot, if it exists, and its spool files.
- */
-PG_FUNCTION_INFO_V1(dms_forget_task_source);
-Datum
-dms_forget_task_source(PG_FUNCTION_ARGS)
-{
-	char	   *task = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	char	   *slot;
-	PgJob		job;
-	char	   *path;
-	bool		isnull;
-	Datum		d;
-
-	SPI_connect();
-	{
-		Oid			types[1] = {TEXTOID};
-		Datum		values[1] = {CStringGetTextDatum(task)};
-
-		if (SPI_execute_with_args("SELECT dms_stream.task_slot_name($1)", 1, types, values,
-								  NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
-			elog(ERROR, "dms_stream: task_slot_name failed");
-		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-		slot = MemoryContextStrdup(CurTransactionContext, TextDatumGetCString(d));
-	}
-	SPI_finish();
-	memset(&job, 0, sizeof(job));
-	job.slot_name = slot;
-	if (max_replication_slots > 0 && pj_slot_exists(&job))
-	{
-		CheckSlotPermissions();
-		ReplicationSlotDrop(slot, true);
-	}
-	path = psprintf("%s/pg_dms_stream/%s.load", DataDir, slot);
-	if (unlink(path) != 0 && errno != ENOENT)
-		ereport(WARNING, (errcode_for_file_access(), errmsg("could not remove \"%s\": %m", path)));
-	path = psprintf("%s/pg_dms_stream/%s.cdc", DataDir, slot);
-	if (unlink(path) != 0 && errno != ENOENT)
-		ereport(WARNING, (errcode_for_file_access(), errmsg("could not remove \"%s\": %m", path)));
-	PG_RETURN_VOID();
 }

@@ -5,10 +5,13 @@
  *	  capture by logical decoding, to Kinesis.
  *
  * Slot.  A task with CDC (cdc, full-load-and-cdc) has one logical
- * replication slot, named by dms_stream.task_slot_name(task) (dms_ + the
- * task name folded to [a-z0-9_] + a hash), using this library's output
- * plugin (decoding_plugin.h).  The worker creates it at the task's first
- * start (and again after reload-target); drop_task drops it.
+ * replication slot, named by dms_stream.task_slot_name(task), using this
+ * library's output plugin (decoding_plugin.h): its own (dms_ + the task name
+ * folded to [a-z0-9_] + a hash), which the worker creates at the task's
+ * first start (and again after reload-target) and drop_task drops, or, for a
+ * cdc task whose source endpoint has SlotName, that slot, created
+ * beforehand, checked and decoded from its confirmed position, never
+ * created or dropped (pg_slot.h).
  *
  * No gap, no overlap.  The slot is created in the worker, inside a
  * REPEATABLE READ transaction whose snapshot becomes the slot's initial
@@ -58,7 +61,8 @@
  * HeartbeatSchema.awsdms_heartbeat, as DMS does);
  * dms_stream.replication_slot_lag shows each task's slot;
  * dms_stream.max_slot_lag caps the WAL the slot retains: past it the task
- * fails with an error saying so.
+ * fails with an error saying so (the launcher applies the same cap to the
+ * slots of tasks that do not run, pg_slot.h).
  *
  *-------------------------------------------------------------------------
  */

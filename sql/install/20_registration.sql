@@ -370,6 +370,10 @@ BEGIN
 				  DETAIL = 'DMS reads change files from S3Settings.CdcPath.',
 				  HINT = format('SELECT dms_stream.alter_endpoint(%L, ''{"CdcPath": "changes"}'');', src.endpoint_name);
 	END IF;
+	IF src.engine = 'postgres' AND (TG_OP = 'INSERT' OR (NEW.source_endpoint, NEW.migration_type)
+									IS DISTINCT FROM (OLD.source_endpoint, OLD.migration_type)) THEN
+		PERFORM dms_stream.check_slot_name_use(NEW.task_name, NEW.migration_type, src.settings ->> 'SlotName');
+	END IF;
 	IF TG_OP = 'UPDATE' AND (OLD.status IN ('starting', 'running', 'stopping') OR OLD.desired_state = 'running')
 	   AND (NEW.source_endpoint, NEW.target_endpoint, NEW.migration_type, NEW.table_mappings, NEW.task_settings)
 		   IS DISTINCT FROM

@@ -106,6 +106,9 @@ BEGIN
 		DELETE FROM dms_stream.table_statistics s WHERE s.task_name = t.task_name;
 		DELETE FROM dms_stream.task_progress p WHERE p.task_name = t.task_name;
 	END IF;
+	-- The slot of a postgres-source task: usable, and not dropped or
+	-- invalidated under a task that would resume from it.
+	PERFORM dms_stream.check_task_slot(t.task_name);
 
 	UPDATE dms_stream.task x
 	   SET desired_state = 'running', status = 'starting', start_type = start_task.start_type,

@@ -1,10 +1,11 @@
--- Tasks whose source is this database (src/pg_source_job.c): the name of a
--- task's replication slot, dropping it with the task, and the slot lag view.
+-- Tasks whose source is this database (src/pg_source_job.c, src/pg_slot.c):
+-- the name of a task's replication slot, checking it before a start,
+-- dropping a task's own slot with the task, and the slot lag view.
 
--- The replication slot of a task with a postgres source: dms_ + the task
--- name folded to [a-z0-9_] (at most 40 characters) + _ + 8 hex digits of its
--- hash, so that every task has its own valid slot name.
-CREATE FUNCTION dms_stream.task_slot_name(task_name text)
+-- The replication slot a task with a postgres source creates for itself:
+-- dms_ + the task name folded to [a-z0-9_] (at most 40 characters) + _ + 8
+-- hex digits of its hash, so that every task has its own valid slot name.
+CREATE FUNCTION dms_stream.task_own_slot_name(task_name text)
 RETURNS text
 LANGUAGE sql
 IMMUTABLE STRICT PARALLEL SAFE
@@ -14,10 +15,54 @@ AS $$
 		|| '_' || left(md5(task_name), 8)
 $$;
 
-COMMENT ON FUNCTION dms_stream.task_slot_name(text) IS
-'name of the logical replication slot of a task with a postgres source endpoint';
+COMMENT ON FUNCTION dms_stream.task_own_slot_name(text) IS
+'name of the logical replication slot that a task with a postgres source creates for itself';
 
--- Drop a task's slot (if it exists and no worker uses it) and its spool files.
+-- The replication slot a task uses: its source endpoint's SlotName for a
+-- task of migration type cdc (a slot created beforehand, never created or
+-- dropped by dms_stream), else its own slot.
+CREATE FUNCTION dms_stream.task_slot_name(task_name text)
+RETURNS text
+LANGUAGE sql
+STABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT coalesce(
+		(SELECT e.settings ->> 'SlotName'
+		   FROM dms_stream.task t
+		   JOIN dms_stream.endpoint e ON e.endpoint_name = t.source_endpoint
+		  WHERE t.task_name = task_slot_name.task_name
+			AND e.engine = 'postgres' AND t.migration_type = 'cdc'),
+		dms_stream.task_own_slot_name(task_name))
+$$;
+
+COMMENT ON FUNCTION dms_stream.task_slot_name(text) IS
+'name of the logical replication slot a task with a postgres source uses: the endpoint''s SlotName (cdc tasks) or its own';
+
+-- start_task: the slot the task will use must be usable (SlotName: exists,
+-- logical, this database, plugin dms_stream; a task resuming from a CDC
+-- position: its slot exists and was not invalidated; no other running task
+-- uses it).
+CREATE FUNCTION dms_stream.check_task_slot(task_name text)
+RETURNS void
+LANGUAGE c
+STRICT
+AS 'MODULE_PATHNAME', 'dms_check_task_slot';
+
+COMMENT ON FUNCTION dms_stream.check_task_slot(text) IS
+'raise an error naming the problem when the replication slot a postgres-source task would use is missing, invalidated, of another plugin or database, or used by another running task';
+
+-- task_guard: SlotName cannot serve a full-load-and-cdc task.
+CREATE FUNCTION dms_stream.check_slot_name_use(task_name text, migration_type text, slot_name text)
+RETURNS void
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'dms_check_slot_name_use';
+
+COMMENT ON FUNCTION dms_stream.check_slot_name_use(text, text, text) IS
+'raise an error when a source endpoint''s SlotName is used with migration type full-load-and-cdc';
+
+-- Drop a task's own slot (if it exists and no worker uses it; never a slot
+-- named by SlotName) and its spool files.
 CREATE FUNCTION dms_stream.forget_task_source(task_name text)
 RETURNS void
 LANGUAGE c
@@ -25,7 +70,7 @@ STRICT
 AS 'MODULE_PATHNAME', 'dms_forget_task_source';
 
 COMMENT ON FUNCTION dms_stream.forget_task_source(text) IS
-'drop the replication slot and spool files of a task with a postgres source (drop_task and reload-target call it)';
+'drop the own replication slot and the spool files of a task with a postgres source (drop_task and reload-target call it); a slot named by SlotName is kept';
 
 CREATE VIEW dms_stream.replication_slot_lag AS
 SELECT t.task_name AS task,

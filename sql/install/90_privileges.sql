@@ -31,7 +31,7 @@ GRANT EXECUTE ON FUNCTION dms_stream.touch_updated_at(), dms_stream.endpoint_gua
 	dms_stream.endpoint_check(),
 	dms_stream.endpoint_sync_external_tables(), dms_stream.task_guard(),
 	dms_stream.delta_load_guard(), dms_stream.require_endpoint(text),
-	dms_stream.require_task(text)
+	dms_stream.require_task(text), dms_stream.check_slot_name_use(text, text, text)
 	TO dms_stream_admin;
 
 GRANT EXECUTE ON FUNCTION
@@ -60,7 +60,7 @@ GRANT EXECUTE ON FUNCTION
 -- Task status and statistics views are for everybody, like the tables under them.
 GRANT SELECT ON dms_stream.task_status, dms_stream.table_statistics_view,
 	dms_stream.replication_slot_lag TO PUBLIC;
-GRANT EXECUTE ON FUNCTION dms_stream.task_slot_name(text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION dms_stream.task_slot_name(text), dms_stream.task_own_slot_name(text) TO PUBLIC;
 GRANT SELECT ON dms_stream.task_checkpoint, dms_stream.task_progress TO PUBLIC;
 
 -- Delta loads: run by the admin (and pg_cron jobs owned by one), with the
