@@ -5,9 +5,12 @@
  *	  its queue (see kinesis_shipper.h).
  *
  * Layout of the dynamic shared memory segment: a ShipperShared header, then
- * the shm_mq of KINESIS_SHIPPER_QUEUE_BYTES.  Messages on the queue are a
+ * the shm_mq of KINESIS_SHIPPER_QUEUE_BYTES.  A message on the queue is
+ * either a flush mark or a nudge (a ShipperMessageHeader alone), or records
+ * back to back (up to SHIPPER_BATCH_BYTES, or one larger record), each a
  * ShipperMessageHeader followed by the partition key (with its NUL), the
- * explicit hash key (with its NUL, when there is one) and the data.
+ * explicit hash key (with its NUL, when there is one) and the data: one
+ * shm_mq message per record would cost more than the copy itself.
  *
  *-------------------------------------------------------------------------
  */
@@ -39,6 +42,8 @@
 #define SHIPPER_TEXT_SIZE		2048
 /* Records taken from the queue between two publications of progress. */
 #define SHIPPER_DRAIN_BATCH		256
+/* Records are queued in messages of up to this many bytes. */
+#define SHIPPER_BATCH_BYTES		(64 * 1024)
 /* Most shippers one process runs at once. */
 #define SHIPPER_MAX_PER_PROCESS 4
 
@@ -101,6 +106,8 @@ struct KinesisShipper
 	int64		rejected;		/* refused by the checks */
 	uint64		flush_seq;		/* last flush mark sent */
 	int			adds_since_check;
+	char	   *batch;			/* records not yet queued, back to back */
+	int			batch_len;
 	bool		stopped;
 	KinesisBatcherStats stats;	/* last published */
 	bool		have_acked_through;
@@ -363,6 +370,7 @@ kinesis_shipper_start(KinesisClient *client, const char *task_name,
 		return s;
 	}
 	s->mqh = shm_mq_attach(mq, s->seg, s->handle);
+	s->batch = palloc(SHIPPER_BATCH_BYTES);
 	running_shippers[slot] = s;
 	if (!exit_hook_installed)
 	{
@@ -422,6 +430,43 @@ shipper_send(KinesisShipper *s, shm_mq_iovec *iov, int iovcnt, bool force_flush)
 }
 
 /*
+ * shipper_send_batch
+ *		Queue the records gathered so far as one message.
+ */
+static void
+shipper_send_batch(KinesisShipper *s, bool force_flush)
+{
+	shm_mq_iovec iov;
+
+	if (s->batch_len == 0)
+		return;
+	iov.data = s->batch;
+	iov.len = s->batch_len;
+	shipper_send(s, &iov, 1, force_flush);
+	s->batch_len = 0;
+}
+
+/*
+ * shipper_send_mark
+ *		Queue the records gathered so far and a flush mark or a nudge,
+ *		flushed to the shipper.
+ */
+static void
+shipper_send_mark(KinesisShipper *s, ShipperMessageKind kind, uint64 seq)
+{
+	ShipperMessageHeader h;
+	shm_mq_iovec iov;
+
+	shipper_send_batch(s, false);
+	memset(&h, 0, sizeof(h));
+	h.kind = kind;
+	h.tag = seq;
+	iov.data = (const char *) &h;
+	iov.len = sizeof(h);
+	shipper_send(s, &iov, 1, true);
+}
+
+/*
  * shipper_wait_for_room
  *		With as many records unacknowledged as the batcher may buffer, wait
  *		until some are acknowledged, as a local batcher would: the producer
@@ -431,15 +476,8 @@ shipper_send(KinesisShipper *s, shm_mq_iovec *iov, int iovcnt, bool force_flush)
 static void
 shipper_wait_for_room(KinesisShipper *s)
 {
-	ShipperMessageHeader h;
-	shm_mq_iovec iov;
-
-	/* Make sure the shipper sees every record queued so far. */
-	memset(&h, 0, sizeof(h));
-	h.kind = SHIPPER_NUDGE;
-	iov.data = (const char *) &h;
-	iov.len = sizeof(h);
-	shipper_send(s, &iov, 1, true);
+	/* Make sure the shipper sees every record added so far. */
+	shipper_send_mark(s, SHIPPER_NUDGE, 0);
 	for (;;)
 	{
 		shipper_check_alive(s);
@@ -462,8 +500,9 @@ kinesis_shipper_add(KinesisShipper *s, const char *data, size_t data_len,
 					uint64 tag, char **problem)
 {
 	ShipperMessageHeader h;
-	shm_mq_iovec iov[4];
-	int			n = 0;
+	size_t		hash_len = explicit_hash_key ? strlen(explicit_hash_key) + 1 : 0;
+	size_t		size;
+	char	   *p;
 	KinesisRecordStatus status;
 
 	if (s->local)
@@ -482,18 +521,43 @@ kinesis_shipper_add(KinesisShipper *s, const char *data, size_t data_len,
 	h.key_len = strlen(partition_key) + 1;
 	h.data_len = data_len;
 	h.tag = tag;
-	iov[n].data = (const char *) &h;
-	iov[n++].len = sizeof(h);
-	iov[n].data = partition_key;
-	iov[n++].len = h.key_len;
-	if (explicit_hash_key != NULL)
+	size = sizeof(h) + h.key_len + hash_len + data_len;
+	if (s->batch_len + size > SHIPPER_BATCH_BYTES)
+		shipper_send_batch(s, false);
+	if (size > SHIPPER_BATCH_BYTES)
 	{
-		iov[n].data = explicit_hash_key;
-		iov[n++].len = strlen(explicit_hash_key) + 1;
+		/* a large record is a message of its own */
+		shm_mq_iovec iov[4];
+		int			n = 0;
+
+		iov[n].data = (const char *) &h;
+		iov[n++].len = sizeof(h);
+		iov[n].data = partition_key;
+		iov[n++].len = h.key_len;
+		if (explicit_hash_key != NULL)
+		{
+			iov[n].data = explicit_hash_key;
+			iov[n++].len = hash_len;
+		}
+		iov[n].data = data;
+		iov[n++].len = data_len;
+		shipper_send(s, iov, n, false);
 	}
-	iov[n].data = data;
-	iov[n++].len = data_len;
-	shipper_send(s, iov, n, false);
+	else
+	{
+		p = s->batch + s->batch_len;
+		memcpy(p, &h, sizeof(h));
+		p += sizeof(h);
+		memcpy(p, partition_key, h.key_len);
+		p += h.key_len;
+		if (explicit_hash_key != NULL)
+		{
+			memcpy(p, explicit_hash_key, hash_len);
+			p += hash_len;
+		}
+		memcpy(p, data, data_len);
+		s->batch_len += size;
+	}
 	s->added++;
 	if (++s->adds_since_check >= SHIPPER_DRAIN_BATCH)
 	{
@@ -507,7 +571,8 @@ kinesis_shipper_add(KinesisShipper *s, const char *data, size_t data_len,
 
 /*
  * kinesis_shipper_poll
- *		Take the progress the shipper has published.
+ *		Hand the records gathered so far to the shipper and take the
+ *		progress it has published.
  */
 void
 kinesis_shipper_poll(KinesisShipper *s)
@@ -515,7 +580,10 @@ kinesis_shipper_poll(KinesisShipper *s)
 	if (s->local)
 		kinesis_batcher_poll(s->local);
 	else
+	{
+		shipper_send_batch(s, true);
 		shipper_take_published(s);
+	}
 }
 
 /*
@@ -525,20 +593,12 @@ kinesis_shipper_poll(KinesisShipper *s)
 void
 kinesis_shipper_flush(KinesisShipper *s)
 {
-	ShipperMessageHeader h;
-	shm_mq_iovec iov;
-
 	if (s->local)
 	{
 		kinesis_batcher_flush(s->local);
 		return;
 	}
-	memset(&h, 0, sizeof(h));
-	h.kind = SHIPPER_FLUSH;
-	h.tag = ++s->flush_seq;
-	iov.data = (const char *) &h;
-	iov.len = sizeof(h);
-	shipper_send(s, &iov, 1, true);
+	shipper_send_mark(s, SHIPPER_FLUSH, ++s->flush_seq);
 	for (;;)
 	{
 		uint64		flushed;
@@ -715,46 +775,54 @@ shipper_loop(shm_mq_handle *mqh, KinesisBatcher *b)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 
-		while (n < SHIPPER_DRAIN_BATCH)
+		while (n < SHIPPER_DRAIN_BATCH && flush_mark == 0)
 		{
 			Size		len;
 			void	   *msg;
-			ShipperMessageHeader h;
 			const char *p;
-			const char *key;
-			const char *hash_key = NULL;
-			char	   *problem = NULL;
+			const char *end;
 
 			res = shm_mq_receive(mqh, &len, &msg, true);
 			if (res != SHM_MQ_SUCCESS)
 				break;
-			if (len < sizeof(h))
-				elog(ERROR, "short message of %zu bytes in the shipping queue", len);
-			memcpy(&h, msg, sizeof(h));
-			if (h.kind == SHIPPER_NUDGE)
-				continue;
-			if (h.kind == SHIPPER_FLUSH)
+			p = msg;
+			end = p + len;
+			while (p < end)
 			{
-				flush_mark = h.tag;
-				break;
+				ShipperMessageHeader h;
+				const char *key;
+				const char *hash_key = NULL;
+				char	   *problem = NULL;
+
+				if (end - p < (long) sizeof(h))
+					elog(ERROR, "malformed message of %zu bytes in the shipping queue", len);
+				memcpy(&h, p, sizeof(h));
+				p += sizeof(h);
+				if (h.kind == SHIPPER_NUDGE)
+					continue;
+				if (h.kind == SHIPPER_FLUSH)
+				{
+					flush_mark = h.tag;
+					continue;
+				}
+				key = p;
+				p += h.key_len;
+				if (h.has_hash_key && p < end)
+				{
+					hash_key = p;
+					p += strnlen(p, end - p) + 1;
+				}
+				if (h.kind != SHIPPER_RECORD || h.key_len == 0 ||
+					p + h.data_len > end || key[h.key_len - 1] != '\0')
+					elog(ERROR, "malformed message of %zu bytes in the shipping queue", len);
+				if (kinesis_batcher_add(b, p, h.data_len, key, hash_key, h.tag,
+										&problem) != KINESIS_RECORD_OK)
+					elog(ERROR, "the shipping process refused a record the producer accepted: %s",
+						 problem ? problem : "?");
+				p += h.data_len;
+				received++;
+				n++;
 			}
-			p = (const char *) msg + sizeof(h);
-			key = p;
-			p += h.key_len;
-			if (h.has_hash_key)
-			{
-				hash_key = p;
-				p += strlen(p) + 1;
-			}
-			if (h.kind != SHIPPER_RECORD ||
-				p + h.data_len != (const char *) msg + len)
-				elog(ERROR, "malformed message of %zu bytes in the shipping queue", len);
-			if (kinesis_batcher_add(b, p, h.data_len, key, hash_key, h.tag,
-									&problem) != KINESIS_RECORD_OK)
-				elog(ERROR, "the shipping process refused a record the producer accepted: %s",
-					 problem ? problem : "?");
-			received++;
-			n++;
 		}
 		if (res == SHM_MQ_DETACHED)
 			return;
