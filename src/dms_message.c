@@ -48,6 +48,16 @@ struct DmsMessageWriter
 	JsonKey		before_key;		/* FieldName */
 	char	   *schema_table;	/* "schema.table" */
 	StringInfoData scratch;
+
+	/*
+	 * The metadata from "record-type" to "table-name" as last written, for
+	 * messages without a partition-key-value (the same for every message of
+	 * an operation and partition key type): one copy instead of ten pieces.
+	 */
+	StringInfoData meta_mid;
+	int			meta_mid_operation; /* -1: none */
+	const char *meta_mid_pk_type;
+	int			meta_mid_depth;
 };
 
 /* The JSON writer: pretty (tabs) or compact, into one StringInfo. */
@@ -620,6 +630,8 @@ dms_message_writer_create(const MappingTablePlan *plan, const DmsMessageSettings
 		w->before_key = make_key(settings->before_image_field);
 	w->schema_table = psprintf("%s.%s", plan->target_schema, plan->target_table);
 	initStringInfo(&w->scratch);
+	initStringInfo(&w->meta_mid);
+	w->meta_mid_operation = -1;
 	return w;
 }
 
@@ -1053,21 +1065,38 @@ write_metadata(DmsMessageWriter *mw, JsonWriter *w, const DmsChange *ch,
 	out_str(w->out, ts);
 	out_char(w->out, '"');
 
-	jw_lkey(w, "\"record-type\"");
-	out_str(w->out, control ? "\"control\"" : "\"data\"");
-	jw_lkey(w, "\"operation\"");
-	jw_string(w, operation_names[ch->operation]);
-	jw_lkey(w, "\"partition-key-type\"");
-	jw_string(w, pk_type);
-	if (pk_value != NULL)
+	if (pk_value == NULL && mw->meta_mid_operation == (int) ch->operation &&
+		mw->meta_mid_pk_type == pk_type && mw->meta_mid_depth == w->depth)
+		out_bytes(w->out, mw->meta_mid.data, mw->meta_mid.len);
+	else
 	{
-		jw_lkey(w, "\"partition-key-value\"");
-		jw_string(w, pk_value);
+		int			start = w->out->len;
+
+		jw_lkey(w, "\"record-type\"");
+		out_str(w->out, control ? "\"control\"" : "\"data\"");
+		jw_lkey(w, "\"operation\"");
+		jw_string(w, operation_names[ch->operation]);
+		jw_lkey(w, "\"partition-key-type\"");
+		jw_string(w, pk_type);
+		if (pk_value != NULL)
+		{
+			jw_lkey(w, "\"partition-key-value\"");
+			jw_string(w, pk_value);
+		}
+		jw_lkey(w, "\"schema-name\"");
+		out_bytes(w->out, mw->schema_value.text, mw->schema_value.len);
+		jw_lkey(w, "\"table-name\"");
+		out_bytes(w->out, mw->table_value.text, mw->table_value.len);
+		if (pk_value == NULL)
+		{
+			/* pk_type is one of the constant names: its address is its key */
+			resetStringInfo(&mw->meta_mid);
+			appendBinaryStringInfo(&mw->meta_mid, w->out->data + start, w->out->len - start);
+			mw->meta_mid_operation = (int) ch->operation;
+			mw->meta_mid_pk_type = pk_type;
+			mw->meta_mid_depth = w->depth;
+		}
 	}
-	jw_lkey(w, "\"schema-name\"");
-	out_bytes(w->out, mw->schema_value.text, mw->schema_value.len);
-	jw_lkey(w, "\"table-name\"");
-	out_bytes(w->out, mw->table_value.text, mw->table_value.len);
 
 	if (!control && ch->operation != DMS_OP_LOAD && tx != NULL && tx->has_id)
 	{

@@ -1842,12 +1842,15 @@ kinesis_batcher_add(KinesisBatcher *b, const char *data, size_t data_len,
 	uint32		hash;
 	char	   *p;
 
-	status = kinesis_record_check(data, data_len, partition_key, explicit_hash_key,
-								  b->opts.max_record_bytes, problem);
-	if (status != KINESIS_RECORD_OK)
+	if (!b->opts.records_checked)
 	{
-		b->stats.records_rejected++;
-		return status;
+		status = kinesis_record_check(data, data_len, partition_key, explicit_hash_key,
+									  b->opts.max_record_bytes, problem);
+		if (status != KINESIS_RECORD_OK)
+		{
+			b->stats.records_rejected++;
+			return status;
+		}
 	}
 
 	key_len = strlen(partition_key);

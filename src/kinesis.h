@@ -185,6 +185,8 @@ typedef struct KinesisBatcherOptions
 	int			max_buffered_records;	/* records kept (default 100,000) */
 	int			max_record_retries; /* failures of one record before ERROR (30) */
 	bool		strict_key_order;	/* one record per key per request */
+	bool		records_checked;	/* the caller checked every record with
+									 * kinesis_record_check: add trusts them */
 	KinesisAckCallback on_ack;	/* may be NULL */
 	void	   *ack_arg;
 } KinesisBatcherOptions;

@@ -341,6 +341,7 @@ kinesis_shipper_start(KinesisClient *client, const char *task_name,
 	sh->opts = *opts;
 	sh->opts.on_ack = NULL;
 	sh->opts.ack_arg = NULL;
+	sh->opts.records_checked = true;	/* by kinesis_shipper_add */
 	SpinLockInit(&sh->mutex);
 	mq = shm_mq_create((char *) sh + SHIPPER_QUEUE_OFFSET, KINESIS_SHIPPER_QUEUE_BYTES);
 	shm_mq_set_sender(mq, MyProc);
