@@ -6,10 +6,11 @@
 // dms_stream's (--records entries of --size bytes of data, base64, with a
 // 20-character partition key: about 250 KB each) with --concurrency
 // requests in flight over keep-alive connections, and reads the server's CPU
-// (utime + stime from /proc/<pid>/stat, and the nanosecond run time of
-// /proc/<pid>/schedstat) per request, per record and per MB. With --rounds
-// N the servers take turns N times; the table shows every run and each
-// server's best.
+// (the nanosecond run time of all its threads from
+// /proc/<pid>/task/*/schedstat; utime + stime of /proc/<pid>/stat in clock
+// ticks too) per request, per record and per MB. With --rounds N the
+// servers take turns N times; the table shows every run and each server's
+// best.
 //
 // The contract checked before the timed requests, on every server:
 //  - a body sent in pieces that cut the "PartitionKey": member names in two
@@ -54,15 +55,21 @@ const PARSE = args.includes('--parse');
 
 const isNode = (server) => server === 'node' || /\.(mjs|js)$/.test(server);
 
-/** CPU of a process: user and system seconds (/proc/<pid>/stat), run time in seconds (/proc/<pid>/schedstat). */
+/**
+ * CPU of a process: user and system seconds (clock ticks of /proc/<pid>/stat),
+ * and the run time in seconds of all its threads (nanoseconds, the first field
+ * of /proc/<pid>/task/<tid>/schedstat: Node has helper threads, GC among them).
+ */
 function cpuOf(pid) {
   const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
   const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-  let run = NaN;
-  try {
-    run = Number(fs.readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]) / 1e9;
-  } catch {
-    /* no schedstat: the tick counts only */
+  let run = 0;
+  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+    try {
+      run += Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]) / 1e9;
+    } catch (err) {
+      if (err.code !== 'ENOENT') run = NaN; /* no schedstat: the tick counts only; ENOENT: the thread ended */
+    }
   }
   return { user: Number(f[11]) / 100, sys: Number(f[12]) / 100, run };
 }
@@ -339,7 +346,7 @@ for (let round = 1; round <= ROUNDS; round++) {
 const row = (label, r) => `| ${label} | ${((r.cpu / REQUESTS) * 1e6).toFixed(0)} µs | ${((r.cpu / (REQUESTS * RECORDS)) * 1e9).toFixed(0)} ns `
   + `| ${((r.cpu / mb) * 1e3).toFixed(2)} ms | ${r.user.toFixed(2)} / ${r.sys.toFixed(2)} | ${r.wall.toFixed(2)} s |`;
 console.log(`\n${REQUESTS} PutRecords of ${RECORDS} records (${(bytes / 1024).toFixed(0)} KB) per run, ${CONC} in flight; `
-  + 'CPU = run time of /proc/<pid>/schedstat (user / system: clock ticks of /proc/<pid>/stat)\n');
+  + 'CPU = run time of all threads, /proc/<pid>/task/*/schedstat (user / system: clock ticks of /proc/<pid>/stat)\n');
 console.log('| run | server | CPU per request | per record | per MB | user / system s | wall |');
 console.log('|---|---|---:|---:|---:|---|---:|');
 for (const r of runs) console.log(row(`${r.round} | ${r.label}`, r).replace(/^\| /, '| '));
