@@ -33,7 +33,9 @@
 //   GET  /__stats  {requests, records, bytes, max_in_flight, by_target}
 //   POST /__reset  zero the counters
 // test/bench/ack_server_cpu.mjs checks this contract and measures the CPU the
-// server needs per request.
+// server needs per request. test/bench/ack_server.c is the same server in C
+// (about 5x less CPU; no --parse): the benchmarks start that one unless given
+// --ack-server node (or DMS_ACK_SERVER=node).
 
 import net from 'node:net';
 

@@ -7,7 +7,8 @@
 //      2) decodes that WAL with pg_logical_slot_get_changes (decode only,
 //      nothing shipped), and the task is resumed: it decodes the same WAL,
 //      renders DMS messages and ships them to the minimal acknowledging
-//      server (ack_server.mjs, in its own process) until the server counted
+//      server (ack_server.c, or ack_server.mjs with --ack-server node, in its
+//      own process) until the server counted
 //      every record. Ratio = wal2json seconds / dms_stream seconds (>= 1.0:
 //      decode-and-ship at least as fast as wal2json's decoding alone). The
 //      same with --kinesalite-rows into kinesalite (directly, no proxy).
@@ -27,6 +28,7 @@
 //   source test/bed/env.sh   # bed running (test/bed/start.sh), extension installed
 //   NODE_NO_WARNINGS=1 node test/bench/decoding.mjs [--rows 200000] [--tx-rows 100]
 //       [--kinesalite-rows 20000] [--rate 2000] [--seconds 20] [--large-rows 1000000] [--repeat 3]
+//       [--ack-server c|node]
 
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -239,6 +241,7 @@ async function main() {
     END $$;`);
   const ack = await startAckServer();
   created.children.push(ack);
+  console.log(`ack server: ${ack.label}`);
   const rowsOut = [];
   let cpuOut = null;
 

@@ -16,8 +16,9 @@
 //   3. dms_stream: an S3 source endpoint with the external table definition
 //      (reading s3rver directly by default, --source-via-proxy to read through
 //      the verifying proxy) and a Kinesis target endpoint whose endpoint_url is
-//      the minimal acknowledging server (test/bench/ack_server.mjs, started
-//      here; the worker only calls PutRecords on the target), a full-load task
+//      the minimal acknowledging server (test/bench/ack_server.c, compiled
+//      and started here, or ack_server.mjs with --ack-server node; the worker
+//      only calls PutRecords on the target), a full-load task
 //      with TargetMetadata.ParallelLoadThreads / ParallelLoadBufferSize;
 //      start_task, poll dms_stream.task_status until stopped/failed while
 //      sampling every process of the task (pg_stat_activity rows with
@@ -40,7 +41,7 @@
 //
 //   node test/bench/fullload.mjs [--mb 1024] [--small-mb mb/4] [--files 4]
 //        [--threads 8] [--buffer 500] [--kinesalite-mb 20] [--source-via-proxy]
-//        [--poll-ms 250]
+//        [--poll-ms 250] [--ack-server c|node]
 
 import fs from 'node:fs';
 import os from 'node:os';
@@ -316,6 +317,7 @@ try {
     END $$;`);
   const ack = await startAckServer();
   created.servers.push(ack);
+  console.log(`ack server: ${ack.label}`);
   for (const mb of SMALL_MB > 0 ? [MB, SMALL_MB] : [MB]) await oneSize(mb, ack);
   if (KMB > 0) await kinesaliteSize(KMB);
   const types = procTypes(results.map((r) => r.procs));

@@ -2,8 +2,12 @@
 //
 //   lit, PRE, sql, one            re-exported from test/lib/tasks.mjs
 //   fmt(n, d)                     n with d decimals
-//   startAckServer({script, args}) the minimal acknowledging server in its own process:
-//                                 {url, pid, child, stats(), reset(), stop()}
+//   startAckServer({server, args}) the minimal acknowledging server in its own process:
+//                                 {url, pid, child, label, stats(), reset(), stop()}; the C one
+//                                 (ack_server.c, built by buildAckServer) unless --ack-server node
+//                                 or DMS_ACK_SERVER=node
+//   ackServerChoice()             'c' or 'node' (or a path) from --ack-server / DMS_ACK_SERVER
+//   buildAckServer(source)        compile ack_server.c with cc once per process; the binary's path
 //   procStatus(pid)               {hwm, rss, anon, shmem} in kB from /proc/<pid>/status, or null
 //   cpuOfStat(text), cpuSeconds(pid)  utime + stime in seconds from /proc/<pid>/stat
 //   TASK_PROCS_SQL(taskExpr)      SQL: the task's processes as 'pid type,pid type'
@@ -13,8 +17,9 @@
 //   procTypes, procColumns, procCells  table columns per process type
 //   dropTasks(tasks), dropEndpoints(names)  clean-up that ignores what is already gone
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { psqlTry } from '../lib/bed.mjs';
@@ -27,11 +32,63 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const fmt = (n, d = 1) => Number(n).toFixed(d);
 
 /**
- * startAckServer: start test/bench/ack_server.mjs (or script) with --port 0 and
- * the extra args, and wait for its "listening URL" line.
+ * ackServerChoice: which ack server the benchmarks start: the value of
+ * --ack-server on the command line, else $DMS_ACK_SERVER, else 'c' (the C
+ * server, test/bench/ack_server.c); 'node' is test/bench/ack_server.mjs; a
+ * path names a server (.mjs/.js run with node, .c compiled, else executed).
  */
-export async function startAckServer({ script = path.join(HERE, 'ack_server.mjs'), args = [] } = {}) {
-  const child = spawn(process.execPath, [script, '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+export function ackServerChoice() {
+  const i = process.argv.indexOf('--ack-server');
+  return (i >= 0 ? process.argv[i + 1] : process.env.DMS_ACK_SERVER) || 'c';
+}
+
+/**
+ * buildAckServer: compile a C ack server (test/bench/ack_server.c unless
+ * source is given) with `cc -O2 -Wall -Wextra -Werror`, once per process and
+ * source, into $DMS_BED_DIR (when it exists) or a new temporary directory
+ * (removed when the process exits); the binary's path. It is compiled under
+ * a temporary name and renamed, so that runs sharing a bed directory never
+ * start a half-written binary.
+ */
+const builds = new Map();
+export function buildAckServer(source = path.join(HERE, 'ack_server.c')) {
+  const src = path.resolve(source);
+  if (builds.has(src)) return builds.get(src);
+  const bed = process.env.DMS_BED_DIR;
+  let dir = bed;
+  if (!bed || !fs.existsSync(bed)) {
+    const tmpDir = fs.mkdtempSync(path.join(os.tmpdir(), 'dms-ack-'));
+    process.on('exit', () => fs.rmSync(tmpDir, { recursive: true, force: true }));
+    dir = tmpDir;
+  }
+  const bin = path.join(dir, path.basename(src, '.c'));
+  const tmp = `${bin}.${process.pid}.tmp`;
+  execFileSync('cc', ['-O2', '-Wall', '-Wextra', '-Werror', '-o', tmp, src], { stdio: ['ignore', 'inherit', 'inherit'] });
+  fs.renameSync(tmp, bin);
+  builds.set(src, bin);
+  return bin;
+}
+
+/** ackServerCommand: [command, args, label] that start the ack server named as ackServerChoice() names it. */
+function ackServerCommand(server) {
+  if (server === 'c') server = path.join(HERE, 'ack_server.c');
+  else if (server === 'node') server = path.join(HERE, 'ack_server.mjs');
+  const file = path.resolve(server);
+  const rel = path.relative(process.cwd(), file);
+  if (/\.(mjs|js)$/.test(file)) return [process.execPath, [file], `Node ${rel}`];
+  if (file.endsWith('.c')) return [buildAckServer(file), [], `C ${rel}`];
+  return [file, [], `binary ${rel}`];
+}
+
+/**
+ * startAckServer: start the minimal acknowledging server (server: 'c', 'node'
+ * or a path, by default ackServerChoice(); script: a path, the same) with
+ * --port 0 and the extra args, and wait for its "listening URL" line. label
+ * says which server it is ('C test/bench/ack_server.c', 'Node ...').
+ */
+export async function startAckServer({ server, script, args = [] } = {}) {
+  const [command, first, label] = ackServerCommand(server ?? script ?? ackServerChoice());
+  const child = spawn(command, [...first, '--port', '0', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   const url = await new Promise((resolve, reject) => {
     let out = '';
     child.stdout.on('data', (d) => {
@@ -40,12 +97,14 @@ export async function startAckServer({ script = path.join(HERE, 'ack_server.mjs'
       if (m) resolve(m[1]);
     });
     child.on('exit', (code) => reject(new Error(`ack server exited with ${code}`)));
+    child.on('error', reject);
   });
   const call = async (p, method = 'GET') => (await fetch(`${url}/${p}`, { method })).json();
   return {
     url,
     pid: child.pid,
     child,
+    label,
     stats: () => call('__stats'),
     reset: () => call('__reset', 'POST'),
     stop: () => {

@@ -4,9 +4,11 @@
 // same sink, in the same run and with the same concurrency.
 //
 // Sinks:
-//   ack         the minimal acknowledging server (test/bench/ack_server.mjs),
-//               started here: answers success for every entry, checks nothing,
-//               so the clients are what is measured
+//   ack         the minimal acknowledging server (test/bench/ack_server.c,
+//               compiled and started here; --ack-server node or
+//               DMS_ACK_SERVER=node for test/bench/ack_server.mjs): answers
+//               success for every entry, checks nothing, so the clients are
+//               what is measured
 //   kinesalite  the test bed's kinesalite, directly (no proxy)
 //
 // Records i = 0..N-1: partition key 'k' || (i % keys), data = i zero-padded to
@@ -24,6 +26,7 @@
 //
 //   node test/bench/putrecords.mjs [--records 100000] [--size 1024] [--keys 1000]
 //        [--concurrency 4] [--kinesalite-records 20000] [--repeat 3] [--kinesalite-repeat 2]
+//        [--ack-server c|node]
 
 import http from 'node:http';
 import { performance } from 'node:perf_hooks';
@@ -149,6 +152,7 @@ const best = (xs) => xs.reduce((a, b) => (b.rps > a.rps ? b : a));
 console.log(`PutRecords from one client: ${N} records of ${SIZE} bytes, ${KEYS} partition keys, `
   + `${CONC} requests in flight; kinesalite: ${KN} records; best of ${REPEAT} (ack server) and ${KREPEAT} (kinesalite) runs`);
 const ack = await startAckServer();
+console.log(`ack server: ${ack.label}`);
 try {
   // ---- minimal acknowledging server
   const ackEp = await createEndpoint(ack.url, 'ack');
