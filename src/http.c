@@ -60,6 +60,14 @@ char	   *dms_http_ca_bundle = NULL;
 
 /* Longest sleep of the wait loop, so that nothing can wedge it. */
 #define HTTP_MAX_SLEEP_MS			1000
+/*
+ * curl sends a body larger than HTTP_SMALL_BODY_BYTES through its upload
+ * buffer, one buffer per turn of the wait loop: 64 kB by default, which makes
+ * a 300 kB PutRecords body cost five waits.  Such requests get a buffer of
+ * HTTP_UPLOAD_BUFFER_BYTES (allocated by curl once per transfer handle).
+ */
+#define HTTP_SMALL_BODY_BYTES		(64 * 1024)
+#define HTTP_UPLOAD_BUFFER_BYTES	(512 * 1024)
 
 /* Error bodies larger than this are not parsed for an AWS error. */
 #define HTTP_MAX_ERROR_BODY			(256 * 1024)
@@ -664,6 +672,9 @@ http_start_attempt(HttpTransfer *t)
 		{
 			curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
 							 (curl_off_t) req->body_len);
+			if (req->body_len > HTTP_SMALL_BODY_BYTES)
+				curl_easy_setopt(easy, CURLOPT_UPLOAD_BUFFERSIZE,
+								 (long) HTTP_UPLOAD_BUFFER_BYTES);
 			curl_easy_setopt(easy, CURLOPT_POSTFIELDS,
 							 req->body != NULL ? req->body : "");
 		}
