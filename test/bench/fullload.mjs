@@ -52,6 +52,7 @@ import {
   lit, PRE, sql, fmt, startAckServer, cpuSeconds, processSampler, describeProcs, TASK_PROCS_SQL, procTypes, procColumns,
   procCells, dropTasks, dropEndpoints,
 } from './lib.mjs';
+import { SEED_ETD, SEED_MAPPINGS } from '../lib/tasks.mjs';
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => {
@@ -68,25 +69,8 @@ const POLL_MS = opt('poll-ms', 250);
 const VIA_PROXY = args.includes('--source-via-proxy');
 const MiB = 1024 * 1024;
 
-const ETD = {
-  TableCount: '1',
-  Tables: [{
-    TableName: 'table01', TablePath: 'schema01/table01/', TableOwner: 'schema01', TableColumnsTotal: '5',
-    TableColumns: [
-      { ColumnName: 'ingest_time', ColumnType: 'DATETIME', ColumnNullable: 'false', ColumnIsPk: 'true' },
-      { ColumnName: 'doi', ColumnType: 'STRING', ColumnLength: '30' },
-      { ColumnName: 'id', ColumnType: 'INT8' },
-      { ColumnName: 'value', ColumnType: 'NUMERIC', ColumnPrecision: '5', ColumnScale: '2' },
-      { ColumnName: 'data_sig', ColumnType: 'STRING', ColumnLength: '10' },
-    ],
-  }],
-};
-const MAPPINGS = {
-  rules: [{
-    'rule-type': 'selection', 'rule-id': '1', 'rule-name': 'all',
-    'object-locator': { 'schema-name': 'schema01', 'table-name': '%' }, 'rule-action': 'include',
-  }],
-};
+const ETD = SEED_ETD;
+const MAPPINGS = SEED_MAPPINGS;
 
 // What this run created, for the clean-up.
 const created = { tasks: [], endpoints: [], dirs: [], buckets: [], servers: [], copySchema: false };

@@ -31,29 +31,14 @@ import { spawnSync } from 'node:child_process';
 import {
   env, psql, psqlTry, aws, proxy, createBucket, createStream, uniqueName, waitFor, sleep, streamRecords,
 } from '../lib/bed.mjs';
-import { lit, sql, one, seedRow, createS3Task, taskStatus } from '../lib/tasks.mjs';
+import {
+  lit, sql, one, seedRow, createS3Task, taskStatus, SEED_ETD, SEED_MAPPINGS,
+} from '../lib/tasks.mjs';
 
 const kp = proxy('kinesis');
 
-const ETD = {
-  TableCount: '1',
-  Tables: [{
-    TableName: 'table01', TablePath: 'schema01/table01/', TableOwner: 'schema01', TableColumnsTotal: '5',
-    TableColumns: [
-      { ColumnName: 'ingest_time', ColumnType: 'DATETIME', ColumnNullable: 'false', ColumnIsPk: 'true' },
-      { ColumnName: 'doi', ColumnType: 'STRING', ColumnLength: '30' },
-      { ColumnName: 'id', ColumnType: 'INT8' },
-      { ColumnName: 'value', ColumnType: 'NUMERIC', ColumnPrecision: '5', ColumnScale: '2' },
-      { ColumnName: 'data_sig', ColumnType: 'STRING', ColumnLength: '10' },
-    ],
-  }],
-};
-const MAPPINGS = {
-  rules: [{
-    'rule-type': 'selection', 'rule-id': '1', 'rule-name': 'all',
-    'object-locator': { 'schema-name': 'schema01', 'table-name': '%' }, 'rule-action': 'include',
-  }],
-};
+const ETD = SEED_ETD;
+const MAPPINGS = SEED_MAPPINGS;
 
 const tasks = [];
 const endpoints = [];

@@ -3,6 +3,8 @@
 //
 //   lit(s), sql(q), one(q)      SQL literal, a quiet psql run, its last value
 //   seedRow(i)                  row i of the seed table: {csv (no newline), key, data}
+//   SEED_ETD, SEED_MAPPINGS     the seed's external table definition (schema01.table01) and
+//                               a selection rule including every table of schema01
 //   createS3Task(opts)          bucket + stream + endpoints + task: {bucket, stream, task, src, tgt}
 //   taskStatus(task)            {status, lastError, pid, stopReason, phase} from task_status
 
@@ -17,6 +19,28 @@ export async function one(q) {
   const rows = await sql(q);
   return rows.length ? rows[rows.length - 1][0] : undefined;
 }
+
+/** The seed's external table definition: schema01.table01 (ingest_time pk, doi, id, value, data_sig). */
+export const SEED_ETD = {
+  TableCount: '1',
+  Tables: [{
+    TableName: 'table01', TablePath: 'schema01/table01/', TableOwner: 'schema01', TableColumnsTotal: '5',
+    TableColumns: [
+      { ColumnName: 'ingest_time', ColumnType: 'DATETIME', ColumnNullable: 'false', ColumnIsPk: 'true' },
+      { ColumnName: 'doi', ColumnType: 'STRING', ColumnLength: '30' },
+      { ColumnName: 'id', ColumnType: 'INT8' },
+      { ColumnName: 'value', ColumnType: 'NUMERIC', ColumnPrecision: '5', ColumnScale: '2' },
+      { ColumnName: 'data_sig', ColumnType: 'STRING', ColumnLength: '10' },
+    ],
+  }],
+};
+/** Every table of schema01. */
+export const SEED_MAPPINGS = {
+  rules: [{
+    'rule-type': 'selection', 'rule-id': '1', 'rule-name': 'all',
+    'object-locator': { 'schema-name': 'schema01', 'table-name': '%' }, 'rule-action': 'include',
+  }],
+};
 
 /** Row i of the seed table: CSV fields (no row delimiter) and the data DMS renders. */
 export function seedRow(i) {
