@@ -300,6 +300,20 @@ shipper_check_alive(KinesisShipper *s)
 }
 
 /*
+ * shipper_sleep
+ *		Wait (at most a second) for the shipping process to set our latch,
+ *		honouring interrupts; the callers look at the published state again.
+ */
+static void
+shipper_sleep(void)
+{
+	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					 1000L, PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
+}
+
+/*
  * kinesis_shipper_start
  *		Start the shipping process, or a local batcher; see the header.
  */
@@ -393,10 +407,7 @@ kinesis_shipper_start(KinesisClient *client, const char *task_name,
 		SpinLockRelease(&sh->mutex);
 		if (ready)
 			break;
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 1000L, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
+		shipper_sleep();
 	}
 	return s;
 }
@@ -484,10 +495,7 @@ shipper_wait_for_room(KinesisShipper *s)
 		shipper_check_alive(s);
 		if (s->added - s->acked < s->max_unacked)
 			break;
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 1000L, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
+		shipper_sleep();
 	}
 }
 
@@ -610,10 +618,7 @@ kinesis_shipper_flush(KinesisShipper *s)
 		SpinLockRelease(&s->shared->mutex);
 		if (flushed >= s->flush_seq)
 			break;
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 1000L, PG_WAIT_EXTENSION);
-		ResetLatch(MyLatch);
-		CHECK_FOR_INTERRUPTS();
+		shipper_sleep();
 	}
 	shipper_take_published(s);
 }
