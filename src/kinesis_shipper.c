@@ -110,6 +110,8 @@ struct KinesisShipper
 	int			batch_len;
 	bool		stopped;
 	KinesisBatcherStats stats;	/* last published */
+	KinesisBatcherStats view;	/* stats with the producer's refusals: what
+								 * kinesis_shipper_stats returns, kept current */
 	bool		have_acked_through;
 	uint64		acked_through;
 	int64		acked;			/* records acknowledged (published) */
@@ -237,6 +239,8 @@ shipper_take_published(KinesisShipper *s)
 	s->acked = sh->received - sh->unacked;
 	memcpy(&s->stats, &sh->stats, sizeof(KinesisBatcherStats));
 	SpinLockRelease(&sh->mutex);
+	s->view = s->stats;
+	s->view.records_rejected += s->rejected;
 	if (failed)
 		shipper_raise(s);
 }
@@ -658,9 +662,9 @@ kinesis_shipper_stats(KinesisShipper *s)
 {
 	if (s->local)
 		return kinesis_batcher_stats(s->local);
-	s->stats.records_rejected += s->rejected;
-	s->rejected = 0;
-	return &s->stats;
+	s->view = s->stats;
+	s->view.records_rejected += s->rejected;
+	return &s->view;
 }
 
 /*
