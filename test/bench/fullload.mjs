@@ -69,9 +69,6 @@ const POLL_MS = opt('poll-ms', 250);
 const VIA_PROXY = args.includes('--source-via-proxy');
 const MiB = 1024 * 1024;
 
-const ETD = SEED_ETD;
-const MAPPINGS = SEED_MAPPINGS;
-
 // What this run created, for the clean-up.
 const created = { tasks: [], endpoints: [], dirs: [], buckets: [], servers: [], copySchema: false };
 
@@ -159,14 +156,14 @@ async function fullLoad({ bucket, targetUrl, stream }) {
   const task = uniqueName('bench-fl');
   const src = `${task}-src`;
   const tgt = `${task}-tgt`;
-  const srcSettings = { BucketName: bucket, ExternalTableDefinition: JSON.stringify(ETD) };
+  const srcSettings = { BucketName: bucket, ExternalTableDefinition: JSON.stringify(SEED_ETD) };
   const settings = { TargetMetadata: { ParallelLoadThreads: THREADS, ParallelLoadBufferSize: BUFFER } };
   created.endpoints.push(src, tgt);
   await sql(`SELECT dms_stream.create_endpoint(${lit(src)}, 's3', 'source', ${lit(JSON.stringify(srcSettings))}, ${lit(VIA_PROXY ? env.S3_PROXY_URL : env.S3RVER_URL)});
     SELECT dms_stream.set_endpoint_credentials(${lit(src)}, ${lit(env.AWS_ACCESS_KEY_ID)}, ${lit(env.AWS_SECRET_ACCESS_KEY)});
     SELECT dms_stream.create_endpoint(${lit(tgt)}, 'kinesis', 'target', ${lit(JSON.stringify({ StreamName: stream }))}, ${lit(targetUrl)});
     SELECT dms_stream.set_endpoint_credentials(${lit(tgt)}, ${lit(env.AWS_ACCESS_KEY_ID)}, ${lit(env.AWS_SECRET_ACCESS_KEY)});
-    SELECT dms_stream.create_task(${lit(task)}, ${lit(src)}, ${lit(tgt)}, 'full-load', ${lit(JSON.stringify(MAPPINGS))}, ${lit(JSON.stringify(settings))});`);
+    SELECT dms_stream.create_task(${lit(task)}, ${lit(src)}, ${lit(tgt)}, 'full-load', ${lit(JSON.stringify(SEED_MAPPINGS))}, ${lit(JSON.stringify(settings))});`);
   created.tasks.push(task);
 
   const t0 = performance.now();

@@ -23,25 +23,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { psql, psqlTry, uniqueName } from '../lib/bed.mjs';
+import { SEED_ETD } from '../lib/tasks.mjs';
 
 const MiB = 1024 * 1024;
 const FILE_MB = Number(process.env.CSV_STREAM_MB || 200);
 const PRE = '\\set QUIET on\n\\set VERBOSITY verbose\nSET client_min_messages = warning;\n';
 const lit = (s) => (s === null || s === undefined ? 'NULL' : `'${String(s).replace(/'/g, "''")}'`);
 
-const SEED_ETD = {
-  TableCount: '1',
-  Tables: [{
-    TableName: 'table01', TablePath: 'schema01/table01/', TableOwner: 'schema01', TableColumnsTotal: '5',
-    TableColumns: [
-      { ColumnName: 'ingest_time', ColumnType: 'DATETIME', ColumnNullable: 'false', ColumnIsPk: 'true' },
-      { ColumnName: 'doi', ColumnType: 'STRING', ColumnLength: '30' },
-      { ColumnName: 'id', ColumnType: 'INT8' },
-      { ColumnName: 'value', ColumnType: 'NUMERIC', ColumnPrecision: '5', ColumnScale: '2' },
-      { ColumnName: 'data_sig', ColumnType: 'STRING', ColumnLength: '10' },
-    ],
-  }],
-};
 
 let tmp;
 let seedEp;

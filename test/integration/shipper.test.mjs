@@ -29,15 +29,12 @@ import {
 
 const kp = proxy('kinesis');
 
-const ETD = SEED_ETD;
-const MAPPINGS = SEED_MAPPINGS;
-
 const tasks = [];
 const endpoints = [];
 let tmp;
 
 async function makeTask(settings = { TargetMetadata: { ParallelLoadThreads: 2, ParallelLoadBufferSize: 25 } }) {
-  const made = await createS3Task({ prefix: 'shp', etd: ETD, mappings: MAPPINGS, settings });
+  const made = await createS3Task({ prefix: 'shp', etd: SEED_ETD, mappings: SEED_MAPPINGS, settings });
   tasks.push(made.task);
   endpoints.push(made.src, made.tgt);
   return made;

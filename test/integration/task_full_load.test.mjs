@@ -37,9 +37,6 @@ import {
 
 const kp = proxy('kinesis');
 
-const ETD = SEED_ETD;
-const MAPPINGS = SEED_MAPPINGS;
-
 const tasks = [];
 const endpoints = [];
 const streams = [];
@@ -73,7 +70,7 @@ async function upload(bucket, files, table = 'table01') {
 
 /** Source and target endpoints, a stream and a task; returns their names. */
 async function makeTask({ settings = {}, s3 = {}, kinesisSettings = {} } = {}) {
-  const made = await createS3Task({ prefix: 'tfl', etd: ETD, mappings: MAPPINGS, settings, s3, kinesisSettings });
+  const made = await createS3Task({ prefix: 'tfl', etd: SEED_ETD, mappings: SEED_MAPPINGS, settings, s3, kinesisSettings });
   streams.push(made.stream);
   tasks.push(made.task);
   endpoints.push(made.src, made.tgt);
@@ -459,7 +456,7 @@ test('immediate stop of PostgreSQL mid-file: the task resumes after the restart'
 test('MaxFullLoadSubTasks: two tables are loaded at once', async () => {
   const etd = {
     TableCount: '2',
-    Tables: [ETD.Tables[0], { ...ETD.Tables[0], TableName: 'table02', TablePath: 'schema01/table02/' }],
+    Tables: [SEED_ETD.Tables[0], { ...SEED_ETD.Tables[0], TableName: 'table02', TablePath: 'schema01/table02/' }],
   };
   const { bucket, stream, task } = await makeTask({
     s3: { ExternalTableDefinition: JSON.stringify(etd) },
