@@ -1432,6 +1432,22 @@ dms_http_queue_submit(DmsHttpQueue *q, const DmsHttpRequest *req,
 }
 
 /*
+ * http_queue_start_due
+ *		Start again the transfers whose retry backoff is over.
+ */
+static void
+http_queue_start_due(DmsHttpQueue *q)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	int			i;
+
+	for (i = 0; i < DMS_HTTP_MAX_PARALLEL; i++)
+		if (q->used[i] && q->slots[i].state == HTTP_BACKOFF &&
+			now >= q->slots[i].retry_at)
+			http_queue_start(q, i);
+}
+
+/*
  * dms_http_queue_in_flight
  *		Requests submitted and not yet returned.
  */
@@ -1457,8 +1473,6 @@ dms_http_queue_poll(DmsHttpQueue *q, bool wait, void **done, int max)
 	{
 		for (;;)
 		{
-			TimestampTz now;
-
 			for (i = 0; i < DMS_HTTP_MAX_PARALLEL && ndone < max; i++)
 			{
 				if (q->used[i] && q->slots[i].state == HTTP_DONE)
@@ -1471,11 +1485,7 @@ dms_http_queue_poll(DmsHttpQueue *q, bool wait, void **done, int max)
 			if (ndone > 0 || q->nused == 0 || (waited && !wait))
 				break;
 
-			now = GetCurrentTimestamp();
-			for (i = 0; i < DMS_HTTP_MAX_PARALLEL; i++)
-				if (q->used[i] && q->slots[i].state == HTTP_BACKOFF &&
-					now >= q->slots[i].retry_at)
-					http_queue_start(q, i);
+			http_queue_start_due(q);
 			if (wait)
 				http_wait(q->slots, DMS_HTTP_MAX_PARALLEL, &wes);
 			else
@@ -1516,12 +1526,7 @@ dms_http_queue_sleep(DmsHttpQueue *q)
 
 	PG_TRY();
 	{
-		TimestampTz now = GetCurrentTimestamp();
-
-		for (i = 0; i < DMS_HTTP_MAX_PARALLEL; i++)
-			if (q->used[i] && q->slots[i].state == HTTP_BACKOFF &&
-				now >= q->slots[i].retry_at)
-				http_queue_start(q, i);
+		http_queue_start_due(q);
 		http_wait(q->slots, DMS_HTTP_MAX_PARALLEL, &wes);
 		http_collect_done();
 	}

@@ -1771,6 +1771,23 @@ batcher_send(KinesisBatcher *b, bool full_only, TimestampTz *earliest)
 }
 
 /*
+ * batcher_send_full
+ *		Send the requests that the queued records fill, while a slot is
+ *		free.
+ */
+static void
+batcher_send_full(KinesisBatcher *b)
+{
+	TimestampTz earliest;
+
+	if (b->nbusy < b->opts.max_in_flight &&
+		(b->pending >= b->opts.max_request_records ||
+		 b->pending_size >= b->opts.max_request_bytes ||
+		 b->pending_json >= b->opts.max_body_bytes))
+		batcher_send(b, true, &earliest);
+}
+
+/*
  * batcher_progress
  *		Make progress towards acknowledging everything: send what can be
  *		sent, then wait for an answer, or, with nothing on the wire, for the
@@ -1929,15 +1946,7 @@ kinesis_batcher_add(KinesisBatcher *b, const char *data, size_t data_len,
 	 */
 	if (b->nbusy > 0 && ++b->adds_since_poll >= BATCHER_POLL_EVERY)
 		batcher_collect(b, false);
-	if (b->nbusy < b->opts.max_in_flight &&
-		(b->pending >= b->opts.max_request_records ||
-		 b->pending_size >= b->opts.max_request_bytes ||
-		 b->pending_json >= b->opts.max_body_bytes))
-	{
-		TimestampTz earliest;
-
-		batcher_send(b, true, &earliest);
-	}
+	batcher_send_full(b);
 	return KINESIS_RECORD_OK;
 }
 
@@ -1951,15 +1960,7 @@ kinesis_batcher_poll(KinesisBatcher *b)
 {
 	if (b->nbusy > 0)
 		batcher_collect(b, false);
-	if (b->nbusy < b->opts.max_in_flight &&
-		(b->pending >= b->opts.max_request_records ||
-		 b->pending_size >= b->opts.max_request_bytes ||
-		 b->pending_json >= b->opts.max_body_bytes))
-	{
-		TimestampTz earliest;
-
-		batcher_send(b, true, &earliest);
-	}
+	batcher_send_full(b);
 	batcher_pop_acked(b);
 }
 
