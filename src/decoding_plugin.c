@@ -532,8 +532,14 @@ pg_source_render_tuple(PgSourceContext *pc, PgSourceRel *r, TupleDesc desc,
 		if (key_only && !c->in_identity)
 			continue;
 		d = heap_getattr(tuple, i + 1, desc, &isnull);
-		if (!isnull && c->typlen == -1 &&
-			VARATT_IS_EXTERNAL_ONDISK(DatumGetPointer(d)))
+		if (!isnull && c->typlen == -1 && pc->stored_tuples &&
+			VARATT_IS_EXTERNAL(DatumGetPointer(d)))
+		{
+			/* A stored value out of line: fetched under the active snapshot. */
+			d = PointerGetDatum(detoast_external_attr((struct varlena *) DatumGetPointer(d)));
+		}
+		else if (!isnull && c->typlen == -1 &&
+				 VARATT_IS_EXTERNAL_ONDISK(DatumGetPointer(d)))
 		{
 			/* An unchanged TOASTed value: not in the WAL. */
 			bool		fisnull = true;

@@ -160,6 +160,8 @@ typedef struct PgSourceContext
 	DmsColumnValue *cur;
 	DmsColumnValue *before;
 	bool	   *unchanged;
+	bool		stored_tuples;	/* rendering heap tuples (full load): an
+								 * external value is fetched, not unchanged */
 	int			max_columns;
 
 	/* decoding */

@@ -599,7 +599,9 @@ pj_spool_tables(PgJob *job)
 			char		event_id[96];
 
 			CHECK_FOR_INTERRUPTS();
+			pc->stored_tuples = true;
 			pg_source_render_tuple(pc, r, RelationGetDescr(rel), tup, NULL, false, false);
+			pc->stored_tuples = false;
 			if (mapping_row_passes(r->plan, pc->cur))
 			{
 				row++;
