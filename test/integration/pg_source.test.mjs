@@ -119,6 +119,15 @@ async function status(task) {
   return { status: st, lastError, phase, pid };
 }
 
+/** Start a full-load task and wait until it has stopped or failed. */
+async function runFullLoad(task, timeoutMs) {
+  await sql(`SELECT dms_stream.start_task(${lit(task)});`);
+  return waitFor(async () => {
+    const st = await status(task);
+    return ['stopped', 'failed'].includes(st.status) ? st : null;
+  }, { timeoutMs, what: 'full load finished' });
+}
+
 async function worker(task) {
   const rows = await sql(`SELECT pid FROM pg_stat_activity WHERE backend_type = 'dms_stream task' AND application_name = ${lit(task)}`);
   return rows.length ? Number(rows[0][0]) : null;
@@ -585,11 +594,7 @@ test('full-load task: the tables under one snapshot, no slot, then stopped; relo
     INSERT INTO ${schema}.other VALUES ('a', '2021-02-03 04:05:06.789+00', '2021-02-03', '\\x00ff', 1.5, 12.345, true),
       ('b', NULL, NULL, NULL, 'NaN', NULL, false);`);
   const { stream, task, slot } = await makeTask(schema, 'full-load');
-  await sql(`SELECT dms_stream.start_task(${lit(task)});`);
-  const done = await waitFor(async () => {
-    const st = await status(task);
-    return ['stopped', 'failed'].includes(st.status) ? st : null;
-  }, { timeoutMs: 60000, what: 'full load finished' });
+  const done = await runFullLoad(task, 60000);
   assert.equal(done.status, 'stopped', done.lastError);
   assert.equal(await one(`SELECT stop_reason FROM dms_stream.task WHERE task_name = ${lit(task)}`), 'Stop Reason FULL_LOAD_ONLY_FINISHED');
   assert.equal(await one(`SELECT count(*) FROM pg_replication_slots WHERE slot_name = ${lit(slot)}`), '0', 'no slot for a full load');
@@ -635,11 +640,7 @@ test('full load of values stored out of line (TOAST): every value sent whole, no
   const want = await sql(`SELECT id, md5(t), length(t), md5(ext), length(ext), md5(j::text), upper(encode(b, 'hex')), small
     FROM ${schema}.big ORDER BY id`);
   const { stream, task } = await makeTask(schema, 'full-load');
-  await sql(`SELECT dms_stream.start_task(${lit(task)});`);
-  const done = await waitFor(async () => {
-    const st = await status(task);
-    return ['stopped', 'failed'].includes(st.status) ? st : null;
-  }, { timeoutMs: 120000, what: 'full load finished' });
+  const done = await runFullLoad(task, 120000);
   assert.equal(done.status, 'stopped', done.lastError);
   const recs = (await messages(stream)).map((m) => m.msg).filter((m) => m.metadata['table-name'] === 'big')
     .sort((x, y) => x.data.id - y.data.id);
