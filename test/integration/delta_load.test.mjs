@@ -389,7 +389,11 @@ test('late rows: a row committed after the extract with a filter value below the
   const r = await runLoad('late_t');
   assert.ok(r.ok, r.error);
   st = await state('late_t');
-  assert.deepEqual([st.watermark, st.rows, st.late], ['15', 3, '']);
+  assert.deepEqual([st.watermark, st.rows], ['15', 3]);
+  // A and C have ended: nothing in progress is listed. (The snapshot may still
+  // be kept, without in-progress ids, when another backend - the launcher,
+  // pg_cron - happened to have a transaction open during the extract.)
+  assert.match(st.late, /^$|^(\d+):\1:$/, 'no transaction of the test is still listed as in progress');
   const keys = keysUnder(folder);
   assert.equal(keys.length, 3);
   const third = await readParquetRows(objectFile(keys[2]), { orderBy: 'id' });
