@@ -71,3 +71,6 @@ GRANT EXECUTE ON PROCEDURE dms_stream.run_delta_load(text), dms_stream.run_delta
 GRANT EXECUTE ON FUNCTION dms_stream.delta_load_query(text) TO dms_stream_admin;
 GRANT INSERT, UPDATE ON dms_stream.run_history TO dms_stream_admin;
 GRANT USAGE ON SEQUENCE dms_stream.run_history_run_id_seq TO dms_stream_admin;
+-- A failed run whose error quotes row values keeps the full error there.
+GRANT INSERT ON dms_stream.apply_exceptions TO dms_stream_admin;
+GRANT USAGE ON SEQUENCE dms_stream.apply_exceptions_exception_id_seq TO dms_stream_admin;

