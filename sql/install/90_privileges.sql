@@ -28,7 +28,7 @@ GRANT EXECUTE ON FUNCTION dms_stream.check_identifier(text, text),
 
 -- Trigger functions run as part of the admin's own statements.
 GRANT EXECUTE ON FUNCTION dms_stream.touch_updated_at(), dms_stream.endpoint_guard(),
-	dms_stream.endpoint_check(),
+	dms_stream.endpoint_check(), dms_stream.credential_check(),
 	dms_stream.endpoint_sync_external_tables(), dms_stream.task_guard(),
 	dms_stream.delta_load_guard(), dms_stream.require_endpoint(text),
 	dms_stream.require_task(text), dms_stream.check_slot_name_use(text, text, text)
