@@ -1012,8 +1012,14 @@ pj_heartbeat(PgJob *job)
 	}
 	worker_xact_begin();
 	worker_exec("SET LOCAL search_path = pg_catalog, pg_temp", 0, NULL, SPI_OK_UTILITY);
+	/* pg_database_owner (owner of public) stands for the database's owner */
 	owner_super = worker_exec("SELECT r.rolsuper::text FROM pg_catalog.pg_namespace n"
-							  "  JOIN pg_catalog.pg_roles r ON r.oid = n.nspowner WHERE n.nspname = $1",
+							  "  JOIN pg_catalog.pg_roles r ON r.oid = CASE"
+							  "       WHEN n.nspowner = 'pg_database_owner'::pg_catalog.regrole"
+							  "       THEN (SELECT d.datdba FROM pg_catalog.pg_database d"
+							  "              WHERE d.datname = pg_catalog.current_database())"
+							  "       ELSE n.nspowner END"
+							  " WHERE n.nspname = $1",
 							  1, schema_param, SPI_OK_SELECT);
 	if (owner_super == NULL)
 		ereport(ERROR,

@@ -19,7 +19,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { env, psqlTry, run, aws, createBucket, uniqueName, waitFor } from '../lib/bed.mjs';
+import { env, psqlTry, run, aws, createBucket, createStream, uniqueName, waitFor } from '../lib/bed.mjs';
 import { lit, sql, createS3Task, taskStatus, seedRow, SEED_ETD, SEED_MAPPINGS } from '../lib/tasks.mjs';
 import { notifications } from '../lib/delta.mjs';
 
@@ -238,6 +238,29 @@ test('the heartbeat is never written as a superuser where a user can put code', 
       return st.status === 'failed' ? st : null;
     }, { timeoutMs: 90000, intervalMs: 300, what: `task ${task} failed` });
     assert.match(s.lastError, want);
+  }
+  // A schema of pg_database_owner (as public is) stands for the database's owner, a superuser here: written.
+  const dbOwnerSchema = `${base}_dbo`;
+  cleanup.push(`DROP SCHEMA IF EXISTS ${dbOwnerSchema} CASCADE;`);
+  await sql(`CREATE SCHEMA ${dbOwnerSchema} AUTHORIZATION pg_database_owner;`);
+  {
+    const task = uniqueName('sechbt');
+    const src = `${task}-src`;
+    const tgt = `${task}-tgt`;
+    tasks.push(task);
+    endpoints.push(src, tgt);
+    await createStream(task, 1);
+    await sql(`SELECT dms_stream.create_endpoint(${lit(src)}, 'postgres', 'source', ${lit(JSON.stringify({ HeartbeatEnable: true, HeartbeatSchema: dbOwnerSchema }))});
+      SELECT dms_stream.create_endpoint(${lit(tgt)}, 'kinesis', 'target', ${lit(JSON.stringify({ StreamName: task }))}, ${lit(env.KINESIS_PROXY_URL)});
+      SELECT dms_stream.set_endpoint_credentials(${lit(tgt)}, ${lit(env.AWS_ACCESS_KEY_ID)}, ${lit(env.AWS_SECRET_ACCESS_KEY)});
+      SELECT dms_stream.create_task(${lit(task)}, ${lit(src)}, ${lit(tgt)}, 'cdc', ${lit(JSON.stringify(mappings))}, '{}');
+      SELECT dms_stream.start_task(${lit(task)});`);
+    await waitFor(async () => {
+      const st = await taskStatus(task);
+      assert.notEqual(st.status, 'failed', st.lastError);
+      return (await sql(`SELECT to_regclass('${dbOwnerSchema}.awsdms_heartbeat') IS NOT NULL
+        AND EXISTS (SELECT 1 FROM ${dbOwnerSchema}.awsdms_heartbeat)`).catch(() => [['f']]))[0][0] === 't';
+    }, { timeoutMs: 90000, intervalMs: 300, what: `heartbeat row of ${task}` });
   }
   assert.deepEqual(await sql(`SELECT * FROM public.${base}_ran`), [], 'the user\'s trigger never ran');
   assert.equal((await sql(`SELECT count(*) FROM pg_class WHERE relname = 'awsdms_heartbeat' AND relnamespace = ${lit(userSchema)}::regnamespace`))[0][0], '0',
