@@ -18,6 +18,7 @@
 #include "aws_credentials.h"
 #include "csv.h"
 #include "dms_json.h"
+#include "extension_drop.h"
 #include "http.h"
 #include "kinesis_shipper.h"
 #include "launcher.h"
@@ -120,6 +121,7 @@ _PG_init(void)
 	pg_source_define_settings();
 	kinesis_shipper_define_settings();
 	pg_slot_define_settings();
+	extension_drop_install_hook();
 
 	MarkGUCPrefixReserved("dms_stream");
 }
