@@ -16,6 +16,7 @@
 
 #include "fmgr.h"
 #include "funcapi.h"
+#include "nodes/pg_list.h"
 
 #include "dms_json.h"
 #include "external_table.h"
@@ -156,4 +157,63 @@ dms_parse_external_table_definition(PG_FUNCTION_ARGS)
 		}
 	}
 	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(dms_json_document);
+PG_FUNCTION_INFO_V1(dms_settings_without_effect);
+
+/*
+ * dms_json_document
+ *		json_document(doc jsonb, what text): a JSON string holding a JSON
+ *		object or array (as the DMS API returns TableMappings and
+ *		ReplicationTaskSettings) becomes the document it holds; any other
+ *		value is returned unchanged.  what names the document in errors.
+ */
+Datum
+dms_json_document(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *jb = PG_GETARG_JSONB_P(0);
+	DmsJsonDoc	doc;
+	json_t	   *value;
+	char	   *out;
+
+	if (!JB_ROOT_IS_SCALAR(jb))
+		PG_RETURN_JSONB_P(jb);
+	doc.what = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	value = dms_json_from_jsonb(&doc, jb);
+	if (!json_is_object(value) && !json_is_array(value))
+		PG_RETURN_JSONB_P(jb);
+	out = json_dumps(value, JSON_COMPACT);
+	if (out == NULL)
+		elog(ERROR, "dms_stream: could not serialise the %s", doc.what);
+	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(out)));
+}
+
+/*
+ * dms_settings_without_effect
+ *		settings_without_effect(engine, endpoint_type, settings): the keys of
+ *		valid endpoint settings that are accepted without effect, and why.
+ */
+Datum
+dms_settings_without_effect(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	List	   *list;
+	ListCell   *lc;
+
+	InitMaterializedSRF(fcinfo, 0);
+	list = endpoint_settings_no_effect(text_to_cstring(PG_GETARG_TEXT_PP(0)),
+									   text_to_cstring(PG_GETARG_TEXT_PP(1)),
+									   PG_GETARG_JSONB_P(2));
+	foreach(lc, list)
+	{
+		SettingNoEffect *item = lfirst(lc);
+		Datum		values[2];
+		bool		nulls[2] = {false, false};
+
+		values[0] = CStringGetTextDatum(item->key);
+		values[1] = CStringGetTextDatum(item->reason);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	PG_RETURN_VOID();
 }

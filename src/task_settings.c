@@ -85,6 +85,8 @@ static const SettingSpec log_component_specs[] = {
 static const SettingSpec control_tables_specs[] = {
 	{"ControlSchema", SETTING_STRING},
 	{"HistoryTimeslotInMinutes", SETTING_INT, 1, 1440},
+	/* DMS's own default task settings carry this spelling too. */
+	{"historyTimeslotInMinutes", SETTING_INT, 1, 1440},
 	{"HistoryTableEnabled", SETTING_BOOL},
 	{"SuspendedTablesTableEnabled", SETTING_BOOL},
 	{"StatusTableEnabled", SETTING_BOOL},

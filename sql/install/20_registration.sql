@@ -97,6 +97,14 @@ $$;
 CREATE TRIGGER endpoint_guard BEFORE UPDATE ON dms_stream.endpoint
 	FOR EACH ROW EXECUTE FUNCTION dms_stream.endpoint_guard();
 
+CREATE VIEW dms_stream.endpoint_settings_without_effect AS
+SELECT e.endpoint_name, e.engine, e.endpoint_type, s.key, s.reason
+  FROM dms_stream.endpoint e,
+	   LATERAL dms_stream.settings_without_effect(e.engine, e.endpoint_type, e.settings) s;
+
+COMMENT ON VIEW dms_stream.endpoint_settings_without_effect IS
+'per endpoint, the settings keys DMS documents that dms_stream accepted but that change nothing here, and why';
+
 -- Normalise S3Settings.ExternalTableDefinition into external_table/_column.
 CREATE FUNCTION dms_stream.endpoint_sync_external_tables()
 RETURNS trigger
@@ -340,6 +348,10 @@ DECLARE
 	tgt dms_stream.endpoint;
 BEGIN
 	PERFORM dms_stream.check_identifier('task', NEW.task_name);
+	-- Documents as describe-replication-tasks returns them (JSON strings
+	-- holding JSON) are stored as the documents; null rule fields are absent.
+	NEW.table_mappings := pg_catalog.jsonb_strip_nulls(dms_stream.json_document(NEW.table_mappings, 'table mapping'));
+	NEW.task_settings := dms_stream.json_document(NEW.task_settings, 'task settings');
 	IF NEW.migration_type IS NULL OR NEW.migration_type NOT IN ('full-load', 'cdc', 'full-load-and-cdc') THEN
 		RAISE EXCEPTION 'unknown migration type "%" for task "%"', NEW.migration_type, NEW.task_name
 			USING ERRCODE = 'invalid_parameter_value',
@@ -499,6 +511,8 @@ DECLARE
 	tgt dms_stream.endpoint;
 	v text;
 BEGIN
+	-- The seed's DynamoDB controller holds the task settings as a string.
+	NEW.replication_task_settings := dms_stream.json_document(NEW.replication_task_settings, 'task settings');
 	IF NEW.target_table_name IS NULL OR NEW.target_table_name !~ '^[A-Za-z0-9_.-]{1,255}$' THEN
 		RAISE EXCEPTION 'invalid target_table_name "%"', NEW.target_table_name
 			USING ERRCODE = 'invalid_parameter_value',
@@ -623,6 +637,7 @@ $$;
 
 CREATE TRIGGER delta_load_guard
 	BEFORE INSERT OR UPDATE OF target_table_name, source_schema, source_table, filter_column,
-		filter_operator, start_value, end_value, watermark, output_s3_prefix, target_endpoint
+		filter_operator, start_value, end_value, watermark, output_s3_prefix, target_endpoint,
+		replication_task_settings
 	ON dms_stream.delta_load_controller
 	FOR EACH ROW EXECUTE FUNCTION dms_stream.delta_load_guard();
