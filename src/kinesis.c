@@ -1733,7 +1733,8 @@ batcher_collect(KinesisBatcher *b, bool wait)
 		 * attempt made for them since the last answered request, not only
 		 * the last request's.
 		 */
-		if (b->failing_attempts > resp.attempts && b->failing_since != 0)
+		if (b->opts.requeue_failed_requests &&
+			b->failing_attempts > resp.attempts && b->failing_since != 0)
 		{
 			resp.attempts = (int) Min(b->failing_attempts, (int64) PG_INT32_MAX);
 			resp.elapsed_ms = (double) (now - b->failing_since) / 1000.0;
