@@ -45,6 +45,26 @@ dms_json_pfree(void *ptr)
 }
 
 /*
+ * dms_json_dumps
+ *		json_dumps, raising an ERROR instead of returning NULL; see
+ *		dms_json.h.
+ */
+char *
+dms_json_dumps(const json_t *value, size_t flags, const char *what)
+{
+	char	   *text = value != NULL ? json_dumps(value, flags) : NULL;
+
+	if (text == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not encode %s as JSON", what),
+				 value == NULL ?
+				 errdetail("The value could not be built (a string that is not valid UTF-8?).") :
+				 errdetail("jansson refused to encode a value of type %s.", dms_json_kind(value))));
+	return text;
+}
+
+/*
  * dms_json_use_palloc
  *		Make jansson allocate in CurrentMemoryContext.
  */

@@ -69,6 +69,13 @@ extern const char *dms_json_kind(const json_t *value);
 extern char *dms_json_show(const json_t *value);
 
 /*
+ * json_dumps that never returns NULL: raises an ERROR naming what was being
+ * encoded when jansson cannot encode value (NULL, a scalar without
+ * JSON_ENCODE_ANY, a cycle).  The text is palloc'd.
+ */
+extern char *dms_json_dumps(const json_t *value, size_t flags, const char *what);
+
+/*
  * Require obj to be an object whose keys are all in the NULL-terminated list
  * allowed.  An unknown key is reported with the list of valid keys, and a
  * suggestion when it differs from a valid key only in letter case.

@@ -308,7 +308,7 @@ validate_s3_source(const DmsJsonDoc *doc, json_t *obj)
 										"external table definition in S3Settings.ExternalTableDefinition");
 	else if (json_is_object(etd))
 	{
-		char	   *text = json_dumps(etd, JSON_COMPACT);
+		char	   *text = dms_json_dumps(etd, JSON_COMPACT, "the external table definition");
 
 		external_table_definition_parse(text, strlen(text),
 										"external table definition in S3Settings.ExternalTableDefinition");

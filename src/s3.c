@@ -2067,6 +2067,7 @@ s3_writer_complete(S3Writer *w)
 	char	   *url;
 	int			i;
 	int			attempt;
+	TimestampTz deadline;
 
 	initStringInfo(&body);
 	appendStringInfoString(&body, "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">");
@@ -2078,6 +2079,7 @@ s3_writer_complete(S3Writer *w)
 	}
 	appendStringInfoString(&body, "</CompleteMultipartUpload>");
 	url = psprintf("%s?uploadId=%s", w->url, aws_uri_encode(w->upload_id, true));
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), dms_http_total_timeout_ms);
 
 	for (attempt = 0;; attempt++)
 	{
@@ -2102,10 +2104,10 @@ s3_writer_complete(S3Writer *w)
 			resp->ok = false;
 			resp->error_code = values[1];
 			resp->error_message = values[2];
-			if (dms_http_is_retryable_code(values[1]) && attempt < dms_http_max_retries)
+			if (dms_http_is_retryable_code(values[1]) && attempt < dms_http_max_retries &&
+				TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 200L * (attempt + 1)) < deadline)
 			{
-				pg_usleep(200000L * (attempt + 1));
-				CHECK_FOR_INTERRUPTS();
+				dms_http_sleep(200L * (attempt + 1));
 				continue;
 			}
 			s3_writer_fail(w, "CompleteMultipartUpload", w->where, &req, resp);

@@ -1157,7 +1157,7 @@ job_table_step(Job *job, JobTable *jt)
 			end_pos.offset = jt->nfiles > 0 ? jt->files[jt->nfiles - 1].size : 0;
 			job_flush_to(job, jt, &end_pos, "Table completed");
 			job->result->tables_loaded++;
-			ereport(dms_stream_log_min_messages,
+			dms_stream_log(LOG,
 					(errmsg("dms_stream task \"%s\": table %s.%s loaded: %lld rows, %lld error rows",
 							job->task_name, jt->et->owner, jt->et->name,
 							(long long) jt->committed.rows, (long long) jt->errors)));
@@ -1794,7 +1794,7 @@ job_cdc_run(Job *job)
 				strcmp(jt->et->name, name) == 0)
 			{
 				jt->cdc_off = true;
-				ereport(dms_stream_log_min_messages,
+				dms_stream_log(LOG,
 						(errmsg("dms_stream task \"%s\": table %s.%s is suspended (Table error): its CDC rows are skipped",
 								job->task_name, owner, name)));
 			}
@@ -1962,9 +1962,10 @@ s3_source_job_run(const char *task_name, int64 run_id, S3SourceJobResult *result
 	worker_xact_end(job_cxt);
 	{
 		json_t	   *stats = kinesis_shipper_stats_json(job->shipper);
-		char	   *text = json_dumps(stats, JSON_COMPACT);
+		/* only for the log line: a value that cannot be encoded is left out */
+		char	   *text = stats != NULL ? json_dumps(stats, JSON_COMPACT) : NULL;
 
-		ereport(dms_stream_log_min_messages,
+		dms_stream_log(LOG,
 				(errmsg("dms_stream task \"%s\": full load sent; S3 reads %.0f ms, Kinesis batcher %s",
 						job->task_name, job->s3_ms, text ? text : "{}")));
 		if (text)

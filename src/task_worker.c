@@ -233,7 +233,7 @@ task_worker_main(Datum main_arg)
 	if (run_id == 0)
 		proc_exit(0);
 
-	ereport(dms_stream_log_min_messages,
+	dms_stream_log(LOG,
 			(errmsg("dms_stream task \"%s\" started (run %lld)", task_name, (long long) run_id)));
 
 	memset(&result, 0, sizeof(result));
@@ -278,7 +278,7 @@ task_worker_main(Datum main_arg)
 
 	task_worker_finish(run_id, &result, error);
 	if (error == NULL)
-		ereport(dms_stream_log_min_messages,
+		dms_stream_log(LOG,
 				(errmsg("dms_stream task \"%s\" finished its full load: %lld rows sent, %lld error rows",
 						task_name, (long long) result.rows_sent,
 						(long long) result.error_rows)));
