@@ -183,9 +183,7 @@ dms_json_document(PG_FUNCTION_ARGS)
 	value = dms_json_from_jsonb(&doc, jb);
 	if (!json_is_object(value) && !json_is_array(value))
 		PG_RETURN_JSONB_P(jb);
-	out = json_dumps(value, JSON_COMPACT);
-	if (out == NULL)
-		elog(ERROR, "dms_stream: could not serialise the %s", doc.what);
+	out = dms_json_dumps(value, JSON_COMPACT, doc.what);
 	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(out)));
 }
 
