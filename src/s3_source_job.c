@@ -1134,6 +1134,29 @@ job_fetch_start(Job *job, JobTable *jt, JobFile *f)
 }
 
 /*
+ * job_refuse_compressed
+ *		ERROR for a gzip-compressed object (its key ends in .gz, or the bytes
+ *		read at offset 0 start with gzip's magic number): CSV objects are
+ *		read as stored, and compressed bytes must never pass for rows of a
+ *		table reported completed.
+ */
+static void
+job_refuse_compressed(Job *job, const char *key, int64 offset, const char *data, size_t len)
+{
+	size_t		klen = strlen(key);
+
+	if (!((klen > 3 && pg_strcasecmp(key + klen - 3, ".gz") == 0) ||
+		  (offset == 0 && len >= 2 &&
+		   (unsigned char) data[0] == 0x1f && (unsigned char) data[1] == 0x8b)))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("s3://%s/%s is gzip-compressed", job->bucket, key),
+			 errdetail("dms_stream reads S3 source files as uncompressed CSV; compressed bytes are never read as rows."),
+			 errhint("Store the files uncompressed (as a DMS S3 target with CompressionType NONE writes them), or move compressed ones out of the table's folder.")));
+}
+
+/*
  * job_table_step
  *		One step of a table's load: open its next file, or read and send one
  *		chunk of the current one, or finish that file.  Returns false when the
@@ -1207,6 +1230,7 @@ job_table_step(Job *job, JobTable *jt)
 					(errcode(ERRCODE_DATA_CORRUPTED),
 					 errmsg("s3://%s/%s ended at byte %lld, before its listed size %lld",
 							job->bucket, f->key, (long long) jt->offset, (long long) f->size)));
+		job_refuse_compressed(job, f->key, jt->offset, data, len);
 		csv_reader_feed(jt->reader, data, len);
 		if (jt->previous)
 			pfree(jt->previous);
@@ -1623,6 +1647,7 @@ job_cdc_file(Job *job, int file, int64 offset, int64 line)
 						(errcode(ERRCODE_DATA_CORRUPTED),
 						 errmsg("s3://%s/%s ended at byte %lld, before its listed size %lld",
 								job->bucket, f->key, (long long) offset, (long long) f->size)));
+			job_refuse_compressed(job, f->key, offset, data, len);
 			csv_reader_feed(reader, data, len);
 			if (previous)
 				pfree(previous);
