@@ -330,7 +330,10 @@ resolve_options(DeltaRun *run, TimestampTz started)
 	run->fetch_rows = (int) int_option(delta, NULL, "FetchRows", DELTA_DEFAULT_FETCH_ROWS);
 	run->part_bytes = int_option(delta, NULL, "UploadPartSizeMB", S3_DEFAULT_PART_BYTES / (1024 * 1024)) * 1024 * 1024;
 
-	/* [BucketFolder/][prefix/]schema/table/ */
+	/* [BucketFolder/][prefix/]schema/table/, from checked segments only */
+	s3_check_key_segments("output_s3_prefix", run->prefix, 0);
+	s3_check_key_segments("source_schema", run->schema, 0);
+	s3_check_key_segments("target_table_name", run->target, 0);
 	prefix = pstrdup(run->prefix);
 	len = strlen(prefix);
 	while (len > 0 && prefix[len - 1] == '/')
@@ -339,6 +342,7 @@ resolve_options(DeltaRun *run, TimestampTz started)
 	if (len > 0)
 		appendStringInfo(&rel, "%s/", prefix);
 	appendStringInfo(&rel, "%s/%s/", run->schema, run->target);
+	s3_check_key_segments("the delta load folder", rel.data, 0);
 	run->folder = s3_folder_key(run->ep, rel.data);
 	if (bool_option(delta, eps, "DatePartitionEnabled", false))
 		run->file_folder = psprintf("%s%s/", run->folder,

@@ -195,6 +195,91 @@ s3_check_key(const char *key)
 }
 
 /*
+ * s3_check_key_segments
+ *		Refuse a key, prefix or key part (what names the setting or argument)
+ *		that could put objects outside the folder the configuration names:
+ *		a "." or ".." segment, an empty segment ("//", or a leading "/"
+ *		unless S3_SEGMENTS_TRIM), or a control character.  Segments are the
+ *		parts between "/"; one trailing "/" is allowed.  With
+ *		S3_SEGMENTS_TRIM leading and trailing slashes are ignored (as for
+ *		BucketFolder); with S3_SEGMENTS_PARTIAL the last segment may be the
+ *		start of a longer one (a listing prefix such as "a/.") and is not
+ *		checked for "." and "..".  NULL and "" pass.
+ */
+void
+s3_check_key_segments(const char *what, const char *value, int flags)
+{
+	const char *start;
+	const char *end;
+	const char *p;
+	int			n = 0;
+	bool		last_partial;
+
+	if (value == NULL)
+		return;
+	last_partial = (flags & S3_SEGMENTS_PARTIAL) && value[0] != '\0' &&
+		value[strlen(value) - 1] != '/';
+	for (p = value; *p; p++)
+		if ((unsigned char) *p < 0x20 || (unsigned char) *p == 0x7f)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s must not contain control characters", what),
+					 errdetail("Byte %d of the value is 0x%02x.", (int) (p - value) + 1,
+							   (unsigned char) *p),
+					 errhint("S3 keys of dms_stream are built from printable characters only.")));
+	start = value;
+	end = value + strlen(value);
+	if (flags & S3_SEGMENTS_TRIM)
+	{
+		while (*start == '/')
+			start++;
+		while (end > start && end[-1] == '/')
+			end--;
+	}
+	else if (end > start && end[-1] == '/')
+		end--;					/* a folder: one trailing slash */
+	if (start == end)
+	{
+		if (*value != '\0' && !(flags & S3_SEGMENTS_TRIM))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s must not start with \"/\"", what),
+					 errdetail("The value is \"%s\".", value),
+					 errhint("Write keys and folders relative to the bucket (and BucketFolder), without a leading \"/\".")));
+		return;
+	}
+	for (p = start; p <= end; p++)
+	{
+		size_t		len;
+
+		if (p < end && *p != '/')
+			continue;
+		len = p - start;
+		n++;
+		if (len == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s must not contain an empty path segment", what),
+					 errdetail("Segment %d of \"%s\" is empty (%s).", n, value,
+							   start == value ? "it starts with \"/\"" : "\"//\""),
+					 errhint("Write keys and folders relative to the bucket (and BucketFolder), with single slashes between the parts.")));
+		if ((len == 1 && start[0] == '.') || (len == 2 && start[0] == '.' && start[1] == '.'))
+		{
+			if (p == end && last_partial)
+				break;
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s must not contain a \"%.*s\" path segment", what, (int) len, start),
+					 errdetail("Segment %d of \"%s\" is \"%.*s\".", n, value, (int) len, start),
+					 errhint("dms_stream keeps every object under the folder the configuration names: "
+							 "remove the \".\" and \"..\" parts (S3 stores them literally, but tools and SDKs that "
+							 "normalise paths would see another folder).")));
+		}
+		start = p + 1;
+	}
+}
+
+/*
  * s3_endpoint_bucket
  *		The endpoint's BucketName setting, or an error naming the endpoint.
  */
@@ -224,6 +309,7 @@ s3_folder_prefix(const DmsEndpoint *ep)
 
 	if (folder == NULL)
 		return pstrdup("");
+	s3_check_key_segments("BucketFolder", folder, S3_SEGMENTS_TRIM);
 	while (*folder == '/')
 		folder++;
 	len = strlen(folder);
@@ -1171,6 +1257,7 @@ s3_put_object(const DmsEndpoint *ep, const char *bucket, const char *key,
 	S3Target	t;
 
 	s3_check_key(key);
+	s3_check_key_segments("S3 object key", key, 0);
 	s3_target_init(&t, ep, bucket);
 	return s3_put_target(&t, key, data, len, content_type);
 }
@@ -1188,6 +1275,7 @@ s3_delete_object(const DmsEndpoint *ep, const char *bucket, const char *key)
 	DmsHttpResponse *resp;
 
 	s3_check_key(key);
+	s3_check_key_segments("S3 object key", key, 0);
 	s3_target_init(&t, ep, bucket);
 	s3_common_headers(&t, &hs);
 	s3_request_init(&req, &t, "DELETE", s3_target_url(&t, key), &hs, NULL, 0,
@@ -1965,6 +2053,7 @@ s3_writer_open(const DmsEndpoint *ep, const char *bucket, const char *key,
 		options->max_parts_in_flight : S3_DEFAULT_PARTS_IN_FLIGHT;
 
 	s3_check_key(key);
+	s3_check_key_segments("S3 object key", key, 0);
 	if (part_bytes < S3_MIN_PART_BYTES || part_bytes > S3_MAX_PART_BYTES)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

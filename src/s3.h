@@ -117,6 +117,16 @@ extern char *s3_folder_key(const DmsEndpoint *ep, const char *relative_key);
 /* The BucketFolder prefix ("folder/", or "" without one). */
 extern char *s3_folder_prefix(const DmsEndpoint *ep);
 
+/*
+ * Refuse a key, prefix or key part with a "." or ".." segment, an empty
+ * segment or a control character (ERRCODE_INVALID_PARAMETER_VALUE, naming
+ * what).  Every key dms_stream writes is checked; configuration that goes
+ * into keys is checked when it is stored.
+ */
+#define S3_SEGMENTS_TRIM	0x01	/* ignore leading and trailing slashes */
+#define S3_SEGMENTS_PARTIAL	0x02	/* the last segment may be partial */
+extern void s3_check_key_segments(const char *what, const char *value, int flags);
+
 /* The URL of an object (or of the bucket when key is NULL), as requested. */
 extern char *s3_object_url(const DmsEndpoint *ep, const char *bucket,
 						   const char *key);

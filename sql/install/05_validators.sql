@@ -18,6 +18,14 @@ LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION dms_stream.check_endpoint_settings(text, text, jsonb) IS
 'true if settings are valid S3Settings / KinesisSettings / PostgreSQL source settings for the engine and endpoint type; error naming the JSON path otherwise';
 
+CREATE FUNCTION dms_stream.check_s3_key_part(setting text, value text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'dms_check_s3_key_part'
+LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+
+COMMENT ON FUNCTION dms_stream.check_s3_key_part(text, text) IS
+'true if value can be part of an S3 key (no "." or ".." segment, no empty segment or leading "/", no control character); error naming setting otherwise';
+
 CREATE FUNCTION dms_stream.check_task_settings(settings jsonb)
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'dms_check_task_settings'
