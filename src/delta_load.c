@@ -112,7 +112,9 @@ typedef struct DeltaRun
 	DmsEndpoint *ep;
 	const char *bucket;
 	List	   *files;			/* of DeltaFile * */
-	List	   *uploaded;		/* of char * (keys) */
+	List	   *uploaded;		/* of char * (keys): every object this run
+								 * may have written, from before its upload
+								 * starts (an unknown outcome counts) */
 	int64		rows;
 	int64		bytes;
 	int64		stale_deleted;
@@ -761,6 +763,15 @@ step_upload(DeltaRun *run)
 			ereport(ERROR,
 					(errcode_for_file_access(),
 					 errmsg("could not rewind delta load spool file: %m")));
+		/*
+		 * Listed before the first request: a PutObject or
+		 * CompleteMultipartUpload whose answer is lost (a reset or timeout
+		 * after the server stored the object) may have written it, so a
+		 * failed run deletes it as well.
+		 */
+		old = MemoryContextSwitchTo(run->cxt);
+		run->uploaded = lappend(run->uploaded, pstrdup(f->key));
+		MemoryContextSwitchTo(old);
 		w = s3_writer_open(run->ep, run->bucket, f->key, &opts);
 		while ((n = BufFileRead(f->buf, buf, DELTA_COPY_BUFFER)) > 0)
 		{
@@ -768,9 +779,6 @@ step_upload(DeltaRun *run)
 			CHECK_FOR_INTERRUPTS();
 		}
 		(void) s3_writer_close(w);
-		old = MemoryContextSwitchTo(run->cxt);
-		run->uploaded = lappend(run->uploaded, pstrdup(f->key));
-		MemoryContextSwitchTo(old);
 	}
 }
 
@@ -932,17 +940,57 @@ step_finish(DeltaRun *run)
 }
 
 /*
+ * step_abort_deferred
+ *		AbortMultipartUpload for the uploads the failed step's rollback left
+ *		(transaction callbacks only queue them: no network I/O there).
+ */
+static void
+step_abort_deferred(DeltaRun *run)
+{
+	InvalidateCatalogSnapshot();
+	(void) s3_abort_deferred_uploads();
+}
+
+/*
  * step_remove_uploaded
- *		Delete the objects this run uploaded (after a failure).
+ *		Delete every object this run may have written (after a failure),
+ *		including the one whose upload failed with an unknown outcome.  A
+ *		key that cannot be deleted is a WARNING and the others are still
+ *		tried; the next run's sweep (delete_stale_objects) removes it.
  */
 static void
 step_remove_uploaded(DeltaRun *run)
 {
 	ListCell   *lc;
+	MemoryContext cxt = CurrentMemoryContext;
 
 	InvalidateCatalogSnapshot();
 	foreach(lc, run->uploaded)
-		s3_delete_object(run->ep, run->bucket, (const char *) lfirst(lc));
+	{
+		const char *key = (const char *) lfirst(lc);
+
+		PG_TRY();
+		{
+			s3_delete_object(run->ep, run->bucket, key);
+		}
+		PG_CATCH();
+		{
+			ErrorData  *e;
+
+			MemoryContextSwitchTo(cxt);
+			e = CopyErrorData();
+			if (e->sqlerrcode == ERRCODE_QUERY_CANCELED)
+				PG_RE_THROW();
+			FlushErrorState();
+			ereport(WARNING,
+					(errcode(e->sqlerrcode),
+					 errmsg("delta load \"%s\" could not remove s3://%s/%s of its failed run",
+							run->target, run->bucket, key),
+					 errdetail("%s", e->message),
+					 errhint("The next run of this target deletes it before uploading.")));
+		}
+		PG_END_TRY();
+	}
 	run->uploaded = NIL;
 }
 
@@ -1169,6 +1217,8 @@ delta_run(const char *target, ErrorData **error, const char **phase, int *busy_p
 				 * uploaded files is network I/O.
 				 */
 				(void) run_rollback(run);
+				if (s3_deferred_uploads() > 0)
+					(void) run_step(run, step_abort_deferred, "abort incomplete uploads");
 				if (run->uploaded)
 					(void) run_step(run, step_remove_uploaded, "remove uploaded files");
 				if (run_step(run, step_record_failure, "record failure"))

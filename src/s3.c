@@ -16,9 +16,13 @@
  * contexts under TopMemoryContext and hold everything needed to abort the
  * upload: the URL, region, ExpectedBucketOwner and a copy of the signing
  * credentials (refreshed at every batch of parts).  Entries leave the list
- * when the upload completes or is aborted.  Transaction callbacks abort
- * whatever is left when the (sub)transaction that opened it aborts, and at
- * commit (with a WARNING, as a leak).  A memory context callback on the
+ * when the upload completes or is aborted.  Transaction callbacks do no
+ * network I/O (they run with interrupts held): they move whatever is left
+ * when the (sub)transaction that opened it aborts, or at commit (with a
+ * WARNING, as a leak), to a list of deferred aborts.  That list is sent
+ * (AbortMultipartUpload) by s3_abort_deferred_uploads: before the next S3
+ * request of the process, by the delta-load run after its rollback, and at
+ * process exit (before the transaction is aborted).  A memory context callback on the
  * writer's context detaches the entry when the writer's memory goes away,
  * so the callbacks never touch freed memory.  Aborting is best effort: a
  * failure to abort is a WARNING, never an error raised during cleanup.
@@ -37,6 +41,7 @@
 #include "access/xact.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "storage/ipc.h"
 #include "utils/datetime.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -152,7 +157,9 @@ struct S3Reader
 };
 
 static S3Upload *s3_uploads = NULL;
+static S3Upload *s3_deferred = NULL;	/* to abort outside any callback */
 static bool s3_callbacks_registered = false;
+static bool s3_draining = false;
 
 /*
  * s3_normalize_enum
@@ -340,6 +347,10 @@ static void
 s3_target_init(S3Target *t, const DmsEndpoint *ep, const char *bucket)
 {
 	const char *style = ep->s3_addressing_style ? ep->s3_addressing_style : "auto";
+
+	/* uploads whose abort a transaction callback deferred */
+	if (s3_deferred != NULL)
+		(void) s3_abort_deferred_uploads();
 
 	if (bucket == NULL || bucket[0] == '\0' || strchr(bucket, '/') != NULL)
 		ereport(ERROR,
@@ -1691,8 +1702,125 @@ s3_upload_abort(S3Upload *u)
 }
 
 /*
+ * s3_upload_defer
+ *		Take an open upload off the list and queue its abort for
+ *		s3_abort_deferred_uploads; no network I/O, safe in callbacks.  A live
+ *		writer is told its upload is gone.
+ */
+static void
+s3_upload_defer(S3Upload *u)
+{
+	s3_upload_unlink(u);
+	if (u->writer != NULL)
+	{
+		u->writer->upload = NULL;
+		if (u->writer->state == S3W_OPEN)
+			u->writer->state = S3W_ABORTED;
+		u->writer = NULL;
+	}
+	u->next = s3_deferred;
+	s3_deferred = u;
+}
+
+/*
+ * s3_abort_deferred_uploads
+ *		Send AbortMultipartUpload for every deferred upload (best effort: a
+ *		failing answer is a WARNING).  An error raised meanwhile (a query
+ *		cancel) puts the upload back on the list and is re-raised.  Returns
+ *		the number of uploads handled.  Not for callbacks.
+ */
+int
+s3_abort_deferred_uploads(void)
+{
+	volatile int n = 0;
+
+	if (s3_draining)
+		return 0;
+	while (s3_deferred != NULL)
+	{
+		S3Upload   *u = s3_deferred;
+		MemoryContext old = CurrentMemoryContext;
+		MemoryContext work = AllocSetContextCreate(TopMemoryContext, "dms_stream S3 abort",
+												   ALLOCSET_SMALL_SIZES);
+
+		s3_deferred = u->next;
+		u->next = NULL;
+		s3_draining = true;
+		MemoryContextSwitchTo(work);
+		PG_TRY();
+		{
+			s3_upload_abort_request(u);
+		}
+		PG_CATCH();
+		{
+			s3_draining = false;
+			MemoryContextSwitchTo(old);
+			MemoryContextDelete(work);
+			u->next = s3_deferred;
+			s3_deferred = u;
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+		s3_draining = false;
+		MemoryContextSwitchTo(old);
+		MemoryContextDelete(work);
+		MemoryContextDelete(u->cxt);
+		n++;
+	}
+	return n;
+}
+
+/*
+ * s3_deferred_uploads
+ *		The number of uploads whose abort is deferred (for tests and logs).
+ */
+int
+s3_deferred_uploads(void)
+{
+	int			n = 0;
+	S3Upload   *u;
+
+	for (u = s3_deferred; u != NULL; u = u->next)
+		n++;
+	return n;
+}
+
+/*
+ * s3_exit_callback
+ *		At process exit (before the open transaction is aborted): abort the
+ *		open and deferred uploads, swallowing any error.
+ */
+static void
+s3_exit_callback(int code, Datum arg)
+{
+	while (s3_uploads != NULL)
+		s3_upload_defer(s3_uploads);
+	while (s3_deferred != NULL)
+	{
+		PG_TRY();
+		{
+			(void) s3_abort_deferred_uploads();
+		}
+		PG_CATCH();
+		{
+			S3Upload   *u = s3_deferred;
+
+			FlushErrorState();
+			s3_draining = false;
+			/* give up on this one */
+			if (u != NULL)
+			{
+				s3_deferred = u->next;
+				MemoryContextDelete(u->cxt);
+			}
+		}
+		PG_END_TRY();
+	}
+}
+
+/*
  * s3_xact_callback
- *		Abort uploads left open when the transaction ends.
+ *		Defer the abort of uploads left open when the transaction ends.
  */
 static void
 s3_xact_callback(XactEvent event, void *arg)
@@ -1702,7 +1830,7 @@ s3_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			while (s3_uploads != NULL)
-				s3_upload_abort(s3_uploads);
+				s3_upload_defer(s3_uploads);
 			break;
 		case XACT_EVENT_PRE_COMMIT:
 		case XACT_EVENT_PARALLEL_PRE_COMMIT:
@@ -1714,7 +1842,7 @@ s3_xact_callback(XactEvent event, void *arg)
 						 errmsg("S3 multipart upload of %s was neither completed nor aborted; aborting it",
 								s3_uploads->what),
 						 errhint("Call s3_writer_close or s3_writer_abort before the end of the transaction.")));
-				s3_upload_abort(s3_uploads);
+				s3_upload_defer(s3_uploads);
 			}
 			break;
 		default:
@@ -1724,8 +1852,8 @@ s3_xact_callback(XactEvent event, void *arg)
 
 /*
  * s3_subxact_callback
- *		Abort the uploads of an aborted subtransaction; hand those of a
- *		committed one to its parent.
+ *		Defer the abort of the uploads of an aborted subtransaction; hand
+ *		those of a committed one to its parent.
  */
 static void
 s3_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
@@ -1740,7 +1868,7 @@ s3_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 		if (u->subid != mySubid)
 			continue;
 		if (event == SUBXACT_EVENT_ABORT_SUB)
-			s3_upload_abort(u);
+			s3_upload_defer(u);
 		else if (event == SUBXACT_EVENT_COMMIT_SUB)
 			u->subid = parentSubid;
 	}
@@ -1856,6 +1984,7 @@ s3_writer_start_multipart(S3Writer *w)
 	{
 		RegisterXactCallback(s3_xact_callback, NULL);
 		RegisterSubXactCallback(s3_subxact_callback, NULL);
+		before_shmem_exit(s3_exit_callback, (Datum) 0);
 		s3_callbacks_registered = true;
 	}
 	ucxt = AllocSetContextCreate(TopMemoryContext, "dms_stream S3 upload",

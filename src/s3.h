@@ -210,6 +210,16 @@ extern void s3_writer_write(S3Writer *writer, const void *data, size_t len);
 extern char *s3_writer_close(S3Writer *writer);
 /* Abandon the object (AbortMultipartUpload if one was started). */
 extern void s3_writer_abort(S3Writer *writer);
+
+/*
+ * Transaction callbacks do no network I/O: the multipart uploads left open
+ * by an aborted (sub)transaction are queued, and aborted here (also before
+ * the next S3 request of the process and at process exit).  Returns how
+ * many were handled; an error (a cancel) leaves the rest queued.
+ */
+extern int	s3_abort_deferred_uploads(void);
+/* How many aborts are queued. */
+extern int	s3_deferred_uploads(void);
 /* Bytes written and parts (1 for a single PutObject) so far / in total. */
 extern int64 s3_writer_bytes(const S3Writer *writer);
 extern int	s3_writer_parts(const S3Writer *writer);
