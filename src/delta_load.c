@@ -118,6 +118,7 @@ typedef struct DeltaRun
 	int64		rows;
 	int64		bytes;
 	int64		stale_deleted;
+	int64		stale_uploads_aborted;
 	char	   *new_watermark;
 	char	   *new_late_snapshot;
 	char	   *late_note;
@@ -706,31 +707,96 @@ step_extract(DeltaRun *run)
 }
 
 /*
+ * is_stale_key
+ *		True if key names a file of this table (LOADxxxxxxxx.parquet)
+ *		numbered at or above next_file_number: no committed run wrote it.
+ */
+static bool
+is_stale_key(DeltaRun *run, const char *key)
+{
+	const char *base = strrchr(key, '/');
+	unsigned int n;
+	char		tail;
+
+	base = base ? base + 1 : key;
+	return sscanf(base, "LOAD%8X.parque%c", &n, &tail) == 2 && tail == 't' &&
+		strlen(base) == strlen("LOAD00000000.parquet") &&
+		(int64) n >= run->next_file_number;
+}
+
+/*
+ * abort_stale_upload
+ *		AbortMultipartUpload of a failed run's leftover upload; a failure is
+ *		a WARNING (an incomplete upload is not visible as an object), a
+ *		cancel is re-raised.  True if it was aborted.
+ */
+static bool
+abort_stale_upload(DeltaRun *run, S3MultipartUpload *u)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile bool ok = true;
+
+	PG_TRY();
+	{
+		s3_abort_multipart_upload(run->ep, run->bucket, u->key, u->upload_id);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *e;
+
+		MemoryContextSwitchTo(cxt);
+		e = CopyErrorData();
+		if (e->sqlerrcode == ERRCODE_QUERY_CANCELED)
+			PG_RE_THROW();
+		FlushErrorState();
+		ereport(WARNING,
+				(errcode(e->sqlerrcode),
+				 errmsg("delta load \"%s\" could not abort the incomplete upload %s of s3://%s/%s",
+						run->target, u->upload_id, run->bucket, u->key),
+				 errdetail("%s", e->message),
+				 errhint("A bucket lifecycle rule with AbortIncompleteMultipartUpload removes such uploads.")));
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/*
  * delete_stale_objects
- *		Objects of this table numbered at or above next_file_number were
- *		left by a failed or crashed run: remove them before uploading.
+ *		Objects of this table numbered at or above next_file_number, and
+ *		incomplete multipart uploads of such keys, were left by a failed or
+ *		crashed run (only one run of a target is ever under way): remove
+ *		them before uploading.  A server without ListMultipartUploads only
+ *		has its objects swept.
  */
 static void
 delete_stale_objects(DeltaRun *run)
 {
 	List	   *objects = s3_list_objects(run->ep, run->bucket, run->folder, NULL, 0, 0);
+	List	   *uploads;
+	bool		supported;
 	ListCell   *lc;
 
 	foreach(lc, objects)
 	{
 		S3Object   *o = (S3Object *) lfirst(lc);
-		const char *base = strrchr(o->key, '/');
-		unsigned int n;
-		char		tail;
 
-		base = base ? base + 1 : o->key;
-		if (sscanf(base, "LOAD%8X.parque%c", &n, &tail) == 2 && tail == 't' &&
-			strlen(base) == strlen("LOAD00000000.parquet") &&
-			(int64) n >= run->next_file_number)
+		if (is_stale_key(run, o->key))
 		{
 			s3_delete_object(run->ep, run->bucket, o->key);
 			run->stale_deleted++;
 		}
+	}
+	uploads = s3_list_multipart_uploads(run->ep, run->bucket, run->folder, &supported);
+	if (!supported)
+		elog(DEBUG1, "dms_stream: delta load \"%s\": the server does not list multipart uploads",
+			 run->target);
+	foreach(lc, uploads)
+	{
+		S3MultipartUpload *u = (S3MultipartUpload *) lfirst(lc);
+
+		if (is_stale_key(run, u->key) && abort_stale_upload(run, u))
+			run->stale_uploads_aborted++;
 	}
 }
 
@@ -856,6 +922,7 @@ run_details(DeltaRun *run)
 	if (run->late_note)
 		json_str(&s, "late_row_note", run->late_note);
 	appendStringInfo(&s, ", \"stale_objects_deleted\": " INT64_FORMAT, run->stale_deleted);
+	appendStringInfo(&s, ", \"stale_uploads_aborted\": " INT64_FORMAT, run->stale_uploads_aborted);
 	appendStringInfo(&s, ", \"extract_ms\": " INT64_FORMAT ", \"upload_ms\": " INT64_FORMAT,
 					 run->extract_ms, run->upload_ms);
 	json_str(&s, "bucket", run->bucket);

@@ -1299,6 +1299,163 @@ s3_delete_object(const DmsEndpoint *ep, const char *bucket, const char *key)
 		s3_raise("DeleteObject", s3_where(&t, key), &req, resp);
 }
 
+/*
+ * s3_parse_uploads
+ *		Parse a ListMultipartUploadsResult page: append the uploads to
+ *		*result, set the markers of the next page (NULL when it is the
+ *		last).
+ */
+static void
+s3_parse_uploads(const DmsHttpRequest *req, const DmsHttpResponse *resp, const char *where,
+				 List **result, char **key_marker, char **id_marker)
+{
+	xmlDocPtr volatile doc = s3_xml_read(resp->body, resp->body_len);
+	List	   *volatile page = NIL;
+	volatile bool url_encoded = false;
+	volatile bool truncated = false;
+	ListCell   *lc;
+
+	if (doc == NULL)
+		s3_unexpected_answer("ListMultipartUploads", where, req, resp, "the body is not XML");
+	*key_marker = NULL;
+	*id_marker = NULL;
+	PG_TRY();
+	{
+		xmlNodePtr	root = xmlDocGetRootElement(doc);
+		xmlNodePtr	n;
+
+		if (root == NULL || xmlStrcmp(root->name, (const xmlChar *) "ListMultipartUploadsResult") != 0)
+			s3_unexpected_answer("ListMultipartUploads", where, req, resp,
+								 "the body is not a ListMultipartUploadsResult");
+		for (n = root->children; n != NULL; n = n->next)
+		{
+			if (n->type != XML_ELEMENT_NODE)
+				continue;
+			if (xmlStrcmp(n->name, (const xmlChar *) "Upload") == 0)
+			{
+				S3MultipartUpload *u = palloc0(sizeof(S3MultipartUpload));
+
+				u->key = s3_xml_text(s3_xml_child(n, "Key"));
+				u->upload_id = s3_xml_text(s3_xml_child(n, "UploadId"));
+				if (u->key == NULL || u->upload_id == NULL)
+					s3_unexpected_answer("ListMultipartUploads", where, req, resp,
+										 "an Upload has no Key or UploadId");
+				page = lappend(page, u);
+			}
+			else if (xmlStrcmp(n->name, (const xmlChar *) "IsTruncated") == 0)
+				truncated = (pg_strcasecmp(s3_xml_text(n), "true") == 0);
+			else if (xmlStrcmp(n->name, (const xmlChar *) "NextKeyMarker") == 0)
+				*key_marker = s3_xml_text(n);
+			else if (xmlStrcmp(n->name, (const xmlChar *) "NextUploadIdMarker") == 0)
+				*id_marker = s3_xml_text(n);
+			else if (xmlStrcmp(n->name, (const xmlChar *) "EncodingType") == 0)
+				url_encoded = (pg_strcasecmp(s3_xml_text(n), "url") == 0);
+		}
+	}
+	PG_FINALLY();
+	{
+		xmlFreeDoc(doc);
+	}
+	PG_END_TRY();
+
+	foreach(lc, page)
+	{
+		S3MultipartUpload *u = (S3MultipartUpload *) lfirst(lc);
+
+		if (url_encoded)
+			u->key = s3_url_decode(u->key);
+		*result = lappend(*result, u);
+	}
+	if (url_encoded && *key_marker != NULL)
+		*key_marker = s3_url_decode(*key_marker);
+	if (!truncated)
+		*key_marker = *id_marker = NULL;
+	else if (*key_marker == NULL || (*key_marker)[0] == '\0')
+		s3_unexpected_answer("ListMultipartUploads", where, req, resp,
+							 "IsTruncated is true but there is no NextKeyMarker");
+}
+
+/*
+ * s3_list_multipart_uploads
+ *		The incomplete multipart uploads of keys under prefix (every page),
+ *		as a List of S3MultipartUpload *.  A server that does not implement
+ *		ListMultipartUploads (501 NotImplemented, 405) gives NIL with
+ *		*supported false.
+ */
+List *
+s3_list_multipart_uploads(const DmsEndpoint *ep, const char *bucket, const char *prefix,
+						  bool *supported)
+{
+	S3Target	t;
+	S3Headers	hs;
+	DmsHttpRequest req;
+	DmsHttpResponse *resp;
+	List	   *result = NIL;
+	char	   *key_marker = NULL;
+	char	   *id_marker = NULL;
+	char	   *where;
+
+	*supported = true;
+	s3_target_init(&t, ep, bucket);
+	where = s3_where(&t, prefix);
+	do
+	{
+		StringInfoData url;
+
+		/* parameters in canonical (sorted) order */
+		initStringInfo(&url);
+		appendStringInfo(&url, "%s?encoding-type=url", s3_target_url(&t, NULL));
+		if (key_marker != NULL)
+			appendStringInfo(&url, "&key-marker=%s", aws_uri_encode(key_marker, true));
+		if (prefix != NULL && prefix[0] != '\0')
+			appendStringInfo(&url, "&prefix=%s", aws_uri_encode(prefix, true));
+		if (id_marker != NULL && id_marker[0] != '\0')
+			appendStringInfo(&url, "&upload-id-marker=%s", aws_uri_encode(id_marker, true));
+		appendStringInfoString(&url, "&uploads");
+		s3_common_headers(&t, &hs);
+		s3_request_init(&req, &t, "GET", url.data, &hs, NULL, 0, s3_credentials(&t));
+		req.max_response_bytes = 64 * 1024 * 1024;
+		resp = dms_http_request(&req);
+		if (!resp->ok && (resp->status == 501 || resp->status == 405 ||
+						  (resp->error_code && strcmp(resp->error_code, "NotImplemented") == 0)))
+		{
+			*supported = false;
+			return NIL;
+		}
+		if (!resp->ok)
+			s3_raise("ListMultipartUploads", where, &req, resp);
+		s3_parse_uploads(&req, resp, where, &result, &key_marker, &id_marker);
+	} while (key_marker != NULL);
+	return result;
+}
+
+/*
+ * s3_abort_multipart_upload
+ *		AbortMultipartUpload of key's upload upload_id; an upload that is
+ *		gone already (404 NoSuchUpload) is not an error.
+ */
+void
+s3_abort_multipart_upload(const DmsEndpoint *ep, const char *bucket, const char *key,
+						  const char *upload_id)
+{
+	S3Target	t;
+	S3Headers	hs;
+	DmsHttpRequest req;
+	DmsHttpResponse *resp;
+
+	s3_check_key(key);
+	s3_check_key_segments("S3 object key", key, 0);
+	s3_target_init(&t, ep, bucket);
+	s3_common_headers(&t, &hs);
+	s3_request_init(&req, &t, "DELETE",
+					psprintf("%s?uploadId=%s", s3_target_url(&t, key), aws_uri_encode(upload_id, true)),
+					&hs, NULL, 0, s3_credentials(&t));
+	req.max_response_bytes = 1024 * 1024;
+	resp = dms_http_request(&req);
+	if (!resp->ok && resp->status != 404)
+		s3_raise("AbortMultipartUpload", s3_where(&t, key), &req, resp);
+}
+
 /* ---------------------------------------------------------------- reader */
 
 /*

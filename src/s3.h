@@ -182,6 +182,24 @@ extern char *s3_put_object(const DmsEndpoint *ep, const char *bucket,
 						   const char *key, const char *data, size_t len,
 						   const char *content_type);
 
+/* An incomplete multipart upload (ListMultipartUploads). */
+typedef struct S3MultipartUpload
+{
+	char	   *key;			/* full key */
+	char	   *upload_id;
+} S3MultipartUpload;
+
+/*
+ * The incomplete multipart uploads under prefix, every page (List of
+ * S3MultipartUpload *); NIL and *supported false if the server does not
+ * implement ListMultipartUploads.
+ */
+extern List *s3_list_multipart_uploads(const DmsEndpoint *ep, const char *bucket,
+									   const char *prefix, bool *supported);
+/* AbortMultipartUpload (no error when the upload is gone). */
+extern void s3_abort_multipart_upload(const DmsEndpoint *ep, const char *bucket,
+									  const char *key, const char *upload_id);
+
 /* DeleteObject (no error when the key does not exist). */
 extern void s3_delete_object(const DmsEndpoint *ep, const char *bucket,
 							 const char *key);

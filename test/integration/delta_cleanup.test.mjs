@@ -10,7 +10,10 @@
 // - transaction abort callbacks do no network I/O: with the abort request
 //   hung, a second cancel interrupts it at once (in an abort callback,
 //   interrupts are held and the backend would sit out the request's 15 s
-//   timeout), and the abort is sent again by the run's next S3 request.
+//   timeout), and the abort is sent again by the run's next S3 request;
+// - the next run after a failed one sweeps its leftovers: objects and (where
+//   the server lists them: s3rver does not, the proxy answers
+//   ListMultipartUploads for it) incomplete uploads of its files.
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
@@ -28,7 +31,7 @@ let bucket;
 let ep;
 const schema = `clean_${Date.now().toString(36)}`;
 const sessions = [];
-const mine = ['cl_put', 'cl_complete', 'cl_cancel', 'cl_hung'];
+const mine = ['cl_put', 'cl_complete', 'cl_cancel', 'cl_hung', 'cl_sweep'];
 const MP = { DeltaLoadSettings: { CompressionType: 'none', EncodingType: 'plain', UploadPartSizeMB: 5 } };
 
 async function controller(target, table, settings = {}) {
@@ -196,4 +199,46 @@ test('a session terminated during a multipart upload still aborts it, at exit', 
   const aborts = await s3p.requests({ since: mark, path: 'exit/big\\.bin\\?uploadId=', op: '^DELETE$' });
   assert.ok(aborts.some((q) => q.forwarded), `AbortMultipartUpload sent at exit: ${JSON.stringify(aborts)}`);
   assert.deepEqual(listS3Keys(bucket, 'lake/exit/'), []);
+});
+
+test('the run after a dead one aborts its leftover multipart upload (ListMultipartUploads sweep)', async () => {
+  await bigTable('sweep_src', 30000);
+  const folder = await controller('cl_sweep', 'sweep_src', MP);
+  const K = new Session();
+  sessions.push(K);
+  const pid = await K.pid();
+  const mark = await s3p.seq();
+  await s3p.setFaults({ hang: true, match: { method: '^PUT$', path: `${reEscape(folder)}.*partNumber=2&` } });
+  K.query(`CALL dms_stream.run_delta_load('cl_sweep')`).catch(() => {});
+  await waitFor(async () => (await hangs()) >= 1, { what: 'part 2 hung', timeoutMs: 60000 });
+  // the session dies and cannot abort its upload (the abort at exit fails)
+  await s3p.setFaults({ http_fail_rate: 1, fail_status: 500, match: { method: '^DELETE$', path: `${reEscape(folder)}.*uploadId=` } });
+  await sql(`SELECT pg_terminate_backend(${pid})`);
+  await waitFor(async () => (await one(`SELECT count(*) FROM pg_stat_activity WHERE pid = ${pid}`)) === '0', { what: 'backend gone' });
+  const parts = await s3p.requests({ since: mark, path: `${reEscape(folder)}.*partNumber=` });
+  const uploadId = decodeURIComponent(/uploadId=([^&]+)/.exec(parts[0].path)[1]);
+  assert.equal((await state('cl_sweep')).status, 'running');
+
+  // ListMultipartUploads as S3 would answer it: the dead run's upload, and
+  // an upload of another key in the folder (not a file of the table: kept)
+  const xml = `<?xml version="1.0" encoding="UTF-8"?>
+<ListMultipartUploadsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Bucket>${bucket}</Bucket>
+<KeyMarker></KeyMarker><UploadIdMarker></UploadIdMarker><Prefix>${folder}</Prefix><MaxUploads>1000</MaxUploads><IsTruncated>false</IsTruncated>
+<Upload><Key>${folder}LOAD00000001.parquet</Key><UploadId>${uploadId}</UploadId></Upload>
+<Upload><Key>${folder}notes.txt</Key><UploadId>other-upload</UploadId></Upload>
+</ListMultipartUploadsResult>`;
+  const mark2 = await s3p.seq();
+  await s3p.setFaults({ answer: { status: 200, body: xml }, match: { method: '^GET$', path: `^/${reEscape(bucket)}\\?.*uploads` } });
+  const r = await runLoad('cl_sweep');
+  assert.ok(r.ok, r.error);
+  const lists = await s3p.requests({ since: mark2, path: `^/${reEscape(bucket)}\\?.*uploads` });
+  assert.ok(lists.length >= 1 && lists[0].faults.includes('answer'), JSON.stringify(lists));
+  assert.match(decodeURIComponent(lists[0].path), new RegExp(`prefix=${reEscape(folder)}`));
+  const aborts = await s3p.requests({ since: mark2, path: 'uploadId=', op: '^DELETE$' });
+  assert.deepEqual(aborts.map((q) => decodeURIComponent(q.path).replace(/^[^?]*\//, '')),
+    [`LOAD00000001.parquet?uploadId=${uploadId}`], 'only the dead run\'s upload of a table file is aborted');
+  const [[details]] = await sql(`SELECT details FROM dms_stream.run_history WHERE run_kind = 'delta'
+    AND target_table_name = 'cl_sweep' AND status = 'succeeded'`);
+  assert.equal(JSON.parse(details).stale_uploads_aborted, 0, 's3rver refuses the abort (405): a WARNING, not counted');
+  assert.deepEqual(listS3Keys(bucket, folder), [`${folder}LOAD00000001.parquet`]);
 });
