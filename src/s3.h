@@ -46,11 +46,13 @@
  *	size grows so that the object fits in 10,000 parts; without one it
  *	doubles every 1,000 parts.  Any failure aborts the upload
  *	(AbortMultipartUpload): a failed request inside the writer aborts it
- *	before the error is raised, and an ERROR anywhere else aborts it when
- *	the (sub)transaction that opened the writer aborts.  A writer neither
- *	closed nor aborted when its transaction commits is aborted with a
- *	WARNING.  A multipart upload is therefore confined to the transaction
- *	that opened it.
+ *	before the error is raised, and an ERROR anywhere else queues its abort
+ *	when the (sub)transaction that opened the writer aborts (callbacks do
+ *	no network I/O); the queue is sent by s3_abort_deferred_uploads, before
+ *	the next S3 request of the process and at process exit.  A writer
+ *	neither closed nor aborted when its transaction commits is queued the
+ *	same way, with a WARNING.  A multipart upload is therefore confined to
+ *	the transaction that opened it.
  *
  *-------------------------------------------------------------------------
  */
