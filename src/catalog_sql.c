@@ -20,10 +20,12 @@
 
 #include "dms_json.h"
 #include "external_table.h"
+#include "s3.h"
 #include "settings_spec.h"
 
 PG_FUNCTION_INFO_V1(dms_check_identifier);
 PG_FUNCTION_INFO_V1(dms_check_endpoint_settings);
+PG_FUNCTION_INFO_V1(dms_check_s3_key_part);
 PG_FUNCTION_INFO_V1(dms_check_task_settings);
 PG_FUNCTION_INFO_V1(dms_check_table_mappings);
 PG_FUNCTION_INFO_V1(dms_parse_external_table_definition);
@@ -78,6 +80,19 @@ dms_check_endpoint_settings(PG_FUNCTION_ARGS)
 	endpoint_settings_validate(text_to_cstring(PG_GETARG_TEXT_PP(0)),
 							   text_to_cstring(PG_GETARG_TEXT_PP(1)),
 							   PG_GETARG_JSONB_P(2));
+	PG_RETURN_BOOL(true);
+}
+
+/*
+ * dms_check_s3_key_part
+ *		check_s3_key_part(setting, value): value may be part of an S3 key
+ *		(s3_check_key_segments); the error names setting.
+ */
+Datum
+dms_check_s3_key_part(PG_FUNCTION_ARGS)
+{
+	s3_check_key_segments(text_to_cstring(PG_GETARG_TEXT_PP(0)),
+						  text_to_cstring(PG_GETARG_TEXT_PP(1)), 0);
 	PG_RETURN_BOOL(true);
 }
 

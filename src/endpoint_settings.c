@@ -19,6 +19,7 @@
 #include "external_table.h"
 #include "lib/stringinfo.h"
 #include "nodes/pg_list.h"
+#include "s3.h"
 #include "settings_spec.h"
 
 static const char *const data_format_csv[] = {"csv", NULL};
@@ -284,6 +285,10 @@ validate_s3_source(const DmsJsonDoc *doc, json_t *obj)
 
 	settings_validate(doc, obj, "", s3_source_specs);
 	check_bucket_name(doc, dms_json_get_string(doc, obj, "", "BucketName", true, false));
+	s3_check_key_segments("S3Settings.BucketFolder",
+						  dms_json_get_string(doc, obj, "", "BucketFolder", false, true), S3_SEGMENTS_TRIM);
+	s3_check_key_segments("S3Settings.CdcPath",
+						  dms_json_get_string(doc, obj, "", "CdcPath", false, true), S3_SEGMENTS_TRIM);
 	if (json_object_get(obj, "ExpectedBucketOwner"))
 		check_account_id(doc, json_string_value(json_object_get(obj, "ExpectedBucketOwner")));
 
@@ -328,6 +333,8 @@ validate_s3_target(const DmsJsonDoc *doc, json_t *obj)
 {
 	settings_validate(doc, obj, "", s3_target_specs);
 	check_bucket_name(doc, dms_json_get_string(doc, obj, "", "BucketName", true, false));
+	s3_check_key_segments("S3Settings.BucketFolder",
+						  dms_json_get_string(doc, obj, "", "BucketFolder", false, true), S3_SEGMENTS_TRIM);
 	if (json_object_get(obj, "ExpectedBucketOwner"))
 		check_account_id(doc, json_string_value(json_object_get(obj, "ExpectedBucketOwner")));
 	if (json_object_get(obj, "ServerSideEncryptionKmsKeyId") &&

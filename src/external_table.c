@@ -17,6 +17,7 @@
 
 #include "dms_json.h"
 #include "external_table.h"
+#include "s3.h"
 
 static const char *const column_type_names[] = {
 	"BYTE", "DATE", "TIME", "DATETIME", "INT1", "INT2", "INT4", "INT8",
@@ -187,6 +188,7 @@ parse_table(const DmsJsonDoc *doc, json_t *obj, const char *path, ExternalTable 
 		dms_json_fail(doc, dms_json_path_key(path, "TablePath"),
 					  "Write the path relative to the bucket (and BucketFolder), e.g. \"hr/employee/\".",
 					  "TablePath must not start with \"/\"; found \"%s\".", table->path);
+	s3_check_key_segments(psprintf("%s %s.TablePath", doc->what, path), table->path, 0);
 
 	columns = json_object_get(obj, "TableColumns");
 	if (columns == NULL || json_is_null(columns))

@@ -250,6 +250,7 @@ job_table_prefix(Job *job, const ExternalTable *et)
 
 	while (*path == '/')
 		path++;
+	s3_check_key_segments("TablePath", path, 0);
 	prefix = s3_folder_key(job->source, path);
 	len = strlen(prefix);
 	if (len > 0 && prefix[len - 1] != '/')
@@ -1765,6 +1766,7 @@ job_cdc_run(Job *job)
 				 errhint("CDC tasks read the CDC files under BucketFolder/CdcPath.")));
 	while (*cdc_path == '/')
 		cdc_path++;
+	s3_check_key_segments("CdcPath", cdc_path, S3_SEGMENTS_TRIM);
 	job->cdc_prefix = s3_folder_key(job->source, cdc_path);
 	if (job->cdc_prefix[0] != '\0' && job->cdc_prefix[strlen(job->cdc_prefix) - 1] != '/')
 		job->cdc_prefix = psprintf("%s/", job->cdc_prefix);

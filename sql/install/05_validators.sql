@@ -35,6 +35,14 @@ LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION dms_stream.json_document(jsonb, text) IS
 'a JSON string holding a JSON object or array (as the DMS API returns TableMappings and ReplicationTaskSettings) as the document it holds; other values unchanged';
 
+CREATE FUNCTION dms_stream.check_s3_key_part(setting text, value text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'dms_check_s3_key_part'
+LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+
+COMMENT ON FUNCTION dms_stream.check_s3_key_part(text, text) IS
+'true if value can be part of an S3 key (no "." or ".." segment, no empty segment or leading "/", no control character); error naming setting otherwise';
+
 CREATE FUNCTION dms_stream.check_task_settings(settings jsonb)
 RETURNS boolean
 AS 'MODULE_PATHNAME', 'dms_check_task_settings'

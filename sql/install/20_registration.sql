@@ -530,6 +530,10 @@ BEGIN
 				  DETAIL = format('Controller row "%s".', NEW.target_table_name),
 				  HINT = 'Write the key prefix inside the target bucket without a leading slash, e.g. "etl/raw".';
 	END IF;
+	-- the folder is [BucketFolder/]output_s3_prefix/source_schema/target_table_name/
+	PERFORM dms_stream.check_s3_key_part('target_table_name', NEW.target_table_name),
+			dms_stream.check_s3_key_part('output_s3_prefix', NEW.output_s3_prefix),
+			dms_stream.check_s3_key_part('source_schema', NEW.source_schema);
 	IF NEW.filter_operator IN ('between', 'notbetween') THEN
 		IF NEW.start_value IS NULL OR NEW.end_value IS NULL THEN
 			RAISE EXCEPTION 'filter_operator "%" needs start_value and end_value', NEW.filter_operator

@@ -21,6 +21,7 @@ GRANT DELETE ON dms_stream.apply_exceptions TO dms_stream_admin;
 -- Validators are harmless and useful to everybody.
 GRANT EXECUTE ON FUNCTION dms_stream.check_identifier(text, text),
 	dms_stream.check_endpoint_settings(text, text, jsonb),
+	dms_stream.check_s3_key_part(text, text),
 	dms_stream.check_task_settings(jsonb),
 	dms_stream.check_table_mappings(jsonb),
 	dms_stream.parse_external_table_definition(text),
