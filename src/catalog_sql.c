@@ -205,7 +205,8 @@ dms_json_document(PG_FUNCTION_ARGS)
 /*
  * dms_settings_without_effect
  *		settings_without_effect(engine, endpoint_type, settings): the keys of
- *		valid endpoint settings that are accepted without effect, and why.
+ *		valid endpoint settings that are accepted without effect, and why;
+ *		settings_without_effect(task_settings): the same for task settings.
  */
 Datum
 dms_settings_without_effect(PG_FUNCTION_ARGS)
@@ -215,9 +216,12 @@ dms_settings_without_effect(PG_FUNCTION_ARGS)
 	ListCell   *lc;
 
 	InitMaterializedSRF(fcinfo, 0);
-	list = endpoint_settings_no_effect(text_to_cstring(PG_GETARG_TEXT_PP(0)),
-									   text_to_cstring(PG_GETARG_TEXT_PP(1)),
-									   PG_GETARG_JSONB_P(2));
+	if (PG_NARGS() == 1)
+		list = task_settings_no_effect(PG_GETARG_JSONB_P(0));
+	else
+		list = endpoint_settings_no_effect(text_to_cstring(PG_GETARG_TEXT_PP(0)),
+										   text_to_cstring(PG_GETARG_TEXT_PP(1)),
+										   PG_GETARG_JSONB_P(2));
 	foreach(lc, list)
 	{
 		SettingNoEffect *item = lfirst(lc);

@@ -77,6 +77,9 @@ extern List *endpoint_settings_no_effect(const char *engine, const char *endpoin
 /* Validate DMS task settings JSON. */
 extern void task_settings_validate(Jsonb *settings);
 
+/* The keys of valid task settings accepted without effect (SettingNoEffect *). */
+extern List *task_settings_no_effect(Jsonb *settings);
+
 /* Validate DMS table mappings JSON. */
 extern void table_mappings_validate(Jsonb *mappings);
 

@@ -27,6 +27,15 @@ LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION dms_stream.settings_without_effect(text, text, jsonb) IS
 'the keys of valid endpoint settings that DMS documents and dms_stream accepts but that change nothing for this engine and endpoint type, and why';
 
+CREATE FUNCTION dms_stream.settings_without_effect(task_settings jsonb,
+	OUT key text, OUT reason text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'dms_settings_without_effect'
+LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+
+COMMENT ON FUNCTION dms_stream.settings_without_effect(jsonb) IS
+'the keys of valid DMS task settings that dms_stream accepts but that change nothing here (Section.Key), and why';
+
 CREATE FUNCTION dms_stream.json_document(doc jsonb, what text DEFAULT 'document')
 RETURNS jsonb
 AS 'MODULE_PATHNAME', 'dms_json_document'

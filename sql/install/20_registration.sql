@@ -105,6 +105,14 @@ SELECT e.endpoint_name, e.engine, e.endpoint_type, s.key, s.reason
 COMMENT ON VIEW dms_stream.endpoint_settings_without_effect IS
 'per endpoint, the settings keys DMS documents that dms_stream accepted but that change nothing here, and why';
 
+CREATE VIEW dms_stream.task_settings_without_effect AS
+SELECT t.task_name, s.key, s.reason
+  FROM dms_stream.task t,
+	   LATERAL dms_stream.settings_without_effect(t.task_settings) s;
+
+COMMENT ON VIEW dms_stream.task_settings_without_effect IS
+'per task, the task settings keys DMS documents that dms_stream accepted but that change nothing here (Section.Key), and why';
+
 -- Normalise S3Settings.ExternalTableDefinition into external_table/_column.
 CREATE FUNCTION dms_stream.endpoint_sync_external_tables()
 RETURNS trigger
@@ -401,6 +409,39 @@ $$;
 CREATE TRIGGER task_guard BEFORE INSERT OR UPDATE ON dms_stream.task
 	FOR EACH ROW EXECUTE FUNCTION dms_stream.task_guard();
 
+-- One NOTICE naming the task settings keys accepted without effect.
+CREATE FUNCTION dms_stream.notice_task_settings(task_name text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	n integer;
+	keys text;
+	why text;
+BEGIN
+	SELECT count(*), string_agg(s.key, ', ' ORDER BY s.ord)
+	  INTO n, keys
+	  FROM dms_stream.task t,
+		   dms_stream.settings_without_effect(t.task_settings) WITH ORDINALITY AS s(key, reason, ord)
+	 WHERE t.task_name = notice_task_settings.task_name;
+	IF n = 0 THEN
+		RETURN;
+	END IF;
+	SELECT string_agg(r.keys || ': ' || r.reason || '.', E'\n' ORDER BY r.first)
+	  INTO why
+	  FROM (SELECT s.reason, string_agg(s.key, ', ') AS keys, min(s.ord) AS first
+			  FROM dms_stream.task t,
+				   dms_stream.settings_without_effect(t.task_settings) WITH ORDINALITY AS s(key, reason, ord)
+			 WHERE t.task_name = notice_task_settings.task_name
+			 GROUP BY s.reason) r;
+	RAISE NOTICE 'task settings: % key% accepted without effect here: %', n,
+		CASE WHEN n = 1 THEN '' ELSE 's' END, keys
+		USING DETAIL = why,
+			  HINT = 'They are kept as given; dms_stream.task_settings_without_effect lists them per task.';
+END
+$$;
+
 CREATE FUNCTION dms_stream.create_task(
 	task_name text,
 	source_endpoint text,
@@ -426,6 +467,7 @@ BEGIN
 	VALUES (create_task.task_name, create_task.source_endpoint, create_task.target_endpoint,
 			create_task.migration_type, create_task.table_mappings,
 			coalesce(create_task.task_settings, '{}'));
+	PERFORM dms_stream.notice_task_settings(create_task.task_name);
 END
 $$;
 
@@ -467,6 +509,9 @@ BEGIN
 		   table_mappings = coalesce(modify_task.table_mappings, t.table_mappings),
 		   task_settings = coalesce(modify_task.task_settings, t.task_settings)
 	 WHERE t.task_name = modify_task.task_name;
+	IF modify_task.task_settings IS NOT NULL THEN
+		PERFORM dms_stream.notice_task_settings(modify_task.task_name);
+	END IF;
 END
 $$;
 

@@ -9,7 +9,8 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA dms_stream FROM PUBLIC;
 
 GRANT SELECT ON dms_stream.endpoint, dms_stream.external_table, dms_stream.external_column,
 	dms_stream.task, dms_stream.delta_load_controller, dms_stream.table_statistics,
-	dms_stream.run_history, dms_stream.endpoint_settings_without_effect
+	dms_stream.run_history, dms_stream.endpoint_settings_without_effect,
+	dms_stream.task_settings_without_effect
 	TO PUBLIC;
 
 GRANT SELECT ON ALL TABLES IN SCHEMA dms_stream TO dms_stream_admin;
@@ -26,6 +27,7 @@ GRANT EXECUTE ON FUNCTION dms_stream.check_identifier(text, text),
 	dms_stream.check_table_mappings(jsonb),
 	dms_stream.parse_external_table_definition(text),
 	dms_stream.settings_without_effect(text, text, jsonb),
+	dms_stream.settings_without_effect(jsonb),
 	dms_stream.json_document(jsonb, text)
 	TO PUBLIC;
 
