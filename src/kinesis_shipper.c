@@ -305,14 +305,10 @@ shipper_raise(KinesisShipper *s)
 	if (message == NULL)
 	{
 		shipper_wait_for_signal();
-		if (terminated)
-			ereport(ERROR,
-					(errcode(ERRCODE_ADMIN_SHUTDOWN),
-					 errmsg("the shipping process of task \"%s\" was terminated", task_name),
-					 errdetail("The task runs again; records it had not acknowledged are sent again.")));
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
 				 errmsg("the shipping process of task \"%s\" exited", task_name),
+				 terminated ? errdetail("It was terminated (SIGTERM); records it had not acknowledged will be sent again when the task resumes.") :
 				 errdetail("Records it had not acknowledged will be sent again when the task resumes."),
 				 errhint("See the server log for why it exited.")));
 	}

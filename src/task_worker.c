@@ -419,39 +419,6 @@ task_worker_finish(int64 run_id, const S3SourceJobResult *result, const char *er
 }
 
 /*
- * task_worker_end_run
- *		The run ended by error but the task is to go on (its shipping process
- *		was terminated): record the run as failed and leave the task running;
- *		the launcher starts it again and it resumes from its checkpoints.
- */
-static void
-task_worker_end_run(int64 run_id, const S3SourceJobResult *result, const char *error)
-{
-	const char *params[3];
-	char		run[32];
-	char		rows[32];
-
-	snprintf(run, sizeof(run), INT64_FORMAT, run_id);
-	snprintf(rows, sizeof(rows), INT64_FORMAT, result->rows_sent);
-	params[0] = run;
-	params[1] = error;
-	params[2] = rows;
-
-	worker_xact_begin();
-	worker_exec("UPDATE dms_stream.run_history"
-					 "   SET status = 'failed', finished_at = now(), message = $2,"
-					 "       rows_processed = $3::bigint"
-					 " WHERE run_id = $1::bigint",
-					 3, params, SPI_OK_UPDATE);
-	params[0] = task_name;
-	worker_exec("UPDATE dms_stream.task_progress"
-					 "   SET worker_pid = NULL, updated_at = now(), phase = 'restarting'"
-					 " WHERE task_name = $1",
-					 1, params, SPI_OK_UPDATE);
-	worker_xact_end(NULL);
-}
-
-/*
  * task_worker_exit_log
  *		before_shmem_exit callback: after a SIGTERM (stop_task, a server
  *		shutdown), say in one LOG line that the task stopped as asked.
@@ -548,12 +515,6 @@ task_worker_main(Datum main_arg)
 		ereport(LOG,
 				(errmsg("dms_stream task \"%s\" failed: %s", task_name, error),
 				 edata->hint ? errhint("%s", edata->hint) : 0));
-		if (edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN)
-		{
-			/* its shipping process was terminated: run again */
-			task_worker_end_run(run_id, &result, error);
-			proc_exit(0);
-		}
 	}
 	PG_END_TRY();
 
