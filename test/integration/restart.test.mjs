@@ -16,6 +16,13 @@
 // id and data), and stop_task ends each run 'stopped' ("stopped by
 // dms_stream.stop_task()") with one LOG line and no FATAL line.
 //
+// Delta extracts (run by SQL or pg_cron, no worker): an extract cut by a
+// fast or an immediate restart in the middle of its upload leaves its
+// controller row as it was before the run (watermark and file number
+// unmoved, last_status 'running' of a session that is gone), and the next
+// run takes it over: it succeeds, removes the cut run's files and writes
+// the same files a run without the restart would have.
+//
 // The crash guard: three crashes of a task's own worker without progress
 // stop the task (a run row says why) but server restarts do not count, and
 // start_task() runs it again.
@@ -24,12 +31,13 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  env, psqlTry, createStream, uniqueName, waitFor, sleep, streamRecords,
+  env, psqlTry, proxy, createBucket, createStream, listS3Keys, uniqueName, waitFor, sleep, streamRecords,
 } from '../lib/bed.mjs';
+import { readParquetRows } from '../lib/delta.mjs';
 import { lit, sql, one, seedRow, SEED_ETD, SEED_MAPPINGS, createS3Task } from '../lib/tasks.mjs';
 
 const SERVER = ['stopped', 'server restarted'];
@@ -39,6 +47,7 @@ const STOPPED = ['stopped', 'stopped by dms_stream.stop_task()'];
 
 const tasks = [];
 const endpoints = [];
+const s3p = proxy('s3');
 
 /** pg_ctl as the postgres user (as test/bed/lib.sh runs it). */
 function pgCtl(args) {
@@ -354,4 +363,66 @@ test('crash guard: only own crashes without progress count; start_task recovers 
   await sleep(1500);
   assert.equal(await statusOf(), 'running running');
   assert.deepEqual((await runs(task)).slice(-1), [['running', '']]);
+});
+
+test('delta extract cut by a fast or an immediate restart: consistent controller row, the next run succeeds', async () => {
+  const bucket = await createBucket(uniqueName('rstd'));
+  const ep = uniqueName('rstlake');
+  const schema = uniqueName('rstd').replace(/-/g, '_');
+  await sql(`SELECT dms_stream.create_endpoint(${lit(ep)}, 's3', 'target',
+      ${lit(JSON.stringify({ BucketName: bucket, BucketFolder: 'lake/', DataFormat: 'parquet' }))}, ${lit(env.S3_PROXY_URL)});
+    CREATE SCHEMA ${schema};`);
+  const controller = async (target) => one(`SELECT last_status || ' ' || coalesce(watermark, '<null>') || ' ' || next_file_number
+    FROM dms_stream.delta_load_controller WHERE target_table_name = ${lit(target)}`);
+  try {
+    for (const mode of ['fast', 'immediate']) {
+      const target = `${schema}_${mode}`;
+      const table = `src_${mode}`;
+      // (The bed runs with synchronous_commit off: what comes just before an
+      // immediate stop must be on disk.)
+      await sql(`SET synchronous_commit = on;
+        CREATE TABLE ${schema}.${table} (id int PRIMARY KEY, v text);
+        INSERT INTO ${schema}.${table} SELECT g, 'v' || g FROM generate_series(1, 600) g;
+        INSERT INTO dms_stream.delta_load_controller
+          (target_table_name, source_schema, source_table, filter_column, filter_operator, start_value,
+           output_s3_prefix, target_endpoint, replication_task_settings)
+        VALUES (${lit(target)}, ${lit(schema)}, ${lit(table)}, 'id', 'gte', '1', 'x', ${lit(ep)},
+          ${lit(JSON.stringify({ DeltaLoadSettings: { MaxFileRows: 200 } }))});`);
+      const folder = `lake/x/${schema}/${target}/`;
+      // The third file's upload hangs: the restart comes in the middle of the run.
+      await s3p.setFaults({ hang: true, match: { method: '^PUT$', path: `${folder}LOAD00000003` } });
+      const run = new Promise((resolve) => {
+        const child = spawn('psql', ['-X', '-q', '-c', 'SET synchronous_commit = on', '-c', `CALL dms_stream.run_delta_load(${lit(target)})`],
+          { env: process.env, stdio: 'ignore' });
+        child.on('close', resolve);
+      });
+      try {
+        await waitFor(() => listS3Keys(bucket, folder).length === 2, { timeoutMs: 60000, what: 'two files uploaded' });
+        pgRestart(mode);
+      } finally {
+        await s3p.setFaults({});
+      }
+      await run;
+      assert.equal(await controller(target), 'running <null> 1', `${mode}: the controller row is as before the run`);
+      assert.deepEqual(await sql(`SELECT status FROM dms_stream.run_history
+        WHERE run_kind = 'delta' AND target_table_name = ${lit(target)}`), [['running']]);
+
+      await sql(`DELETE FROM ${schema}.${table} WHERE id > 300`);
+      const r = await psqlTry(`CALL dms_stream.run_delta_load(${lit(target)})`);
+      assert.ok(r.ok, r.error);
+      assert.equal(await controller(target), 'succeeded 300 3', `${mode}: the next run succeeded`);
+      const h = await sql(`SELECT status, coalesce(message, '') FROM dms_stream.run_history
+        WHERE run_kind = 'delta' AND target_table_name = ${lit(target)} ORDER BY run_id`);
+      assert.deepEqual(h.map((x) => x[0]), ['failed', 'succeeded']);
+      assert.match(h[0][1], /abandoned/);
+      const keys = listS3Keys(bucket, folder);
+      assert.deepEqual(keys, [`${folder}LOAD00000001.parquet`, `${folder}LOAD00000002.parquet`]);
+      const back = await readParquetRows(keys.map((k) => path.join(env.S3RVER_DIR, bucket, `${k}._S3rver_object`)), { orderBy: 'id' });
+      assert.deepEqual(back.map((x) => x.id), Array.from({ length: 300 }, (_, i) => i + 1));
+    }
+  } finally {
+    await s3p.setFaults({});
+    await psqlTry(`DELETE FROM dms_stream.delta_load_controller WHERE target_endpoint = ${lit(ep)};
+      SELECT dms_stream.drop_endpoint(${lit(ep)}); DROP SCHEMA ${schema} CASCADE;`);
+  }
 });
