@@ -16,12 +16,12 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "common/file_perm.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
-#include "common/file_perm.h"
 #include "storage/fd.h"
 #include "storage/ipc.h"
 #include "tcop/tcopprot.h"
