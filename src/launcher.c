@@ -49,6 +49,7 @@
 #include "dms_stream.h"
 #include "launcher.h"
 #include "pg_slot.h"
+#include "task_worker.h"
 
 /* A worker slot in shared memory. */
 typedef struct LauncherSlot
@@ -580,13 +581,16 @@ launcher_exec(const char *sql, const char *param, int expected)
 /*
  * launcher_recover_runs
  *		Once per server start: runs left 'running' by the previous server
- *		life failed; their tasks resume from their checkpoints.
+ *		life failed when one of their processes crashed (its marker is left,
+ *		see task_worker.h), else they were stopped by the restart; their
+ *		tasks resume from their checkpoints.
  */
 static void
 launcher_recover_runs(void)
 {
+	task_worker_recover_runs();
 	launcher_exec("UPDATE dms_stream.run_history"
-				  "   SET status = 'failed', finished_at = now(),"
+				  "   SET status = 'stopped', finished_at = now(),"
 				  "       message = 'server restarted'"
 				  " WHERE run_kind = 'task' AND status = 'running'",
 				  NULL, SPI_OK_UPDATE);
@@ -612,8 +616,8 @@ launcher_mark_stopped(const char *task_name)
 				  "   AND status IN ('starting', 'running', 'stopping')",
 				  task_name, SPI_OK_UPDATE);
 	launcher_exec("UPDATE dms_stream.run_history"
-				  "   SET status = 'failed', finished_at = now(),"
-				  "       message = 'stopped by dms_stream.stop_task() before the end'"
+				  "   SET status = 'stopped', finished_at = now(),"
+				  "       message = 'stopped by dms_stream.stop_task()'"
 				  " WHERE run_kind = 'task' AND task_name = $1 AND status = 'running'",
 				  task_name, SPI_OK_UPDATE);
 	launcher_exec("UPDATE dms_stream.task_progress"

@@ -219,7 +219,7 @@ CREATE TABLE dms_stream.run_history (
 	started_at			timestamptz NOT NULL DEFAULT now(),
 	finished_at			timestamptz,
 	status				text NOT NULL DEFAULT 'running'
-		CHECK (status IN ('running', 'succeeded', 'failed')),
+		CHECK (status IN ('running', 'succeeded', 'failed', 'stopped')),
 	rows_processed		bigint NOT NULL DEFAULT 0,
 	bytes_written		bigint NOT NULL DEFAULT 0,
 	files_written		integer NOT NULL DEFAULT 0,
