@@ -34,7 +34,40 @@ VALUES ('x', 'public', 't', 'id', 'notnull', 'p', 's3');
 SELECT dms_stream.aws_sigv4_sign('GET', 'http://127.0.0.1/', '{}', NULL, 's3', 'us-east-1', 'AKID', 'SECRET');
 -- Validators are open to everybody.
 SELECT dms_stream.check_task_settings('{}');
+
+-- Diagnostics that reach any URL (instance metadata too) are superuser only.
+SELECT status FROM dms_stream.http_request('GET', 'http://127.0.0.1:1/');
+SET dms_stream.csv_max_record_size = '1kB';
 RESET ROLE;
+
+-- The admin: keys that break the table's checks are refused without echoing
+-- the row; URLs with a password are refused; superuser-only functions and
+-- settings stay closed.
+SET ROLE regress_dms_admin;
+SELECT dms_stream.set_endpoint_credentials('kin', 'AK-ID!', 'wJalrXUtnFEMI/secret-in-the-row');
+SELECT dms_stream.set_endpoint_credentials('kin', 'AKIDEXAMPLE', repeat('x', 1025));
+INSERT INTO dms_stream.endpoint_credential (endpoint_name, access_key_id, secret_access_key)
+VALUES ('s3', 'AKIDEXAMPLE', NULL);
+SELECT dms_stream.create_endpoint('kin3', 'kinesis', 'target', '{"StreamName": "s"}', 'http://user:hunter2@127.0.0.1:4567');
+SELECT dms_stream.alter_endpoint('kin', endpoint_url => 'https://AKID:secret@kinesis.example.com');
+SELECT status FROM dms_stream.http_request('GET', 'http://127.0.0.1:1/');
+SELECT * FROM dms_stream.http_request_many('[]');
+SELECT * FROM dms_stream.s3_put_generated_object('s3', 'k', 1);
+SELECT * FROM dms_stream.s3_object_checksum('s3', 'k');
+SELECT * FROM dms_stream.s3_copy_object_streamed('s3', 'k', 'k2');
+SET dms_stream.csv_max_record_size = '1kB';
+SET dms_stream.http_max_retries = 0;
+RESET ROLE;
+
+-- What each role may read in the schema (the README's Privileges section).
+SELECT c.relname,
+	   has_table_privilege('regress_dms_reader', c.oid, 'SELECT') AS everybody,
+	   has_table_privilege('regress_dms_admin', c.oid, 'SELECT') AS admin
+  FROM pg_class c
+ WHERE c.relnamespace = 'dms_stream'::regnamespace AND c.relkind IN ('r', 'v')
+ ORDER BY 1;
+-- Each setting's context, as the README's Settings table gives it.
+SELECT name, context FROM pg_settings WHERE name LIKE 'dms_stream.%' ORDER BY 1;
 
 -- Nothing the reader tried changed anything.
 SELECT endpoint_name, settings FROM dms_stream.endpoint ORDER BY 1;

@@ -128,7 +128,7 @@ csv_define_settings(void)
 							CSV_DEFAULT_MAX_RECORD_BYTES,
 							CSV_MIN_MAX_RECORD_BYTES,
 							CSV_MAX_MAX_RECORD_BYTES,
-							PGC_USERSET,
+							PGC_SUSET,
 							GUC_UNIT_BYTE,
 							NULL, NULL, NULL);
 }

@@ -43,6 +43,7 @@
 #include "utils/timestamp.h"
 
 #include "delta_load.h"
+#include "error_public.h"
 #include "endpoint.h"
 #include "parquet.h"
 #include "s3.h"
@@ -1062,28 +1063,17 @@ step_remove_uploaded(DeltaRun *run)
 }
 
 /*
- * error_text
- *		An error's message, with its detail in parentheses when there is
- *		one; palloc'd.
- */
-static char *
-error_text(ErrorData *e)
-{
-	if (e->detail)
-		return psprintf("%s (%s)", e->message, e->detail);
-	return pstrdup(e->message);
-}
-
-/*
  * step_record_failure
- *		Status, error, history and NOTIFY of a failed run.
+ *		Status, error, history and NOTIFY of a failed run.  Those are
+ *		readable by every role: an error quoting values is stored there
+ *		without them, and in full in apply_exceptions (error_public.h).
  */
 static void
 step_record_failure(DeltaRun *run)
 {
 	Oid			types[4] = {TEXTOID, TEXTOID, INT8OID, TEXTOID};
 	Datum		values[4];
-	char	   *msg = error_text(run->error);
+	char	   *msg = error_public_text(run->error);
 
 	values[0] = CStringGetTextDatum(run->target);
 	values[1] = CStringGetTextDatum(psprintf("%s: %s", run->phase, msg));
@@ -1097,6 +1087,15 @@ step_record_failure(DeltaRun *run)
 			 "       details = $4::pg_catalog.jsonb"
 			 " WHERE run_id = $3",
 			 4, types, values, NULL, SPI_OK_UPDATE);
+	if (error_quotes_values(run->error))
+	{
+		values[1] = CStringGetTextDatum(psprintf("%s: [SQLSTATE %s] %s", run->phase,
+												 unpack_sql_state(run->error->sqlerrcode),
+												 error_full_text(run->error)));
+		spi_exec("INSERT INTO dms_stream.apply_exceptions (target_table_name, error_code, error)"
+				 " VALUES ($1, 'delta_failed', $2)",
+				 2, types, values, NULL, SPI_OK_INSERT);
+	}
 	notify(run_payload(run, "failed", msg));
 }
 

@@ -956,19 +956,54 @@ pj_check_lag(PgJob *job)
 }
 
 /*
+ * pj_heartbeat_check_table
+ *		The worker writes the heartbeat as a superuser: refuse a table it
+ *		would write as someone else's code (owned by a non-superuser, with
+ *		triggers or rules, row security, not a plain table).  Called with
+ *		the table locked, so no trigger can be added before the commit.
+ */
+static void
+pj_heartbeat_check_table(PgJob *job, const char *table)
+{
+	const char *params[1] = {table};
+	char	   *problem;
+
+	problem = worker_exec("SELECT pg_catalog.concat_ws('; ',"
+						  "   CASE WHEN NOT r.rolsuper THEN 'it is owned by ' || pg_catalog.quote_ident(r.rolname)"
+						  "        || ', who is not a superuser' END,"
+						  "   CASE WHEN c.relkind <> 'r' THEN 'it is not a plain table' END,"
+						  "   CASE WHEN c.relhastriggers THEN 'it has triggers' END,"
+						  "   CASE WHEN c.relhasrules THEN 'it has rules' END,"
+						  "   CASE WHEN c.relrowsecurity THEN 'it has row-level security' END)"
+						  "  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_roles r ON r.oid = c.relowner"
+						  " WHERE c.oid = $1::pg_catalog.regclass",
+						  1, params, SPI_OK_SELECT);
+	if (problem != NULL && problem[0] != '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("heartbeat table %s of task \"%s\" is not safe to write", table, job->task_name),
+				 errdetail("The task's worker writes the heartbeat as a superuser, and %s.", problem),
+				 errhint("Drop the table (the task creates it) or make a superuser its owner without triggers, rules or row security.")));
+}
+
+/*
  * pj_heartbeat
  *		Write WAL so that a quiet database still moves the slot: without
  *		HeartbeatSchema a non-transactional logical message; with it, as DMS
  *		does, a row of HeartbeatSchema.awsdms_heartbeat (created when
  *		missing; one row per slot) updated in a short transaction of its
- *		own.  A HeartbeatSchema that does not exist fails the task.
+ *		own.  A HeartbeatSchema that does not exist fails the task, and so
+ *		does one a non-superuser owns (the worker is a superuser: it runs no
+ *		DDL or DML where a user can put code), with search_path pinned.
  */
 static void
 pj_heartbeat(PgJob *job)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	const char *params[1] = {job->slot_name};
+	const char *schema_param[1] = {job->heartbeat_schema};
 	char	   *table;
+	char	   *owner_super;
 
 	if (job->heartbeat_schema == NULL)
 	{
@@ -976,23 +1011,43 @@ pj_heartbeat(PgJob *job)
 		return;
 	}
 	worker_xact_begin();
-	if (!OidIsValid(get_namespace_oid(job->heartbeat_schema, true)))
+	worker_exec("SET LOCAL search_path = pg_catalog, pg_temp", 0, NULL, SPI_OK_UTILITY);
+	/* pg_database_owner (owner of public) stands for the database's owner */
+	owner_super = worker_exec("SELECT r.rolsuper::text FROM pg_catalog.pg_namespace n"
+							  "  JOIN pg_catalog.pg_roles r ON r.oid = CASE"
+							  "       WHEN n.nspowner = 'pg_database_owner'::pg_catalog.regrole"
+							  "       THEN (SELECT d.datdba FROM pg_catalog.pg_database d"
+							  "              WHERE d.datname = pg_catalog.current_database())"
+							  "       ELSE n.nspowner END"
+							  " WHERE n.nspname = $1",
+							  1, schema_param, SPI_OK_SELECT);
+	if (owner_super == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_SCHEMA),
 				 errmsg("HeartbeatSchema \"%s\" of the source endpoint of task \"%s\" does not exist",
 						job->heartbeat_schema, job->task_name),
 				 errdetail("With HeartbeatEnable, the heartbeat is written to a table awsdms_heartbeat in that schema."),
 				 errhint("Create the schema, or remove HeartbeatSchema from the endpoint's settings (the heartbeat is then a logical message).")));
+	if (strcmp(owner_super, "true") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("HeartbeatSchema \"%s\" of the source endpoint of task \"%s\" is owned by a role that is not a superuser",
+						job->heartbeat_schema, job->task_name),
+				 errdetail("The task's worker writes the heartbeat as a superuser; the owner of the schema could make it run their code."),
+				 errhint("Use a schema a superuser owns, or remove HeartbeatSchema from the endpoint's settings (the heartbeat is then a logical message).")));
 	table = psprintf("%s.awsdms_heartbeat", quote_identifier(job->heartbeat_schema));
 	worker_exec(psprintf("CREATE TABLE IF NOT EXISTS %s"
-					 " (slot_name text PRIMARY KEY, heartbeat_timestamp timestamptz NOT NULL)",
-					 table),
-			0, NULL, SPI_OK_UTILITY);
-	worker_exec(psprintf("INSERT INTO %s AS h (slot_name, heartbeat_timestamp) VALUES ($1, now())"
-					 " ON CONFLICT (slot_name) DO UPDATE"
-					 "   SET heartbeat_timestamp = EXCLUDED.heartbeat_timestamp",
-					 table),
-			1, params, SPI_OK_INSERT);
+						 " (slot_name pg_catalog.text PRIMARY KEY,"
+						 "  heartbeat_timestamp pg_catalog.timestamptz NOT NULL)",
+						 table),
+				0, NULL, SPI_OK_UTILITY);
+	worker_exec(psprintf("LOCK TABLE %s IN ROW EXCLUSIVE MODE", table), 0, NULL, SPI_OK_UTILITY);
+	pj_heartbeat_check_table(job, table);
+	worker_exec(psprintf("INSERT INTO %s AS h (slot_name, heartbeat_timestamp) VALUES ($1, pg_catalog.now())"
+						 " ON CONFLICT (slot_name) DO UPDATE"
+						 "   SET heartbeat_timestamp = EXCLUDED.heartbeat_timestamp",
+						 table),
+				1, params, SPI_OK_INSERT);
 	worker_xact_end(cxt);
 }
 

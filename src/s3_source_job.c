@@ -822,12 +822,13 @@ job_reject(Job *job, JobTable *jt, int file, const CsvRecord *rec, int column,
 		if (policy == JOB_POLICY_STOP_TASK)
 		{
 			job_flush_to(job, jt, &at, "Table error");
+			/* the reason may quote the row: detail only (see error_public.h) */
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_EXCEPTION),
-					 errmsg("bad row in %s line %lld%s: %s",
+					 errmsg("bad row in %s line %lld%s (%s)",
 							job_file_uri(job, jt, file), (long long) rec->start.line,
-							column > 0 ? psprintf(" column %d", column) : "", reason),
-					 errdetail("%s is STOP_TASK, so the task stopped at this row.",
+							column > 0 ? psprintf(" column %d", column) : "", code),
+					 errdetail("%s. %s is STOP_TASK, so the task stopped at this row.", reason,
 							   truncation ? "DataTruncationErrorPolicy" : "DataErrorPolicy"),
 					 errhint("Correct the file and resume the task, or set the policy to LOG_ERROR.")));
 		}
@@ -1459,12 +1460,13 @@ job_cdc_reject(Job *job, JobTable *jt, const char *owner, const char *name,
 		kinesis_shipper_flush(job->shipper);
 		job_note_acks(job, NULL, 0);
 		job_cdc_checkpoint(job, &at, false);
+		/* the reason may quote the row: detail only (see error_public.h) */
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("bad row in %s line %lld%s: %s",
+				 errmsg("bad row in %s line %lld%s (%s)",
 						job_file_uri(job, cdc, cdc->file), (long long) rec->start.line,
-						column > 0 ? psprintf(" column %d", column) : "", reason),
-				 errdetail("%s is STOP_TASK, so the task stopped at this row.",
+						column > 0 ? psprintf(" column %d", column) : "", code),
+				 errdetail("%s. %s is STOP_TASK, so the task stopped at this row.", reason,
 						   truncation ? "DataTruncationErrorPolicy" : "DataErrorPolicy"),
 				 errhint("Correct the file and resume the task, or set the policy to LOG_ERROR.")));
 	}

@@ -31,6 +31,7 @@
 #include "utils/snapmgr.h"
 
 #include "dms_stream.h"
+#include "error_public.h"
 #include "kinesis_shipper.h"
 #include "launcher.h"
 #include "pg_source_job.h"
@@ -379,9 +380,13 @@ task_worker_begin(char *kind, size_t kind_size)
 /*
  * task_worker_finish
  *		The job ended: record the task as stopped (error == NULL) or failed.
+ *		error is the public text (error_public.h); full_error, when not
+ *		NULL, is the full text of an error that quotes values, kept in
+ *		apply_exceptions.
  */
 static void
-task_worker_finish(int64 run_id, const S3SourceJobResult *result, const char *error)
+task_worker_finish(int64 run_id, const S3SourceJobResult *result, const char *error,
+				   const char *full_error)
 {
 	const char *params[4];
 	char		run[32];
@@ -395,6 +400,14 @@ task_worker_finish(int64 run_id, const S3SourceJobResult *result, const char *er
 	params[3] = rows;
 
 	worker_xact_begin();
+	if (full_error != NULL)
+	{
+		const char *ex[2] = {task_name, full_error};
+
+		worker_exec("INSERT INTO dms_stream.apply_exceptions (task_name, error_code, error)"
+						 " VALUES ($1, 'task_failed', $2)",
+						 2, ex, SPI_OK_INSERT);
+	}
 	worker_exec("UPDATE dms_stream.run_history"
 					 "   SET status = CASE WHEN $3 IS NULL THEN 'succeeded' ELSE 'failed' END,"
 					 "       finished_at = now(), message = $3,"
@@ -446,6 +459,7 @@ task_worker_main(Datum main_arg)
 	int64		run_id;
 	S3SourceJobResult result;
 	char	   *volatile error = NULL;
+	char	   *volatile full_error = NULL;
 	MemoryContext job_cxt;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -507,18 +521,20 @@ task_worker_main(Datum main_arg)
 		if (got_sigterm)
 			proc_exit(0);
 
+		/* values of rows only in the log and apply_exceptions */
 		initStringInfo(&msg);
-		appendStringInfoString(&msg, edata->message);
-		if (edata->detail)
-			appendStringInfo(&msg, " (%s)", edata->detail);
-		error = msg.data;
+		appendStringInfo(&msg, "[SQLSTATE %s] %s", unpack_sql_state(edata->sqlerrcode),
+						 error_full_text(edata));
+		if (error_quotes_values(edata))
+			full_error = msg.data;
+		error = error_public_text(edata);
 		ereport(LOG,
-				(errmsg("dms_stream task \"%s\" failed: %s", task_name, error),
+				(errmsg("dms_stream task \"%s\" failed: %s", task_name, msg.data),
 				 edata->hint ? errhint("%s", edata->hint) : 0));
 	}
 	PG_END_TRY();
 
-	task_worker_finish(run_id, &result, error);
+	task_worker_finish(run_id, &result, error, full_error);
 	current_run_id = 0;
 	if (error == NULL)
 		dms_stream_log(LOG,

@@ -14,7 +14,7 @@ CREATE TABLE dms_stream.endpoint (
 		CONSTRAINT endpoint_type_valid CHECK (endpoint_type IN ('source', 'target')),
 	settings			jsonb NOT NULL DEFAULT '{}',
 	endpoint_url		text
-		CONSTRAINT endpoint_url_valid CHECK (endpoint_url ~ '^https?://[^/?#\s]+/?$'),
+		CONSTRAINT endpoint_url_valid CHECK (endpoint_url ~ '^https?://[^/?#\s@]+/?$'),
 	region				text
 		CONSTRAINT endpoint_region_valid CHECK (region ~ '^[a-z]{2}(-[a-z]+)+-[0-9]+$'),
 	s3_addressing_style text NOT NULL DEFAULT 'auto'

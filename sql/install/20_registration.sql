@@ -26,6 +26,40 @@ CREATE TRIGGER delta_touch BEFORE UPDATE ON dms_stream.delta_load_controller
 CREATE TRIGGER credential_touch BEFORE UPDATE ON dms_stream.endpoint_credential
 	FOR EACH ROW EXECUTE FUNCTION dms_stream.touch_updated_at();
 
+-- Credentials: clear messages that never quote the row (a CHECK constraint's
+-- "Failing row contains (...)" would print the secret); the constraints stay
+-- as a backstop, BEFORE triggers run first.
+CREATE FUNCTION dms_stream.credential_check()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF NEW.access_key_id IS NULL OR NEW.secret_access_key IS NULL THEN
+		RAISE EXCEPTION 'access_key_id and secret_access_key of endpoint "%" must both be given', NEW.endpoint_name
+			USING ERRCODE = 'null_value_not_allowed',
+				  HINT = 'Give both, or remove the endpoint''s keys with set_endpoint_credentials(endpoint, NULL, NULL).';
+	END IF;
+	IF NEW.access_key_id !~ '^[A-Za-z0-9]{3,128}$' THEN
+		RAISE EXCEPTION 'invalid access_key_id for endpoint "%"', NEW.endpoint_name
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('An access key id is 3 to 128 letters and digits; this one has %s characters%s.',
+								  length(NEW.access_key_id),
+								  CASE WHEN NEW.access_key_id ~ '[^A-Za-z0-9]' THEN ', not all letters or digits' ELSE '' END),
+				  HINT = 'Check that the access key id and the secret access key are not swapped.';
+	END IF;
+	IF length(NEW.secret_access_key) NOT BETWEEN 1 AND 1024 THEN
+		RAISE EXCEPTION 'invalid secret_access_key for endpoint "%"', NEW.endpoint_name
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('A secret access key has 1 to 1024 characters; this one has %s.', length(NEW.secret_access_key));
+	END IF;
+	RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER credential_check BEFORE INSERT OR UPDATE ON dms_stream.endpoint_credential
+	FOR EACH ROW EXECUTE FUNCTION dms_stream.credential_check();
+
 -- Endpoints ----------------------------------------------------------------
 
 -- Clear messages for the simple columns (CHECK constraints stay as a backstop;
@@ -46,6 +80,13 @@ BEGIN
 		RAISE EXCEPTION 'unknown endpoint type "%" for endpoint "%"', NEW.endpoint_type, NEW.endpoint_name
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Valid endpoint types are: source, target.';
+	END IF;
+	-- Checked first, and the URL is not quoted: it holds a password.
+	IF NEW.endpoint_url ~ '^[A-Za-z]+://[^/?#]*@' THEN
+		RAISE EXCEPTION 'the endpoint URL of endpoint "%" contains a user name or password', NEW.endpoint_name
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'dms_stream.endpoint is readable by every role, and requests are signed with AWS keys, not with a user and password in the URL.',
+				  HINT = 'Remove "user:password@" from the URL and store the keys with dms_stream.set_endpoint_credentials().';
 	END IF;
 	IF NEW.endpoint_url IS NOT NULL AND NEW.endpoint_url !~ '^https?://[^/?#\s]+/?$' THEN
 		RAISE EXCEPTION 'invalid endpoint URL "%" for endpoint "%"', NEW.endpoint_url, NEW.endpoint_name

@@ -64,7 +64,9 @@ GRANT EXECUTE ON FUNCTION dms_stream.aws_uri_encode(text, boolean) TO dms_stream
 
 -- HTTP diagnostics (src/http.c): run requests through dms_stream's HTTP layer
 -- (libcurl multi, SigV4, retries with backoff, AWS error parsing).  Signed when
--- access_key_id is given.  Admin only: they reach any URL from the server.
+-- access_key_id is given.  Superuser only: they reach any URL from the
+-- server, the instance metadata service (http://169.254.169.254/) too, and so
+-- the keys of the instance's role; dms_stream_admin is not granted them.
 
 CREATE FUNCTION dms_stream.http_request(
 	method text,
@@ -95,7 +97,7 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION dms_stream.http_request(text, text, jsonb, bytea, text, text, text, text, text, integer, integer, boolean) IS
 'Run one HTTP request through dms_stream''s HTTP layer (retries, timeouts, SigV4 when access_key_id is given). '
-'status 0 means no answer (see transport_error). raise_error => true raises the error dms_stream would. Admin only.';
+'status 0 means no answer (see transport_error). raise_error => true raises the error dms_stream would. Superuser only (it reaches instance metadata).';
 
 CREATE FUNCTION dms_stream.http_request_many(
 	requests jsonb,
@@ -119,9 +121,7 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION dms_stream.http_request_many(jsonb, text, text, text) IS
 'Run an array of requests [{"method", "url", "headers", "body", "service", "region", "timeout_ms", '
-'"connect_timeout_ms", "max_retries"}] concurrently through dms_stream''s HTTP layer; one row per request. Admin only.';
+'"connect_timeout_ms", "max_retries"}] concurrently through dms_stream''s HTTP layer; one row per request. Superuser only (it reaches instance metadata).';
 
 REVOKE ALL ON FUNCTION dms_stream.http_request(text, text, jsonb, bytea, text, text, text, text, text, integer, integer, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION dms_stream.http_request_many(jsonb, text, text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION dms_stream.http_request(text, text, jsonb, bytea, text, text, text, text, text, integer, integer, boolean) TO dms_stream_admin;
-GRANT EXECUTE ON FUNCTION dms_stream.http_request_many(jsonb, text, text, text) TO dms_stream_admin;

@@ -13,7 +13,8 @@
 -- the full object keys.
 --
 -- Admin only: they use the endpoint's credentials and reach any object of the
--- bucket.
+-- bucket.  s3_object_checksum, s3_copy_object_streamed and
+-- s3_put_generated_object are test and measuring helpers: superuser only.
 
 CREATE FUNCTION dms_stream.s3_list_objects(
 	endpoint_name text,
@@ -90,7 +91,8 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION dms_stream.s3_object_checksum(text, text, bigint) IS
 'Read an object of any size with the streaming reader (ranged GETs of chunk_bytes, two at a time, '
 'memory bounded by a few chunks) and return its size, SHA-256 (hex), the GET requests made and its ETag. '
-'Fails if the object changes while it is read. Compare with sha256sum of a copy to check an object. Admin only.';
+'Fails if the object changes while it is read. Compare with sha256sum of a copy to check an object. '
+'Superuser only: a test and measuring helper of the streaming reader, not part of the product API.';
 
 CREATE FUNCTION dms_stream.s3_copy_object_streamed(
 	endpoint_name text,
@@ -108,7 +110,8 @@ COMMENT ON FUNCTION dms_stream.s3_copy_object_streamed(text, text, text, bigint,
 'feeds the multipart writer (parts of part_size_bytes, at least 5 MiB, four uploaded at a time; a single '
 'PutObject when it fits in one part). target_endpoint_name copies to another S3 endpoint (default: the same). '
 'Returns bytes, parts (1 = single PutObject), SHA-256 of the bytes copied and the new ETag. '
-'A failed copy aborts its multipart upload. Keys are relative to each endpoint''s BucketFolder. Admin only.';
+'A failed copy aborts its multipart upload. Keys are relative to each endpoint''s BucketFolder. '
+'Superuser only: a test and measuring helper of the reader and the multipart writer, not part of the product API.';
 
 CREATE FUNCTION dms_stream.s3_put_generated_object(
 	endpoint_name text,
@@ -123,7 +126,8 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION dms_stream.s3_put_generated_object(text, text, bigint, bigint, bigint) IS
 'Write an object of size_bytes pseudo-random bytes (deterministic for a seed) with the multipart writer, '
 'to test an endpoint''s write path, permissions and throughput without a large bytea. Returns bytes, parts '
-'(1 = single PutObject), SHA-256 of the bytes written and the ETag. key is relative to BucketFolder. Admin only.';
+'(1 = single PutObject), SHA-256 of the bytes written and the ETag. key is relative to BucketFolder. '
+'Superuser only: a test and measuring helper of the multipart writer, not part of the product API.';
 
 CREATE FUNCTION dms_stream.s3_object_url(
 	endpoint_name text,
@@ -150,7 +154,4 @@ GRANT EXECUTE ON FUNCTION dms_stream.s3_head_object(text, text) TO dms_stream_ad
 GRANT EXECUTE ON FUNCTION dms_stream.s3_get_object(text, text, bigint, bigint) TO dms_stream_admin;
 GRANT EXECUTE ON FUNCTION dms_stream.s3_put_object(text, text, bytea, text) TO dms_stream_admin;
 GRANT EXECUTE ON FUNCTION dms_stream.s3_delete_object(text, text) TO dms_stream_admin;
-GRANT EXECUTE ON FUNCTION dms_stream.s3_object_checksum(text, text, bigint) TO dms_stream_admin;
-GRANT EXECUTE ON FUNCTION dms_stream.s3_copy_object_streamed(text, text, text, bigint, bigint, text) TO dms_stream_admin;
-GRANT EXECUTE ON FUNCTION dms_stream.s3_put_generated_object(text, text, bigint, bigint, bigint) TO dms_stream_admin;
 GRANT EXECUTE ON FUNCTION dms_stream.s3_object_url(text, text) TO dms_stream_admin;

@@ -33,7 +33,7 @@ GRANT EXECUTE ON FUNCTION dms_stream.check_identifier(text, text),
 
 -- Trigger functions run as part of the admin's own statements.
 GRANT EXECUTE ON FUNCTION dms_stream.touch_updated_at(), dms_stream.endpoint_guard(),
-	dms_stream.endpoint_check(),
+	dms_stream.endpoint_check(), dms_stream.credential_check(),
 	dms_stream.endpoint_sync_external_tables(), dms_stream.task_guard(),
 	dms_stream.delta_load_guard(), dms_stream.require_endpoint(text),
 	dms_stream.require_task(text), dms_stream.check_slot_name_use(text, text, text)
@@ -76,3 +76,6 @@ GRANT EXECUTE ON PROCEDURE dms_stream.run_delta_load(text), dms_stream.run_delta
 GRANT EXECUTE ON FUNCTION dms_stream.delta_load_query(text) TO dms_stream_admin;
 GRANT INSERT, UPDATE ON dms_stream.run_history TO dms_stream_admin;
 GRANT USAGE ON SEQUENCE dms_stream.run_history_run_id_seq TO dms_stream_admin;
+-- A failed run whose error quotes row values keeps the full error there.
+GRANT INSERT ON dms_stream.apply_exceptions TO dms_stream_admin;
+GRANT USAGE ON SEQUENCE dms_stream.apply_exceptions_exception_id_seq TO dms_stream_admin;
