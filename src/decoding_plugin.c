@@ -845,7 +845,6 @@ dp_begin(LogicalDecodingContext *ctx, ReorderBufferTXN *txn)
 	pc->ordinal = 0;
 	pc->controls = 0;
 	pc->emitted = 0;
-	pc->made_at = GetCurrentTimestamp();
 	snprintf(pc->position, sizeof(pc->position), "%X/%08X", LSN_FORMAT_ARGS(txn->final_lsn));
 }
 
@@ -895,7 +894,7 @@ emit(PgSourceContext *pc, PgSourceRel *r, DmsChange *ch, PgStatKind stat)
 	}
 	ch->transaction = &tx;
 	ch->event_id = event_id;
-	ch->timestamp = pc->made_at;
+	ch->timestamp = GetCurrentTimestamp();	/* when this message is built */
 	if (!dms_message_build(r->writer, ch, &pc->message, &pc->key))
 		return;
 	if (control)

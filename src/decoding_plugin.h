@@ -175,7 +175,6 @@ typedef struct PgSourceContext
 	XLogRecPtr	commit_lsn;
 	XLogRecPtr	end_lsn;
 	TimestampTz commit_time;
-	TimestampTz made_at;		/* the messages' "timestamp" (per transaction) */
 	int64		ordinal;		/* data records so far */
 	int			controls;		/* control records since the last one */
 	int64		emitted;
