@@ -173,6 +173,8 @@ static const SettingSpec postgres_specs[] = {
 	{"HeartbeatEnable", SETTING_BOOL},
 	{"HeartbeatFrequency", SETTING_INT, 1, 24 * 60},
 	{"HeartbeatSchema", SETTING_NONEMPTY},
+	/* dms_stream's own: false sends partitions under their own names */
+	{"PublishViaPartitionRoot", SETTING_BOOL},
 	{"DatabaseName", SETTING_STRING, .no_effect = NE_PG_CONN},
 	{"ServerName", SETTING_STRING, .no_effect = NE_PG_CONN},
 	{"Port", SETTING_INT, 0, 65535, .no_effect = NE_PG_CONN},
