@@ -729,10 +729,7 @@ rel_columns(PgSourceContext *pc, PgSourceRel *r, Relation rel, TupleDesc desc,
 	Bitmapset  *ident = RelationGetIdentityKeyBitmap(rel);
 	bool		same = RelationGetDescr(rel) == desc;
 	int			i;
-	int			k;
 
-	for (k = 0; k < tdesc->natts; k++)
-		r->source_of_att[k] = -1;
 	r->no_key = !r->identity_full && bms_is_empty(ident);
 	for (i = 0; i < desc->natts; i++)
 	{
@@ -772,7 +769,7 @@ rel_columns(PgSourceContext *pc, PgSourceRel *r, Relation rel, TupleDesc desc,
 		mc->type = c->type;
 		mc->nullable = !att->attnotnull;
 		mc->is_pk = bms_is_member(off, pk);
-		r->source_of_att[t] = r->nsource++;
+		r->nsource++;
 	}
 }
 
@@ -798,8 +795,6 @@ rel_build(PgSourceContext *pc, PgSourceRel *r, Relation rel)
 	r->valid = true;
 	r->natts = desc->natts;
 	r->target_relid = RelationGetRelid(rel);
-	r->source_of_att = palloc(sizeof(int) * Max(desc->natts, 1));
-	memset(r->source_of_att, 0xff, sizeof(int) * Max(desc->natts, 1));
 	r->identity_full = rel->rd_rel->relreplident == REPLICA_IDENTITY_FULL;
 	r->no_key = false;
 	r->nsource = 0;

@@ -123,7 +123,6 @@ typedef struct PgSourceRel
 	MappingTablePlan *plan;
 	DmsMessageWriter *writer;
 	int			natts;			/* attributes of the tuple descriptor */
-	int		   *source_of_att;	/* per attribute: source column or -1 */
 	int			nsource;
 	PgSourceColumn *columns;
 	bool		identity_full;	/* REPLICA IDENTITY FULL */
