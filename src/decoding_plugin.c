@@ -35,6 +35,7 @@
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
+#include "catalog/partition.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "common/int.h"
@@ -53,6 +54,7 @@
 #include "utils/timestamp.h"
 
 #include "decoding_plugin.h"
+#include "task_worker.h"
 #include "dms_value.h"
 
 PgSourceContext *pg_source_current = NULL;
@@ -505,6 +507,7 @@ pg_source_render_tuple(PgSourceContext *pc, PgSourceRel *r, TupleDesc desc,
 	int		   *starts;
 	int			natts = Min(desc->natts, r->natts);
 	int			i;
+	int			s;
 
 	resetStringInfo(out);
 	starts = palloc(sizeof(int) * (r->nsource + 1));
@@ -519,19 +522,19 @@ pg_source_render_tuple(PgSourceContext *pc, PgSourceRel *r, TupleDesc desc,
 		if (!before)
 			pc->unchanged[i] = false;
 	}
-	for (i = 0; i < natts; i++)
+	/* in source column order: each value's text follows the one before */
+	for (s = 0; s < r->nsource; s++)
 	{
-		int			s = r->source_of_att[i];
-		PgSourceColumn *c;
+		PgSourceColumn *c = &r->columns[s];
+		int			a = c->tuple_attnum - 1;
 		Datum		d;
 		bool		isnull;
 
-		if (s < 0)
+		if (a >= natts)
 			continue;
-		c = &r->columns[s];
 		if (key_only && !c->in_identity)
 			continue;
-		d = heap_getattr(tuple, i + 1, desc, &isnull);
+		d = heap_getattr(tuple, a + 1, desc, &isnull);
 		if (!isnull && c->typlen == -1 && pc->stored_tuples &&
 			VARATT_IS_EXTERNAL(DatumGetPointer(d)))
 		{
@@ -546,7 +549,7 @@ pg_source_render_tuple(PgSourceContext *pc, PgSourceRel *r, TupleDesc desc,
 			Datum		fd = (Datum) 0;
 
 			if (fill != NULL)
-				fd = heap_getattr(fill, i + 1, desc, &fisnull);
+				fd = heap_getattr(fill, a + 1, desc, &fisnull);
 			if (fill == NULL || (!fisnull && VARATT_IS_EXTERNAL_ONDISK(DatumGetPointer(fd))))
 			{
 				if (!before)
@@ -674,35 +677,60 @@ system_schema(const char *schema)
 		strncmp(schema, "pg_temp", 7) == 0;
 }
 
-/* Build r's plan and columns from the relation (r->cxt current). */
-static void
-rel_build(PgSourceContext *pc, PgSourceRel *r, Relation rel)
+/*
+ * pg_source_target
+ *		The table a relation's rows go under (see decoding_plugin.h).
+ */
+Oid
+pg_source_target(PgSourceContext *pc, Oid relid, bool relispartition,
+				 const char *schema, const char *table, char **tschema, char **ttable)
 {
-	TupleDesc	desc = RelationGetDescr(rel);
-	Bitmapset  *pk;
-	Bitmapset  *ident;
-	MappingSourceColumn *cols;
-	MappingSourceTable src;
+	Oid			target = relid;
+	List	   *ancestors;
+	ListCell   *lc;
+
+	*tschema = pstrdup(schema);
+	*ttable = pstrdup(table);
+	if (!relispartition || !pc->via_root)
+		return relid;
+	/* immediate parent first: the last selected one is the topmost */
+	ancestors = get_partition_ancestors(relid);
+	foreach(lc, ancestors)
+	{
+		Oid			a = lfirst_oid(lc);
+		char	   *aname = get_rel_name(a);
+		char	   *aschema = get_namespace_name(get_rel_namespace(a));
+
+		if (aname != NULL && aschema != NULL && !system_schema(aschema) &&
+			mapping_table_selected(pc->mappings, aschema, aname))
+		{
+			target = a;
+			*tschema = aschema;
+			*ttable = aname;
+		}
+	}
+	list_free(ancestors);
+	return target;
+}
+
+/*
+ * rel_columns
+ *		Fill r's columns from desc (the table whose name the records carry:
+ *		the relation itself or its partition root), mapped by name onto the
+ *		attributes of rel, the relation the tuples come from; cols gets the
+ *		mapping's view of them.
+ */
+static void
+rel_columns(PgSourceContext *pc, PgSourceRel *r, Relation rel, TupleDesc desc,
+			MappingSourceColumn *cols)
+{
+	TupleDesc	tdesc = RelationGetDescr(rel);
+	Bitmapset  *pk = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_PRIMARY_KEY);
+	Bitmapset  *ident = RelationGetIdentityKeyBitmap(rel);
+	bool		same = RelationGetDescr(rel) == desc;
 	int			i;
 
-	r->schema = get_namespace_name(RelationGetNamespace(rel));
-	r->table = pstrdup(RelationGetRelationName(rel));
-	r->selected = false;
-	r->valid = true;
-	r->natts = desc->natts;
-	r->source_of_att = palloc(sizeof(int) * Max(desc->natts, 1));
-	r->columns = palloc0(sizeof(PgSourceColumn) * Max(desc->natts, 1));
-	r->identity_full = rel->rd_rel->relreplident == REPLICA_IDENTITY_FULL;
-	r->nsource = 0;
-	if (r->schema == NULL || system_schema(r->schema) ||
-		(rel->rd_rel->relkind != RELKIND_RELATION &&
-		 rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE) ||
-		!mapping_table_selected(pc->mappings, r->schema, r->table))
-		return;
-
-	pk = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_PRIMARY_KEY);
-	ident = RelationGetIdentityKeyBitmap(rel);
-	cols = palloc0(sizeof(MappingSourceColumn) * Max(desc->natts, 1));
+	r->no_key = !r->identity_full && bms_is_empty(ident);
 	for (i = 0; i < desc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
@@ -710,14 +738,25 @@ rel_build(PgSourceContext *pc, PgSourceRel *r, Relation rel)
 		MappingSourceColumn *mc;
 		Oid			outfn;
 		bool		varlena;
-		int			off = att->attnum - FirstLowInvalidHeapAttributeNumber;
+		int			t = i;			/* the attribute of rel */
+		int			off;
 
-		r->source_of_att[i] = -1;
-		if (att->attisdropped || att->attgenerated)
+		if (att->attisdropped)
 			continue;
+		if (!same)
+		{
+			for (t = 0; t < tdesc->natts; t++)
+				if (!TupleDescAttr(tdesc, t)->attisdropped &&
+					strcmp(NameStr(TupleDescAttr(tdesc, t)->attname), NameStr(att->attname)) == 0)
+					break;
+			if (t == tdesc->natts)
+				continue;
+		}
+		off = TupleDescAttr(tdesc, t)->attnum - FirstLowInvalidHeapAttributeNumber;
 		c = &r->columns[r->nsource];
 		mc = &cols[r->nsource];
 		c->attnum = att->attnum;
+		c->tuple_attnum = TupleDescAttr(tdesc, t)->attnum;
 		c->typid = att->atttypid;
 		c->typmod = att->atttypmod;
 		c->typlen = att->attlen;
@@ -730,8 +769,60 @@ rel_build(PgSourceContext *pc, PgSourceRel *r, Relation rel)
 		mc->type = c->type;
 		mc->nullable = !att->attnotnull;
 		mc->is_pk = bms_is_member(off, pk);
-		r->source_of_att[i] = r->nsource++;
+		r->nsource++;
 	}
+}
+
+/*
+ * rel_build
+ *		Build r's plan and columns from the relation (r->cxt current).
+ *		Stored generated columns are columns like the others (their values
+ *		are in the tuples).  A partition whose partitioned ancestor is
+ *		selected takes the ancestor's name and columns.
+ */
+static void
+rel_build(PgSourceContext *pc, PgSourceRel *r, Relation rel)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	Relation	root = NULL;
+	MappingSourceColumn *cols;
+	MappingSourceTable src;
+	char	   *schema = get_namespace_name(RelationGetNamespace(rel));
+
+	r->schema = schema;
+	r->table = pstrdup(RelationGetRelationName(rel));
+	r->selected = false;
+	r->valid = true;
+	r->natts = desc->natts;
+	r->target_relid = RelationGetRelid(rel);
+	r->identity_full = rel->rd_rel->relreplident == REPLICA_IDENTITY_FULL;
+	r->no_key = false;
+	r->nsource = 0;
+	/* without PublishViaPartitionRoot a partitioned table has no rows */
+	if (schema == NULL || system_schema(schema) ||
+		(rel->rd_rel->relkind != RELKIND_RELATION &&
+		 (rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE || !pc->via_root)))
+		return;
+	r->target_relid = pg_source_target(pc, RelationGetRelid(rel), rel->rd_rel->relispartition,
+									   schema, r->table, &r->schema, &r->table);
+	if (r->target_relid != RelationGetRelid(rel))
+	{
+		root = RelationIdGetRelation(r->target_relid);
+		if (!RelationIsValid(root))
+			return;
+	}
+	else if (!mapping_table_selected(pc->mappings, r->schema, r->table))
+		return;
+
+	{
+		TupleDesc	cdesc = root ? RelationGetDescr(root) : desc;
+
+		r->columns = palloc0(sizeof(PgSourceColumn) * Max(cdesc->natts, 1));
+		cols = palloc0(sizeof(MappingSourceColumn) * Max(cdesc->natts, 1));
+		rel_columns(pc, r, rel, cdesc, cols);
+	}
+	if (root)
+		RelationClose(root);
 	src.schema = r->schema;
 	src.table = r->table;
 	src.is_view = false;
@@ -763,12 +854,12 @@ rel_build(PgSourceContext *pc, PgSourceRel *r, Relation rel)
 
 /*
  * rel_lookup
- *		The entry of a relation; *old_plan gets the plan it had before a
- *		rebuild (NULL if none), to compare the columns.
+ *		The entry of a relation; *old gets a copy of the entry as it was
+ *		before a rebuild (plan NULL if none), to compare the columns; its
+ *		memory (old->cxt) is the caller's to delete.
  */
 static PgSourceRel *
-rel_lookup(PgSourceContext *pc, Relation rel, MemoryContext *old_cxt,
-		   MappingTablePlan **old_plan)
+rel_lookup(PgSourceContext *pc, Relation rel, PgSourceRel *old_rel)
 {
 	Oid			relid = RelationGetRelid(rel);
 	bool		found;
@@ -776,19 +867,17 @@ rel_lookup(PgSourceContext *pc, Relation rel, MemoryContext *old_cxt,
 	MemoryContext old;
 
 	r = hash_search(pc->rels, &relid, HASH_ENTER, &found);
-	if (old_cxt)
-		*old_cxt = NULL;
-	if (old_plan)
-		*old_plan = NULL;
+	if (old_rel)
+	{
+		old_rel->cxt = NULL;
+		old_rel->plan = NULL;
+	}
 	if (found && r->valid)
 		return r;
 	if (found)
 	{
-		if (old_cxt && r->selected)
-		{
-			*old_cxt = r->cxt;
-			*old_plan = r->plan;
-		}
+		if (old_rel && r->selected)
+			*old_rel = *r;
 		else
 			MemoryContextDelete(r->cxt);
 	}
@@ -796,6 +885,7 @@ rel_lookup(PgSourceContext *pc, Relation rel, MemoryContext *old_cxt,
 	r->cxt = AllocSetContextCreate(pc->cxt, "dms_stream source relation", ALLOCSET_SMALL_SIZES);
 	r->plan = NULL;
 	r->writer = NULL;
+	r->columns = NULL;
 	old = MemoryContextSwitchTo(r->cxt);
 	rel_build(pc, r, rel);
 	MemoryContextSwitchTo(old);
@@ -805,7 +895,7 @@ rel_lookup(PgSourceContext *pc, Relation rel, MemoryContext *old_cxt,
 PgSourceRel *
 pg_source_rel(PgSourceContext *pc, Relation rel)
 {
-	return rel_lookup(pc, rel, NULL, NULL);
+	return rel_lookup(pc, rel, NULL);
 }
 
 /* ----------------------------------------------------------------
@@ -845,7 +935,6 @@ dp_begin(LogicalDecodingContext *ctx, ReorderBufferTXN *txn)
 	pc->ordinal = 0;
 	pc->controls = 0;
 	pc->emitted = 0;
-	pc->made_at = GetCurrentTimestamp();
 	snprintf(pc->position, sizeof(pc->position), "%X/%08X", LSN_FORMAT_ARGS(txn->final_lsn));
 }
 
@@ -895,7 +984,7 @@ emit(PgSourceContext *pc, PgSourceRel *r, DmsChange *ch, PgStatKind stat)
 	}
 	ch->transaction = &tx;
 	ch->event_id = event_id;
-	ch->timestamp = pc->made_at;
+	ch->timestamp = GetCurrentTimestamp();	/* when this message is built */
 	if (!dms_message_build(r->writer, ch, &pc->message, &pc->key))
 		return;
 	if (control)
@@ -925,51 +1014,97 @@ emit(PgSourceContext *pc, PgSourceRel *r, DmsChange *ch, PgStatKind stat)
 	pc->emitted++;
 }
 
-/* Control records for columns added and dropped since old_plan. */
+/* A column control record (rename: old_name is the name before). */
 static void
-emit_column_changes(PgSourceContext *pc, PgSourceRel *r, MappingTablePlan *old_plan)
+emit_column_control(PgSourceContext *pc, PgSourceRel *r, DmsOperation op,
+					const MappingSourceColumn *col, const char *old_name)
 {
+	DmsChange	ch;
+	json_t	   *ctl = json_object();
+
+	json_object_set_new(ctl, "column-name", json_string(col->name));
+	if (op == DMS_OP_ADD_COLUMN)
+		json_object_set_new(ctl, "column-type", json_string(dms_control_type_name(col->type)));
+	if (old_name != NULL)
+		json_object_set_new(ctl, "old-column-name", json_string(old_name));
+	memset(&ch, 0, sizeof(ch));
+	ch.operation = op;
+	ch.control = ctl;
+	emit(pc, r, &ch, PG_STAT_DDL);
+}
+
+/* The source column of plan with that name, or -1. */
+static int
+plan_column(MappingTablePlan *plan, const char *name)
+{
+	int			i;
+
+	for (i = 0; i < plan->nsource; i++)
+		if (strcmp(plan->source[i].name, name) == 0)
+			return i;
+	return -1;
+}
+
+/*
+ * emit_column_changes
+ *		Control records for the columns renamed, added and dropped since
+ *		old (the entry before its rebuild): a column of the same attribute
+ *		number under another name was renamed.
+ */
+static void
+emit_column_changes(PgSourceContext *pc, PgSourceRel *r, PgSourceRel *old)
+{
+	MappingTablePlan *old_plan = old->plan;
+	bool	   *renamed_old = palloc0(sizeof(bool) * Max(old_plan->nsource, 1));
 	int			i;
 	int			j;
 
 	for (i = 0; i < r->plan->nsource; i++)
 	{
-		bool		found = false;
+		int			rename_from = -1;
 
-		for (j = 0; j < old_plan->nsource && !found; j++)
-			found = strcmp(r->plan->source[i].name, old_plan->source[j].name) == 0;
-		if (!found)
+		if (plan_column(old_plan, r->plan->source[i].name) >= 0)
+			continue;
+		for (j = 0; j < old_plan->nsource && j < old->nsource; j++)
+			if (old->columns[j].attnum == r->columns[i].attnum &&
+				plan_column(r->plan, old_plan->source[j].name) < 0)
+				rename_from = j;
+		if (rename_from >= 0)
 		{
-			DmsChange	ch;
-			json_t	   *ctl = json_object();
-
-			json_object_set_new(ctl, "column-name", json_string(r->plan->source[i].name));
-			json_object_set_new(ctl, "column-type",
-								json_string(dms_control_type_name(r->plan->source[i].type)));
-			memset(&ch, 0, sizeof(ch));
-			ch.operation = DMS_OP_ADD_COLUMN;
-			ch.control = ctl;
-			emit(pc, r, &ch, PG_STAT_DDL);
+			renamed_old[rename_from] = true;
+			emit_column_control(pc, r, DMS_OP_RENAME_COLUMN, &r->plan->source[i],
+								old_plan->source[rename_from].name);
 		}
+		else
+			emit_column_control(pc, r, DMS_OP_ADD_COLUMN, &r->plan->source[i], NULL);
 	}
 	for (j = 0; j < old_plan->nsource; j++)
-	{
-		bool		found = false;
+		if (!renamed_old[j] && plan_column(r->plan, old_plan->source[j].name) < 0)
+			emit_column_control(pc, r, DMS_OP_DROP_COLUMN, &old_plan->source[j], NULL);
+}
 
-		for (i = 0; i < r->plan->nsource && !found; i++)
-			found = strcmp(r->plan->source[i].name, old_plan->source[j].name) == 0;
-		if (!found)
-		{
-			DmsChange	ch;
-			json_t	   *ctl = json_object();
+/*
+ * warn_no_key
+ *		An update or delete of a table without a replica identity key is
+ *		not replicated (DMS ignores updates and deletes of PostgreSQL tables
+ *		without a primary key): say so once per table and run.
+ */
+static void
+warn_no_key(PgSourceContext *pc, PgSourceRel *r)
+{
+	PgStatTable *st = &pc->stats[r->stat_index];
 
-			json_object_set_new(ctl, "column-name", json_string(old_plan->source[j].name));
-			memset(&ch, 0, sizeof(ch));
-			ch.operation = DMS_OP_DROP_COLUMN;
-			ch.control = ctl;
-			emit(pc, r, &ch, PG_STAT_DDL);
-		}
-	}
+	if (st->warned_no_key)
+		return;
+	st->warned_no_key = true;
+	ereport(WARNING,
+			(errmsg("dms_stream task \"%s\": table %s.%s has no primary key or replica identity: its updates and deletes are not replicated",
+					pc->task_name, r->schema, r->table),
+			 errdetail("PostgreSQL logs no old key for them; as in AWS DMS, only its inserts (and TRUNCATE) are sent."),
+			 errhint("Add a primary key, or ALTER TABLE %s.%s REPLICA IDENTITY FULL (or USING INDEX).",
+					 quote_identifier(r->schema), quote_identifier(r->table))));
+	task_worker_set_phase("cdc: table %s.%s has no primary key or replica identity: updates and deletes not replicated",
+						  r->schema, r->table);
 }
 
 static void
@@ -978,8 +1113,7 @@ dp_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, Relation relation,
 {
 	PgSourceContext *pc = pg_source_current;
 	MemoryContext old;
-	MemoryContext old_rel_cxt;
-	MappingTablePlan *old_plan;
+	PgSourceRel old_rel;
 	PgSourceRel *r;
 	TupleDesc	desc = RelationGetDescr(relation);
 	DmsChange	ch;
@@ -992,11 +1126,16 @@ dp_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, Relation relation,
 	if ((pc->ordinal & 1023) == 0)
 		CHECK_FOR_INTERRUPTS();
 	old = MemoryContextSwitchTo(pc->row_cxt);
-	r = rel_lookup(pc, relation, &old_rel_cxt, &old_plan);
+	r = rel_lookup(pc, relation, &old_rel);
 	if (!r->selected)
 		goto done;
-	if (old_plan != NULL)
-		emit_column_changes(pc, r, old_plan);
+	if (old_rel.plan != NULL)
+		emit_column_changes(pc, r, &old_rel);
+	if (r->no_key && change->action != REORDER_BUFFER_CHANGE_INSERT)
+	{
+		warn_no_key(pc, r);
+		goto done;
+	}
 
 	newtup = change->data.tp.newtuple ? &change->data.tp.newtuple->tuple : NULL;
 	oldtup = change->data.tp.oldtuple ? &change->data.tp.oldtuple->tuple : NULL;
@@ -1062,8 +1201,8 @@ dp_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, Relation relation,
 done:
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(pc->row_cxt);
-	if (old_rel_cxt != NULL)
-		MemoryContextDelete(old_rel_cxt);
+	if (old_rel.cxt != NULL)
+		MemoryContextDelete(old_rel.cxt);
 }
 
 static void
@@ -1072,19 +1211,33 @@ dp_truncate(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, int nrelations,
 {
 	PgSourceContext *pc = pg_source_current;
 	MemoryContext old;
+	Oid		   *sent;
+	int			nsent = 0;
 	int			i;
 
 	if (pc == NULL || pc->spool == NULL)
 		return;
 	old = MemoryContextSwitchTo(pc->row_cxt);
+	sent = palloc(sizeof(Oid) * Max(nrelations, 1));
 	for (i = 0; i < nrelations; i++)
 	{
 		PgSourceRel *r = pg_source_rel(pc, relations[i]);
 		DmsChange	ch;
 		json_t	   *ctl;
+		int			k;
 
-		if (!r->selected)
+		/*
+		 * A partition sent under its root's name: as pgoutput with
+		 * publish_via_partition_root, only a TRUNCATE of the root (which
+		 * lists it) is sent, once.
+		 */
+		if (!r->selected || r->target_relid != r->relid)
 			continue;
+		for (k = 0; k < nsent && sent[k] != r->target_relid; k++)
+			;
+		if (k < nsent)
+			continue;
+		sent[nsent++] = r->target_relid;
 		ctl = json_object();
 		json_object_set_new(ctl, "operation", json_string("TRUNCATE"));
 		json_object_set_new(ctl, "cascade",
@@ -1096,6 +1249,75 @@ dp_truncate(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, int nrelations,
 		ch.control = ctl;
 		emit(pc, r, &ch, PG_STAT_DDL);
 	}
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(pc->row_cxt);
+}
+
+/*
+ * dp_message
+ *		A table dropped: the event trigger dms_stream_drop_table (sql_drop)
+ *		writes a transactional logical message, prefix
+ *		"dms_stream_drop_table", {"oid", "schema", "table"} per dropped
+ *		table, decoded here in commit order after the transaction's changes
+ *		before the DROP.  A table known to the cache goes by what it was (a
+ *		partition sent under its root's name is no table of the stream);
+ *		another one by its name and the selection rules.
+ */
+static void
+dp_message(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, XLogRecPtr lsn,
+		   bool transactional, const char *prefix, Size sz, const char *message)
+{
+	PgSourceContext *pc = pg_source_current;
+	MemoryContext old;
+	json_t	   *doc;
+	json_error_t err;
+	Oid			relid;
+	const char *schema;
+	const char *table;
+	PgSourceRel *r;
+	PgSourceRel tmp;
+	DmsChange	ch;
+
+	if (pc == NULL || pc->spool == NULL || !transactional ||
+		strcmp(prefix, "dms_stream_drop_table") != 0)
+		return;
+	doc = json_loadb(message, sz, 0, &err);
+	if (doc == NULL)
+		return;
+	relid = (Oid) json_integer_value(json_object_get(doc, "oid"));
+	schema = json_string_value(json_object_get(doc, "schema"));
+	table = json_string_value(json_object_get(doc, "table"));
+	old = MemoryContextSwitchTo(pc->row_cxt);
+	r = hash_search(pc->rels, &relid, HASH_FIND, NULL);
+	if (r != NULL)
+	{
+		if (!r->selected || r->target_relid != r->relid || r->writer == NULL)
+			goto done;
+	}
+	else
+	{
+		MappingSourceTable src;
+
+		if (schema == NULL || table == NULL || system_schema(schema) ||
+			!mapping_table_selected(pc->mappings, schema, table))
+			goto done;
+		memset(&src, 0, sizeof(src));
+		src.schema = pstrdup(schema);
+		src.table = pstrdup(table);
+		memset(&tmp, 0, sizeof(tmp));
+		tmp.plan = mapping_plan_table(pc->mappings, &src);
+		if (tmp.plan->error != NULL)
+			goto done;
+		tmp.writer = dms_message_writer_create(tmp.plan, &pc->settings);
+		tmp.stat_index = pg_source_stat_index(pc, schema, table);
+		r = &tmp;
+	}
+	memset(&ch, 0, sizeof(ch));
+	ch.operation = DMS_OP_DROP_TABLE;
+	ch.control = json_object();
+	emit(pc, r, &ch, PG_STAT_DDL);
+done:
+	json_decref(doc);
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(pc->row_cxt);
 }
@@ -1137,5 +1359,6 @@ _PG_output_plugin_init(OutputPluginCallbacks *cb)
 	cb->begin_cb = dp_begin;
 	cb->change_cb = dp_change;
 	cb->truncate_cb = dp_truncate;
+	cb->message_cb = dp_message;
 	cb->commit_cb = dp_commit;
 }

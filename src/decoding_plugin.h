@@ -102,7 +102,8 @@ typedef struct PgSpool
 /* A column of a source table. */
 typedef struct PgSourceColumn
 {
-	AttrNumber	attnum;
+	AttrNumber	attnum;			/* in the table the records name */
+	AttrNumber	tuple_attnum;	/* in the tuples (a partition's own) */
 	Oid			typid;
 	int32		typmod;
 	int16		typlen;
@@ -122,10 +123,14 @@ typedef struct PgSourceRel
 	MappingTablePlan *plan;
 	DmsMessageWriter *writer;
 	int			natts;			/* attributes of the tuple descriptor */
-	int		   *source_of_att;	/* per attribute: source column or -1 */
 	int			nsource;
 	PgSourceColumn *columns;
 	bool		identity_full;	/* REPLICA IDENTITY FULL */
+	bool		no_key;			/* no replica identity key (no primary key,
+								 * not FULL): updates and deletes are not
+								 * replicated, as in DMS */
+	Oid			target_relid;	/* the table whose name the records carry:
+								 * relid, or the partition root */
 	int			stat_index;		/* statistics table index */
 	MemoryContext cxt;
 } PgSourceRel;
@@ -136,6 +141,7 @@ typedef struct PgStatTable
 	char	   *schema;
 	char	   *table;
 	int64		pending[PG_STAT_KINDS]; /* acknowledged, not yet written */
+	bool		warned_no_key;	/* the no-key WARNING was given */
 } PgStatTable;
 
 /* Everything rendering needs; one per job. */
@@ -144,6 +150,8 @@ typedef struct PgSourceContext
 	const char *task_name;
 	MappingSet *mappings;
 	DmsMessageSettings settings;
+	bool		via_root;		/* partitions of a selected partitioned table
+								 * go under its name (PublishViaPartitionRoot) */
 	HTAB	   *rels;			/* Oid -> PgSourceRel */
 	MemoryContext cxt;			/* lives as long as the job */
 	MemoryContext row_cxt;		/* reset per change */
@@ -175,7 +183,6 @@ typedef struct PgSourceContext
 	XLogRecPtr	commit_lsn;
 	XLogRecPtr	end_lsn;
 	TimestampTz commit_time;
-	TimestampTz made_at;		/* the messages' "timestamp" (per transaction) */
 	int64		ordinal;		/* data records so far */
 	int			controls;		/* control records since the last one */
 	int64		emitted;
@@ -206,6 +213,16 @@ extern PgSourceRel *pg_source_rel(PgSourceContext *pc, Relation rel);
 extern void pg_source_render_tuple(PgSourceContext *pc, PgSourceRel *r, TupleDesc desc,
 								   HeapTuple tuple, HeapTuple fill, bool before,
 								   bool key_only);
+
+/*
+ * The table whose name the rows of relid (schema.table, a partition when
+ * relispartition) go under: the topmost partitioned ancestor selected by
+ * the rules when pc->via_root, else relid itself.  *tschema and *ttable
+ * get its names (palloc'd).  Needs catalog access.
+ */
+extern Oid	pg_source_target(PgSourceContext *pc, Oid relid, bool relispartition,
+							 const char *schema, const char *table,
+							 char **tschema, char **ttable);
 
 /* Spools. */
 extern PgSpool *pg_spool_open(const char *path, bool truncate);

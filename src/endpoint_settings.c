@@ -47,7 +47,7 @@ static const char *const message_formats[] = {"json", "json-unformatted", NULL};
 #define NE_GLUE "dms_stream does not write an AWS Glue Data Catalog"
 #define NE_TZ "date folders are named in UTC"
 #define NE_PG_CONN "a connection setting; the postgres source is this database, read in-process"
-#define NE_PG_DDL "DMS's DDL capture with event triggers; dms_stream takes table changes from the WAL (TRUNCATE, columns added or dropped)"
+#define NE_PG_DDL "DMS's DDL capture with event triggers; dms_stream takes table changes from the WAL (TRUNCATE, columns added, dropped or renamed) and DROP TABLE from an event trigger of its own"
 #define NE_PG_TARGET "a setting for PostgreSQL as a DMS target"
 
 static const char *const pg_plugins[] = {"no-preference", "test-decoding", "pglogical", NULL};
@@ -174,6 +174,8 @@ static const SettingSpec postgres_specs[] = {
 	{"HeartbeatEnable", SETTING_BOOL},
 	{"HeartbeatFrequency", SETTING_INT, 1, 24 * 60},
 	{"HeartbeatSchema", SETTING_NONEMPTY},
+	/* dms_stream's own: false sends partitions under their own names */
+	{"PublishViaPartitionRoot", SETTING_BOOL},
 	{"DatabaseName", SETTING_STRING, .no_effect = NE_PG_CONN},
 	{"ServerName", SETTING_STRING, .no_effect = NE_PG_CONN},
 	{"Port", SETTING_INT, 0, 65535, .no_effect = NE_PG_CONN},

@@ -91,6 +91,7 @@ typedef struct PgJob
 	bool		cdc;
 	char	   *slot_name;		/* dms_stream.task_slot_name(task) */
 	bool		user_slot;		/* named by the endpoint's SlotName */
+	bool		via_root;		/* PublishViaPartitionRoot (default true) */
 	char	   *spool_dir;
 	bool		heartbeat;
 	int			heartbeat_minutes;
@@ -233,6 +234,8 @@ pj_load_task(PgJob *job, MemoryContext job_cxt)
 		job->heartbeat_minutes = v != NULL && json_is_integer(v) ? (int) json_integer_value(v) : 5;
 		v = json_object_get(ss, "HeartbeatSchema");
 		job->heartbeat_schema = v != NULL && json_is_string(v) ? pstrdup(json_string_value(v)) : NULL;
+		v = json_object_get(ss, "PublishViaPartitionRoot");
+		job->via_root = v == NULL || !json_is_false(v);
 		v = json_object_get(ss, "SlotName");
 		if (v != NULL && json_is_string(v))
 		{
@@ -282,6 +285,7 @@ pj_load_task(PgJob *job, MemoryContext job_cxt)
 
 	job->spool_dir = psprintf("%s/pg_dms_stream", DataDir);
 	job->pc = pg_source_context_create(job->task_name, job->mappings, &job->settings);
+	job->pc->via_root = job->via_root;
 
 	/* ParallelLoadThreads requests of ParallelLoadBufferSize records. */
 	in_flight = threads ? atoi(threads) : 4;
@@ -543,7 +547,7 @@ pj_spool_tables(PgJob *job)
 	char	   *position = lsn_text(job->start_lsn);
 
 	task_worker_set_phase("full load: reading the tables under the slot's snapshot");
-	worker_exec("SELECT c.oid, n.nspname, c.relname FROM pg_catalog.pg_class c"
+	worker_exec("SELECT c.oid, n.nspname, c.relname, c.relispartition FROM pg_catalog.pg_class c"
 			"  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace"
 			" WHERE c.relkind = 'r' AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'dms_stream')"
 			"   AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'"
@@ -560,9 +564,14 @@ pj_spool_tables(PgJob *job)
 		Oid			oid = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
 		MappingSelection sel;
 		int			pos;
+		char	   *tschema;
+		char	   *ttable;
 
-		mapping_select(job->mappings, SPI_getvalue(tup, desc, 2), SPI_getvalue(tup, desc, 3),
-					   false, &sel);
+		/* a partition of a selected partitioned table: under the root's name */
+		pg_source_target(pc, oid, DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull)),
+						 SPI_getvalue(tup, desc, 2), SPI_getvalue(tup, desc, 3),
+						 &tschema, &ttable);
+		mapping_select(job->mappings, tschema, ttable, false, &sel);
 		if (!sel.selected)
 			continue;
 		pos = n++;

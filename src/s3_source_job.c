@@ -52,7 +52,6 @@
 /* Least time between two periodic checkpoints. */
 #define JOB_CHECKPOINT_INTERVAL_MS	1000
 /* Messages between two readings of the clock for their timestamps. */
-#define JOB_CLOCK_ROWS			32
 
 /* What to do with a bad row (ErrorBehavior policies). */
 typedef enum JobPolicy
@@ -171,8 +170,6 @@ typedef struct Job
 	int			ring_size;
 	uint64		next_tag;
 	uint64		acked_tag;
-	TimestampTz clock;			/* job_clock */
-	uint64		clock_rows;
 
 	TimestampTz run_started;
 	int64		rows_at_start;	/* rows committed for all tables at start */
@@ -891,16 +888,14 @@ job_csv_error_code(CsvErrorCode code)
 
 /*
  * job_clock
- *		The time for a message's metadata timestamp: read from the clock
- *		every JOB_CLOCK_ROWS messages (a fraction of a millisecond at full
- *		speed), not for every row.
+ *		The time for a message's metadata timestamp: the time it is built,
+ *		read for every message (a message built long after the previous one,
+ *		e.g. the first change after a full load, must not carry its time).
  */
 static TimestampTz
 job_clock(Job *job)
 {
-	if (job->clock_rows++ % JOB_CLOCK_ROWS == 0)
-		job->clock = GetCurrentTimestamp();
-	return job->clock;
+	return GetCurrentTimestamp();
 }
 
 /*

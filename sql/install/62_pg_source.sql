@@ -92,3 +92,40 @@ SELECT t.task_name AS task,
 
 COMMENT ON VIEW dms_stream.replication_slot_lag IS
 'per task with a postgres source: its replication slot, the WAL not yet confirmed (acknowledged by Kinesis) and the WAL the slot retains, against dms_stream.max_slot_lag';
+
+-- DROP TABLE for postgres-source tasks: logical decoding sees no DDL, so
+-- this sql_drop event trigger writes, for each dropped permanent table, a
+-- transactional logical message (prefix dms_stream_drop_table, JSON oid,
+-- schema, table) that the dms_stream output plugin turns into a drop-table
+-- control record in commit order.  Nothing is written unless wal_level is
+-- logical and this database has a dms_stream slot.
+CREATE FUNCTION dms_stream.note_dropped_tables()
+RETURNS event_trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	o record;
+BEGIN
+	IF current_setting('wal_level') <> 'logical'
+		OR NOT EXISTS (SELECT 1 FROM pg_replication_slots
+						WHERE plugin = 'dms_stream' AND database = current_database()) THEN
+		RETURN;
+	END IF;
+	FOR o IN SELECT d.objid, d.schema_name, d.object_name
+			   FROM pg_event_trigger_dropped_objects() d
+			  WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0
+				AND d.object_type = 'table' AND NOT d.is_temporary
+	LOOP
+		PERFORM pg_logical_emit_message(true, 'dms_stream_drop_table',
+			json_build_object('oid', o.objid::bigint, 'schema', o.schema_name, 'table', o.object_name)::text);
+	END LOOP;
+END
+$$;
+
+COMMENT ON FUNCTION dms_stream.note_dropped_tables() IS
+'sql_drop event trigger function: a logical message per dropped table, sent by postgres-source tasks as a drop-table control record';
+
+CREATE EVENT TRIGGER dms_stream_drop_table ON sql_drop
+	EXECUTE FUNCTION dms_stream.note_dropped_tables();

@@ -115,3 +115,32 @@ test('NULL in a column without ColumnNullable: the exception says how to fix the
   assert.match(reason, /add "ColumnNullable": "true" to the column/);
   assert.match(reason, /or set CsvNullValue so that an empty field is an empty string/);
 });
+
+test('metadata.timestamp is when each message is built: the first change files after a full load carry their own time', { timeout: 180000 }, async () => {
+  const nullable = JSON.parse(JSON.stringify(ETD));
+  nullable.Tables[0].TableColumns[1].ColumnNullable = 'true';
+  const made = await createS3Task({ prefix: 'sfi', migrationType: 'full-load-and-cdc', etd: nullable, mappings: MAPPINGS,
+    s3: { CdcPath: 'changes' } });
+  tasks.push(made.task);
+  streams.push(made.stream);
+  await put(made.bucket, 'app/items/f.csv', '1,a,1\n2,b,2\n3,c,3\n');
+  await sql(`SELECT dms_stream.start_task(${lit(made.task)})`);
+  await waitFor(async () => {
+    const s = await taskStatus(made.task);
+    if (s.status === 'failed') throw new Error(s.lastError);
+    return s.phase.startsWith('cdc');
+  }, { timeoutMs: 90000, what: 'task in CDC' });
+  await new Promise((r) => setTimeout(r, 3000));
+  const before = Date.now();
+  await put(made.bucket, 'changes/CDC00001.csv', 'I,items,app,10,x,10\nU,items,app,10,y,11\n');
+  const recs = await waitFor(async () => {
+    const r = (await streamRecords(made.stream)).map((x) => JSON.parse(x.Data.toString('utf8')));
+    return r.length >= 5 ? r : null;
+  }, { timeoutMs: 60000, what: 'the change rows in the stream' });
+  const changes = recs.filter((m) => m.metadata.operation !== 'load');
+  assert.equal(changes.length, 2);
+  for (const m of changes) {
+    const t = Date.parse(m.metadata.timestamp);
+    assert.ok(t >= before - 1000, `change built after the file arrived: ${m.metadata.timestamp} vs ${new Date(before).toISOString()}`);
+  }
+});
