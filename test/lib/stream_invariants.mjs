@@ -21,6 +21,8 @@
 //                                   unexpected, noId, outOfOrder, badRepeats, ok}
 //   assertStreamInvariants(records, opts) -> the report; throws an AssertionError with
 //                                   the first problems of each kind when one is found
+//   compareEventIds(a, b)        sort comparator: the order of the changes (records of
+//                                   different keys may be stored in another order)
 // opts: expected (ids in input order), idOf(rec) (default: metadata.event-id of
 // the DMS message), orderOf(id) -> {group, rank: BigInt[]} (default above),
 // contentOf(rec) (default: data, before image, operation, record type, schema
@@ -79,6 +81,14 @@ export function dmsContent(rec) {
   delete rest.metadata;
   return JSON.stringify([rest, md['record-type'], md.operation, md['schema-name'], md['table-name'],
     md['partition-key-type'], md['partition-key-value']]);
+}
+
+/** Compare two DMS event ids in the order of the changes (ids of one group; others by text). */
+export function compareEventIds(a, b) {
+  const x = dmsEventOrder(a);
+  const y = dmsEventOrder(b);
+  if (!x || !y || x.group !== y.group) return a < b ? -1 : a > b ? 1 : 0;
+  return cmpRank(x.rank, y.rank);
 }
 
 function cmpRank(a, b) {
