@@ -16,13 +16,16 @@
 
 #include "fmgr.h"
 #include "funcapi.h"
+#include "nodes/pg_list.h"
 
 #include "dms_json.h"
 #include "external_table.h"
+#include "s3.h"
 #include "settings_spec.h"
 
 PG_FUNCTION_INFO_V1(dms_check_identifier);
 PG_FUNCTION_INFO_V1(dms_check_endpoint_settings);
+PG_FUNCTION_INFO_V1(dms_check_s3_key_part);
 PG_FUNCTION_INFO_V1(dms_check_task_settings);
 PG_FUNCTION_INFO_V1(dms_check_table_mappings);
 PG_FUNCTION_INFO_V1(dms_parse_external_table_definition);
@@ -77,6 +80,19 @@ dms_check_endpoint_settings(PG_FUNCTION_ARGS)
 	endpoint_settings_validate(text_to_cstring(PG_GETARG_TEXT_PP(0)),
 							   text_to_cstring(PG_GETARG_TEXT_PP(1)),
 							   PG_GETARG_JSONB_P(2));
+	PG_RETURN_BOOL(true);
+}
+
+/*
+ * dms_check_s3_key_part
+ *		check_s3_key_part(setting, value): value may be part of an S3 key
+ *		(s3_check_key_segments); the error names setting.
+ */
+Datum
+dms_check_s3_key_part(PG_FUNCTION_ARGS)
+{
+	s3_check_key_segments(text_to_cstring(PG_GETARG_TEXT_PP(0)),
+						  text_to_cstring(PG_GETARG_TEXT_PP(1)), 0);
 	PG_RETURN_BOOL(true);
 }
 
@@ -156,4 +172,65 @@ dms_parse_external_table_definition(PG_FUNCTION_ARGS)
 		}
 	}
 	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(dms_json_document);
+PG_FUNCTION_INFO_V1(dms_settings_without_effect);
+
+/*
+ * dms_json_document
+ *		json_document(doc jsonb, what text): a JSON string holding a JSON
+ *		object or array (as the DMS API returns TableMappings and
+ *		ReplicationTaskSettings) becomes the document it holds; any other
+ *		value is returned unchanged.  what names the document in errors.
+ */
+Datum
+dms_json_document(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *jb = PG_GETARG_JSONB_P(0);
+	DmsJsonDoc	doc;
+	json_t	   *value;
+	char	   *out;
+
+	if (!JB_ROOT_IS_SCALAR(jb))
+		PG_RETURN_JSONB_P(jb);
+	doc.what = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	value = dms_json_from_jsonb(&doc, jb);
+	if (!json_is_object(value) && !json_is_array(value))
+		PG_RETURN_JSONB_P(jb);
+	out = dms_json_dumps(value, JSON_COMPACT, doc.what);
+	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(out)));
+}
+
+/*
+ * dms_settings_without_effect
+ *		settings_without_effect(engine, endpoint_type, settings): the keys of
+ *		valid endpoint settings that are accepted without effect, and why;
+ *		settings_without_effect(task_settings): the same for task settings.
+ */
+Datum
+dms_settings_without_effect(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	List	   *list;
+	ListCell   *lc;
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (PG_NARGS() == 1)
+		list = task_settings_no_effect(PG_GETARG_JSONB_P(0));
+	else
+		list = endpoint_settings_no_effect(text_to_cstring(PG_GETARG_TEXT_PP(0)),
+										   text_to_cstring(PG_GETARG_TEXT_PP(1)),
+										   PG_GETARG_JSONB_P(2));
+	foreach(lc, list)
+	{
+		SettingNoEffect *item = lfirst(lc);
+		Datum		values[2];
+		bool		nulls[2] = {false, false};
+
+		values[0] = CStringGetTextDatum(item->key);
+		values[1] = CStringGetTextDatum(item->reason);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	PG_RETURN_VOID();
 }

@@ -148,7 +148,7 @@ csv_source_open(CsvSource *src, const char *endpoint_name, const char *owner,
 												   json_string_length(etd), what);
 	else if (etd && json_is_object(etd))
 	{
-		char	   *text = json_dumps(etd, JSON_COMPACT);
+		char	   *text = dms_json_dumps(etd, JSON_COMPACT, "the external table definition");
 
 		src->def = external_table_definition_parse(text, strlen(text), what);
 	}

@@ -112,10 +112,13 @@ typedef struct DeltaRun
 	DmsEndpoint *ep;
 	const char *bucket;
 	List	   *files;			/* of DeltaFile * */
-	List	   *uploaded;		/* of char * (keys) */
+	List	   *uploaded;		/* of char * (keys): every object this run
+								 * may have written, from before its upload
+								 * starts (an unknown outcome counts) */
 	int64		rows;
 	int64		bytes;
 	int64		stale_deleted;
+	int64		stale_uploads_aborted;
 	char	   *new_watermark;
 	char	   *new_late_snapshot;
 	char	   *late_note;
@@ -330,7 +333,10 @@ resolve_options(DeltaRun *run, TimestampTz started)
 	run->fetch_rows = (int) int_option(delta, NULL, "FetchRows", DELTA_DEFAULT_FETCH_ROWS);
 	run->part_bytes = int_option(delta, NULL, "UploadPartSizeMB", S3_DEFAULT_PART_BYTES / (1024 * 1024)) * 1024 * 1024;
 
-	/* [BucketFolder/][prefix/]schema/table/ */
+	/* [BucketFolder/][prefix/]schema/table/, from checked segments only */
+	s3_check_key_segments("output_s3_prefix", run->prefix, 0);
+	s3_check_key_segments("source_schema", run->schema, 0);
+	s3_check_key_segments("target_table_name", run->target, 0);
 	prefix = pstrdup(run->prefix);
 	len = strlen(prefix);
 	while (len > 0 && prefix[len - 1] == '/')
@@ -339,6 +345,7 @@ resolve_options(DeltaRun *run, TimestampTz started)
 	if (len > 0)
 		appendStringInfo(&rel, "%s/", prefix);
 	appendStringInfo(&rel, "%s/%s/", run->schema, run->target);
+	s3_check_key_segments("the delta load folder", rel.data, 0);
 	run->folder = s3_folder_key(run->ep, rel.data);
 	if (bool_option(delta, eps, "DatePartitionEnabled", false))
 		run->file_folder = psprintf("%s%s/", run->folder,
@@ -700,31 +707,96 @@ step_extract(DeltaRun *run)
 }
 
 /*
+ * is_stale_key
+ *		True if key names a file of this table (LOADxxxxxxxx.parquet)
+ *		numbered at or above next_file_number: no committed run wrote it.
+ */
+static bool
+is_stale_key(DeltaRun *run, const char *key)
+{
+	const char *base = strrchr(key, '/');
+	unsigned int n;
+	char		tail;
+
+	base = base ? base + 1 : key;
+	return sscanf(base, "LOAD%8X.parque%c", &n, &tail) == 2 && tail == 't' &&
+		strlen(base) == strlen("LOAD00000000.parquet") &&
+		(int64) n >= run->next_file_number;
+}
+
+/*
+ * abort_stale_upload
+ *		AbortMultipartUpload of a failed run's leftover upload; a failure is
+ *		a WARNING (an incomplete upload is not visible as an object), a
+ *		cancel is re-raised.  True if it was aborted.
+ */
+static bool
+abort_stale_upload(DeltaRun *run, S3MultipartUpload *u)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile bool ok = true;
+
+	PG_TRY();
+	{
+		s3_abort_multipart_upload(run->ep, run->bucket, u->key, u->upload_id);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *e;
+
+		MemoryContextSwitchTo(cxt);
+		e = CopyErrorData();
+		if (e->sqlerrcode == ERRCODE_QUERY_CANCELED)
+			PG_RE_THROW();
+		FlushErrorState();
+		ereport(WARNING,
+				(errcode(e->sqlerrcode),
+				 errmsg("delta load \"%s\" could not abort the incomplete upload %s of s3://%s/%s",
+						run->target, u->upload_id, run->bucket, u->key),
+				 errdetail("%s", e->message),
+				 errhint("A bucket lifecycle rule with AbortIncompleteMultipartUpload removes such uploads.")));
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/*
  * delete_stale_objects
- *		Objects of this table numbered at or above next_file_number were
- *		left by a failed or crashed run: remove them before uploading.
+ *		Objects of this table numbered at or above next_file_number, and
+ *		incomplete multipart uploads of such keys, were left by a failed or
+ *		crashed run (only one run of a target is ever under way): remove
+ *		them before uploading.  A server without ListMultipartUploads only
+ *		has its objects swept.
  */
 static void
 delete_stale_objects(DeltaRun *run)
 {
 	List	   *objects = s3_list_objects(run->ep, run->bucket, run->folder, NULL, 0, 0);
+	List	   *uploads;
+	bool		supported;
 	ListCell   *lc;
 
 	foreach(lc, objects)
 	{
 		S3Object   *o = (S3Object *) lfirst(lc);
-		const char *base = strrchr(o->key, '/');
-		unsigned int n;
-		char		tail;
 
-		base = base ? base + 1 : o->key;
-		if (sscanf(base, "LOAD%8X.parque%c", &n, &tail) == 2 && tail == 't' &&
-			strlen(base) == strlen("LOAD00000000.parquet") &&
-			(int64) n >= run->next_file_number)
+		if (is_stale_key(run, o->key))
 		{
 			s3_delete_object(run->ep, run->bucket, o->key);
 			run->stale_deleted++;
 		}
+	}
+	uploads = s3_list_multipart_uploads(run->ep, run->bucket, run->folder, &supported);
+	if (!supported)
+		elog(DEBUG1, "dms_stream: delta load \"%s\": the server does not list multipart uploads",
+			 run->target);
+	foreach(lc, uploads)
+	{
+		S3MultipartUpload *u = (S3MultipartUpload *) lfirst(lc);
+
+		if (is_stale_key(run, u->key) && abort_stale_upload(run, u))
+			run->stale_uploads_aborted++;
 	}
 }
 
@@ -757,6 +829,15 @@ step_upload(DeltaRun *run)
 			ereport(ERROR,
 					(errcode_for_file_access(),
 					 errmsg("could not rewind delta load spool file: %m")));
+		/*
+		 * Listed before the first request: a PutObject or
+		 * CompleteMultipartUpload whose answer is lost (a reset or timeout
+		 * after the server stored the object) may have written it, so a
+		 * failed run deletes it as well.
+		 */
+		old = MemoryContextSwitchTo(run->cxt);
+		run->uploaded = lappend(run->uploaded, pstrdup(f->key));
+		MemoryContextSwitchTo(old);
 		w = s3_writer_open(run->ep, run->bucket, f->key, &opts);
 		while ((n = BufFileRead(f->buf, buf, DELTA_COPY_BUFFER)) > 0)
 		{
@@ -764,9 +845,6 @@ step_upload(DeltaRun *run)
 			CHECK_FOR_INTERRUPTS();
 		}
 		(void) s3_writer_close(w);
-		old = MemoryContextSwitchTo(run->cxt);
-		run->uploaded = lappend(run->uploaded, pstrdup(f->key));
-		MemoryContextSwitchTo(old);
 	}
 }
 
@@ -844,6 +922,7 @@ run_details(DeltaRun *run)
 	if (run->late_note)
 		json_str(&s, "late_row_note", run->late_note);
 	appendStringInfo(&s, ", \"stale_objects_deleted\": " INT64_FORMAT, run->stale_deleted);
+	appendStringInfo(&s, ", \"stale_uploads_aborted\": " INT64_FORMAT, run->stale_uploads_aborted);
 	appendStringInfo(&s, ", \"extract_ms\": " INT64_FORMAT ", \"upload_ms\": " INT64_FORMAT,
 					 run->extract_ms, run->upload_ms);
 	json_str(&s, "bucket", run->bucket);
@@ -928,17 +1007,57 @@ step_finish(DeltaRun *run)
 }
 
 /*
+ * step_abort_deferred
+ *		AbortMultipartUpload for the uploads the failed step's rollback left
+ *		(transaction callbacks only queue them: no network I/O there).
+ */
+static void
+step_abort_deferred(DeltaRun *run)
+{
+	InvalidateCatalogSnapshot();
+	(void) s3_abort_deferred_uploads();
+}
+
+/*
  * step_remove_uploaded
- *		Delete the objects this run uploaded (after a failure).
+ *		Delete every object this run may have written (after a failure),
+ *		including the one whose upload failed with an unknown outcome.  A
+ *		key that cannot be deleted is a WARNING and the others are still
+ *		tried; the next run's sweep (delete_stale_objects) removes it.
  */
 static void
 step_remove_uploaded(DeltaRun *run)
 {
 	ListCell   *lc;
+	MemoryContext cxt = CurrentMemoryContext;
 
 	InvalidateCatalogSnapshot();
 	foreach(lc, run->uploaded)
-		s3_delete_object(run->ep, run->bucket, (const char *) lfirst(lc));
+	{
+		const char *key = (const char *) lfirst(lc);
+
+		PG_TRY();
+		{
+			s3_delete_object(run->ep, run->bucket, key);
+		}
+		PG_CATCH();
+		{
+			ErrorData  *e;
+
+			MemoryContextSwitchTo(cxt);
+			e = CopyErrorData();
+			if (e->sqlerrcode == ERRCODE_QUERY_CANCELED)
+				PG_RE_THROW();
+			FlushErrorState();
+			ereport(WARNING,
+					(errcode(e->sqlerrcode),
+					 errmsg("delta load \"%s\" could not remove s3://%s/%s of its failed run",
+							run->target, run->bucket, key),
+					 errdetail("%s", e->message),
+					 errhint("The next run of this target deletes it before uploading.")));
+		}
+		PG_END_TRY();
+	}
 	run->uploaded = NIL;
 }
 
@@ -1165,6 +1284,8 @@ delta_run(const char *target, ErrorData **error, const char **phase, int *busy_p
 				 * uploaded files is network I/O.
 				 */
 				(void) run_rollback(run);
+				if (s3_deferred_uploads() > 0)
+					(void) run_step(run, step_abort_deferred, "abort incomplete uploads");
 				if (run->uploaded)
 					(void) run_step(run, step_remove_uploaded, "remove uploaded files");
 				if (run_step(run, step_record_failure, "record failure"))

@@ -45,6 +45,26 @@ dms_json_pfree(void *ptr)
 }
 
 /*
+ * dms_json_dumps
+ *		json_dumps, raising an ERROR instead of returning NULL; see
+ *		dms_json.h.
+ */
+char *
+dms_json_dumps(const json_t *value, size_t flags, const char *what)
+{
+	char	   *text = value != NULL ? json_dumps(value, flags) : NULL;
+
+	if (text == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not encode %s as JSON", what),
+				 value == NULL ?
+				 errdetail("The value could not be built (a string that is not valid UTF-8?).") :
+				 errdetail("jansson refused to encode a value of type %s.", dms_json_kind(value))));
+	return text;
+}
+
+/*
  * dms_json_use_palloc
  *		Make jansson allocate in CurrentMemoryContext.
  */
@@ -81,6 +101,14 @@ dms_json_parse(const DmsJsonDoc *doc, const char *text, size_t len)
 	json_t	   *root;
 
 	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &err);
+	if (root == NULL && (memmem(text, len, "\xE2\x80\x9C", 3) || memmem(text, len, "\xE2\x80\x9D", 3)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_JSON_TEXT),
+				 errmsg("invalid %s: malformed JSON at line %d, column %d",
+						doc->what, err.line, err.column),
+				 errdetail("%s.", err.text),
+				 errhint("The %s contains typographic quotes (\u201C \u201D), as copied from a web page or word processor; JSON needs straight double quotes (\").",
+						 doc->what)));
 	if (root == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_JSON_TEXT),
@@ -100,8 +128,86 @@ json_t *
 dms_json_from_jsonb(const DmsJsonDoc *doc, Jsonb *jb)
 {
 	char	   *text = JsonbToCString(NULL, &jb->root, VARSIZE(jb));
+	json_error_t err;
+	json_t	   *root;
 
-	return dms_json_parse(doc, text, strlen(text));
+	/* jsonb text is valid JSON without duplicate keys; it may be a scalar. */
+	root = json_loadb(text, strlen(text), JSON_DECODE_ANY, &err);
+	if (root == NULL)
+		elog(ERROR, "dms_stream: could not read jsonb text as JSON: %s", err.text);
+	return dms_json_unwrap_held(doc, root);
+}
+
+/*
+ * held_text
+ *		The text of a JSON string that holds a JSON object or array (its
+ *		first non-blank character is '{' or '['), else NULL.
+ */
+static const char *
+held_text(const json_t *value)
+{
+	const char *p;
+
+	if (!json_is_string(value))
+		return NULL;
+	for (p = json_string_value(value); *p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'; p++)
+		;
+	return (*p == '{' || *p == '[') ? json_string_value(value) : NULL;
+}
+
+/*
+ * dms_json_unwrap_held
+ *		A document given as a JSON string holding JSON (as DMS's API returns
+ *		TableMappings, ReplicationTaskSettings and ExternalTableDefinition)
+ *		is the document it holds; anything else is returned as is.
+ */
+json_t *
+dms_json_unwrap_held(const DmsJsonDoc *doc, json_t *value)
+{
+	const char *text = held_text(value);
+	json_error_t err;
+	json_t	   *root;
+
+	if (text == NULL)
+		return value;
+	root = json_loadb(text, json_string_length(value), JSON_REJECT_DUPLICATES, &err);
+	if (root == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_JSON_TEXT),
+				 errmsg("invalid %s: the JSON string holds malformed JSON at line %d, column %d",
+						doc->what, err.line, err.column),
+				 errdetail("The %s was given as a JSON string (as the DMS API returns it); the text inside it: %s.",
+						   doc->what, err.text),
+				 errhint("Check the text inside the string: quotes inside it must be escaped as \\\", or give the document as a JSON object instead of a string.")));
+	return root;
+}
+
+/*
+ * dms_json_strip_nulls
+ *		Remove the members whose value is null from every object in value
+ *		(DMS treats an optional field set to null as absent).
+ */
+void
+dms_json_strip_nulls(json_t *value)
+{
+	const char *key;
+	json_t	   *member;
+	void	   *tmp;
+	size_t		i;
+
+	if (json_is_object(value))
+	{
+		json_object_foreach_safe(value, tmp, key, member)
+		{
+			if (json_is_null(member))
+				json_object_del(value, key);
+			else
+				dms_json_strip_nulls(member);
+		}
+	}
+	else if (json_is_array(value))
+		json_array_foreach(value, i, member)
+			dms_json_strip_nulls(member);
 }
 
 /*

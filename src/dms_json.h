@@ -44,8 +44,14 @@ typedef struct DmsJsonDoc
 /* Parse JSON text; a syntax error is reported with line and column. */
 extern json_t *dms_json_parse(const DmsJsonDoc *doc, const char *text, size_t len);
 
-/* Convert a jsonb datum into a jansson value (no syntax errors possible). */
+/* Convert a jsonb datum into a jansson value; a JSON string holding a document is unwrapped. */
 extern json_t *dms_json_from_jsonb(const DmsJsonDoc *doc, Jsonb *jb);
+
+/* A JSON string holding a JSON object or array: the value it holds. */
+extern json_t *dms_json_unwrap_held(const DmsJsonDoc *doc, json_t *value);
+
+/* Remove null-valued members from every object in value. */
+extern void dms_json_strip_nulls(json_t *value);
 
 /* Paths: "parent.key" (or parent["odd key"]) and "parent[i]". */
 extern char *dms_json_path_key(const char *parent, const char *key);
@@ -61,6 +67,13 @@ extern const char *dms_json_kind(const json_t *value);
 
 /* Value rendered for messages, truncated to a sensible length. */
 extern char *dms_json_show(const json_t *value);
+
+/*
+ * json_dumps that never returns NULL: raises an ERROR naming what was being
+ * encoded when jansson cannot encode value (NULL, a scalar without
+ * JSON_ENCODE_ANY, a cycle).  The text is palloc'd.
+ */
+extern char *dms_json_dumps(const json_t *value, size_t flags, const char *what);
 
 /*
  * Require obj to be an object whose keys are all in the NULL-terminated list

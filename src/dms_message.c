@@ -396,9 +396,10 @@ jw_json_t(JsonWriter *w, const json_t *v)
 		out_str(w->out, "null");
 	else
 	{
-		char	   *text = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+		char	   *text = dms_json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT,
+										  "a value of the message");
 
-		out_str(w->out, text ? text : "null");
+		out_str(w->out, text);
 	}
 }
 

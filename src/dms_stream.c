@@ -18,6 +18,7 @@
 #include "aws_credentials.h"
 #include "csv.h"
 #include "dms_json.h"
+#include "extension_drop.h"
 #include "http.h"
 #include "kinesis_shipper.h"
 #include "launcher.h"
@@ -33,18 +34,42 @@ int			dms_stream_max_task_workers = 4;
 int			dms_stream_poll_interval_ms = 5000;
 int			dms_stream_log_min_messages = LOG;
 
+/* The values of PostgreSQL's log_min_messages, in its order. */
 static const struct config_enum_entry log_level_options[] = {
+	{"debug5", DEBUG5, false},
+	{"debug4", DEBUG4, false},
+	{"debug3", DEBUG3, false},
 	{"debug2", DEBUG2, false},
 	{"debug1", DEBUG1, false},
-	{"log", LOG, false},
 	{"info", INFO, false},
 	{"notice", NOTICE, false},
 	{"warning", WARNING, false},
 	{"error", ERROR, false},
+	{"log", LOG, false},
+	{"fatal", FATAL, false},
+	{"panic", PANIC, false},
 	{NULL, 0, false}
 };
 
 void		_PG_init(void);
+
+/*
+ * dms_stream_log_enabled
+ *		Whether a message of level elevel passes dms_stream.log_min_messages,
+ *		ranked as log_min_messages ranks levels for the server log (LOG sits
+ *		between ERROR and FATAL), as PostgreSQL's is_log_level_output does.
+ */
+bool
+dms_stream_log_enabled(int elevel)
+{
+	int			threshold = dms_stream_log_min_messages;
+
+	if (elevel == LOG || elevel == LOG_SERVER_ONLY)
+		return threshold == LOG || threshold <= ERROR;
+	if (threshold == LOG)
+		return elevel >= FATAL;
+	return elevel >= threshold;
+}
 
 /*
  * _PG_init
@@ -104,8 +129,9 @@ _PG_init(void)
 							NULL, NULL, NULL);
 
 	DefineCustomEnumVariable("dms_stream.log_min_messages",
-							 "Lowest level of dms_stream progress messages written to the server log.",
-							 NULL,
+							 "Threshold of dms_stream's progress messages in the server log.",
+							 "Has the meaning of log_min_messages: progress lines are LOG messages, "
+							 "written unless the threshold is fatal or panic.",
 							 &dms_stream_log_min_messages,
 							 LOG,
 							 log_level_options,
@@ -120,6 +146,7 @@ _PG_init(void)
 	pg_source_define_settings();
 	kinesis_shipper_define_settings();
 	pg_slot_define_settings();
+	extension_drop_install_hook();
 
 	MarkGUCPrefixReserved("dms_stream");
 }

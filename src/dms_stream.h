@@ -22,7 +22,27 @@ extern int	dms_stream_max_task_workers;
 /* Interval between S3 CDC folder listings, in milliseconds (dms_stream.poll_interval). */
 extern int	dms_stream_poll_interval_ms;
 
-/* Lowest level of dms_stream's own progress messages (dms_stream.log_min_messages). */
+/*
+ * Threshold of dms_stream's own progress messages (dms_stream.log_min_messages),
+ * with the meaning of PostgreSQL's log_min_messages: a message is written when
+ * its level is at or above the threshold in the order debug5 .. debug1, info,
+ * notice, warning, error, log, fatal, panic.  The setting is never the level a
+ * message is sent at: `error` does not turn a progress line into an ERROR.
+ */
 extern int	dms_stream_log_min_messages;
+
+/* Whether a progress message of level elevel passes dms_stream.log_min_messages. */
+extern bool dms_stream_log_enabled(int elevel);
+
+/*
+ * dms_stream_log(LOG, (errmsg(...), ...)): ereport a progress message at
+ * elevel (DEBUG5..LOG, never ERROR or above) when it passes the threshold.
+ */
+#define dms_stream_log(elevel, rest) \
+	do { \
+		StaticAssertStmt((elevel) < ERROR, "dms_stream_log is for progress messages"); \
+		if (dms_stream_log_enabled(elevel)) \
+			ereport((elevel), rest); \
+	} while (0)
 
 #endif							/* DMS_STREAM_H */

@@ -1143,10 +1143,16 @@ dms_value_render(const ExternalColumn *col, const char *field, size_t len,
 	res->is_empty = false;
 	res->error_class = DMS_VALUE_OK;
 
-	if (!quoted &&
-		(len == 0 ||
-		 (opts->null_value != NULL && len == opts->null_value_len &&
-		  memcmp(field, opts->null_value, len) == 0)))
+	if (!quoted && opts->null_value != NULL && len == opts->null_value_len &&
+		memcmp(field, opts->null_value, len) == 0)
+		goto null_value;
+
+	/*
+	 * An unquoted empty field: NULL, unless CsvNullValue is set, which is
+	 * how DMS tells NULL from an empty string; then it is an empty string
+	 * (or zero bytes), and NULL only for the other types.
+	 */
+	if (!quoted && len == 0 && opts->null_value == NULL)
 		goto null_value;
 
 	switch (col->type)
@@ -1203,7 +1209,11 @@ null_value:
 	res->is_null = true;
 	if (!col->nullable)
 		return fail(res, DMS_VALUE_DATA_ERROR,
-					"NULL in a column that is not nullable (ColumnNullable false)");
+					"NULL in a column that is not nullable (ColumnNullable false, the default when absent): "
+					"add \"ColumnNullable\": \"true\" to the column in the external table definition%s",
+					(col->type == DMS_TYPE_STRING || col->type == DMS_TYPE_CLOB ||
+					 col->type == DMS_TYPE_BYTE || col->type == DMS_TYPE_BLOB) && opts->null_value == NULL
+					? ", or set CsvNullValue so that an empty field is an empty string" : "");
 	out_append(out, "null", 4);
 	return true;
 }

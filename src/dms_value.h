@@ -6,9 +6,12 @@
  *
  * Value rules (one CSV field of an external table column):
  *
- *	NULL	An unquoted empty field is NULL; so is an unquoted field equal to
- *			CsvNullValue when that setting is given (a quoted "NULL" is the
- *			string NULL; with Rfc4180 off nothing is quoted).  A quoted empty
+ *	NULL	An unquoted field equal to CsvNullValue, when that setting is
+ *			given, is NULL (a quoted "NULL" is the string NULL; with Rfc4180
+ *			off nothing is quoted).  An unquoted empty field is NULL when
+ *			CsvNullValue is not set; when it is set (DMS's way to tell NULL
+ *			from an empty string), it is an empty string for STRING, CLOB,
+ *			BYTE and BLOB and NULL for the other types.  A quoted empty
  *			field "" is an empty string for STRING, CLOB, BYTE and BLOB, and
  *			NULL for every other type (an empty number or date means no
  *			value).  NULL in a column with ColumnNullable false (the DMS

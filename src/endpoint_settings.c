@@ -17,6 +17,9 @@
 #include <ctype.h>
 
 #include "external_table.h"
+#include "lib/stringinfo.h"
+#include "nodes/pg_list.h"
+#include "s3.h"
 #include "settings_spec.h"
 
 static const char *const data_format_csv[] = {"csv", NULL};
@@ -35,6 +38,28 @@ static const char *const canned_acls[] = {
 };
 static const char *const message_formats[] = {"json", "json-unformatted", NULL};
 
+/* Why a key is accepted without effect (see SettingSpec.no_effect). */
+#define NE_ROLE "applies when DMS assumes a role; dms_stream signs with the endpoint's credentials (set_endpoint_credentials) or the server's AWS credential chain"
+#define NE_S3_TARGET "an S3 target setting; an S3 source reads the objects as they are"
+#define NE_S3_CSV_OUT "a setting for CSV files written to an S3 target; delta extracts write Parquet"
+#define NE_S3_CDC_OUT "a setting for change files written to an S3 target; delta extracts write full and incremental extracts, not change files"
+#define NE_S3_SOURCE "an S3 source setting; an S3 target writes files"
+#define NE_GLUE "dms_stream does not write an AWS Glue Data Catalog"
+#define NE_TZ "date folders are named in UTC"
+#define NE_PG_CONN "a connection setting; the postgres source is this database, read in-process"
+#define NE_PG_DDL "DMS's DDL capture with event triggers; dms_stream takes table changes from the WAL (TRUNCATE, columns added or dropped)"
+#define NE_PG_TARGET "a setting for PostgreSQL as a DMS target"
+
+static const char *const pg_plugins[] = {"no-preference", "test-decoding", "pglogical", NULL};
+static const char *const pg_long_varchar[] = {"wstring", "clob", "nclob", NULL};
+static const char *const pg_database_modes[] = {"default", "babelfish", NULL};
+static const char *const pg_auth_methods[] = {"password", "iam", NULL};
+
+/*
+ * Every key of the S3Settings API object, for an S3 source.  Keys that only
+ * shape what an S3 target writes are accepted without effect, so that
+ * settings as describe-endpoints prints them (with every default) paste.
+ */
 static const SettingSpec s3_source_specs[] = {
 	{"BucketName", SETTING_NONEMPTY},
 	{"BucketFolder", SETTING_STRING},
@@ -46,40 +71,92 @@ static const SettingSpec s3_source_specs[] = {
 	{"CsvNullValue", SETTING_STRING},
 	{"ExternalTableDefinition", SETTING_ANY},
 	{"ExpectedBucketOwner", SETTING_NONEMPTY},
-	{"ServiceAccessRoleArn", SETTING_ANY},
 	{"DataFormat", SETTING_ENUM, 0, 0, data_format_csv},
+	{"ServiceAccessRoleArn", SETTING_STRING, .no_effect = NE_ROLE},
+	{"CompressionType", SETTING_ENUM, 0, 0, compression_types, NE_S3_TARGET, "none"},
+	{"EncryptionMode", SETTING_ENUM, 0, 0, encryption_modes, NE_S3_TARGET},
+	{"ServerSideEncryptionKmsKeyId", SETTING_STRING, .no_effect = NE_S3_TARGET},
+	{"EncodingType", SETTING_ENUM, 0, 0, encoding_types, NE_S3_TARGET},
+	{"DictPageSizeLimit", SETTING_INT, 0, PG_INT32_MAX, .no_effect = NE_S3_TARGET},
+	{"RowGroupLength", SETTING_INT, 0, PG_INT32_MAX, .no_effect = NE_S3_TARGET},
+	{"DataPageSize", SETTING_INT, 0, PG_INT32_MAX, .no_effect = NE_S3_TARGET},
+	{"ParquetVersion", SETTING_ENUM, 0, 0, parquet_versions, NE_S3_TARGET},
+	{"EnableStatistics", SETTING_BOOL, .no_effect = NE_S3_TARGET},
+	{"IncludeOpForFullLoad", SETTING_BOOL, .no_effect = "full-load rows are recognised with or without a leading I column", .same_as = "false"},
+	{"CdcInsertsOnly", SETTING_BOOL, .no_effect = NE_S3_TARGET},
+	{"CdcInsertsAndUpdates", SETTING_BOOL, .no_effect = NE_S3_TARGET},
+	{"TimestampColumnName", SETTING_STRING, .no_effect = NE_S3_TARGET},
+	{"ParquetTimestampInMillisecond", SETTING_BOOL, .no_effect = NE_S3_TARGET},
+	{"DatePartitionEnabled", SETTING_BOOL, .no_effect = NE_S3_TARGET},
+	{"DatePartitionSequence", SETTING_ENUM, 0, 0, date_partition_sequences, NE_S3_TARGET},
+	{"DatePartitionDelimiter", SETTING_ENUM, 0, 0, date_partition_delimiters, NE_S3_TARGET},
+	{"DatePartitionTimezone", SETTING_STRING, .no_effect = NE_S3_TARGET},
+	{"UseCsvNoSupValue", SETTING_BOOL, .no_effect = NE_S3_TARGET},
+	{"CsvNoSupValue", SETTING_STRING, .no_effect = NE_S3_TARGET},
+	{"PreserveTransactions", SETTING_BOOL, .no_effect = NE_S3_TARGET},
+	{"UseTaskStartTimeForFullLoadTimestamp", SETTING_BOOL, .no_effect = NE_S3_TARGET},
+	{"CannedAclForObjects", SETTING_ENUM, 0, 0, canned_acls, NE_S3_TARGET},
+	{"AddColumnName", SETTING_BOOL, .no_effect = NE_S3_TARGET},
+	{"CdcMaxBatchInterval", SETTING_INT, 0, PG_INT32_MAX, .no_effect = NE_S3_TARGET},
+	{"CdcMinFileSize", SETTING_INT, 0, PG_INT32_MAX, .no_effect = NE_S3_TARGET},
+	{"MaxFileSize", SETTING_INT, 0, PG_INT32_MAX, .no_effect = NE_S3_TARGET},
+	{"AddTrailingPaddingCharacter", SETTING_BOOL, .no_effect = NE_S3_TARGET},
+	{"GlueCatalogGeneration", SETTING_BOOL, .no_effect = NE_GLUE},
 	{NULL}
 };
 
+/* Every key of the S3Settings API object, for an S3 target (delta extracts). */
 static const SettingSpec s3_target_specs[] = {
 	{"BucketName", SETTING_NONEMPTY},
 	{"BucketFolder", SETTING_STRING},
 	{"DataFormat", SETTING_ENUM, 0, 0, data_format_parquet},
-	{"ParquetVersion", SETTING_ENUM, 0, 0, parquet_versions},
+	{"ParquetVersion", SETTING_ENUM, 0, 0, parquet_versions, "files are written with version 1 data pages and the logical types of the type mapping", "parquet-1-0"},
 	{"CompressionType", SETTING_ENUM, 0, 0, compression_types},
 	{"EncodingType", SETTING_ENUM, 0, 0, encoding_types},
 	{"DataPageSize", SETTING_INT, 1024, 1024 * 1024 * 1024},
 	{"DictPageSizeLimit", SETTING_INT, 1024, 1024 * 1024 * 1024},
 	{"RowGroupLength", SETTING_INT, 1, 64 * 1024 * 1024},
-	{"EnableStatistics", SETTING_BOOL},
-	{"ParquetTimestampInMillisecond", SETTING_BOOL},
+	{"EnableStatistics", SETTING_BOOL, .no_effect = "column chunk statistics (min, max, null count) are always written", .same_as = "true"},
+	{"ParquetTimestampInMillisecond", SETTING_BOOL, .no_effect = "timestamps are always written in microseconds (TIMESTAMP_MICROS)", .same_as = "false"},
 	{"MaxFileSize", SETTING_INT, 1, 1048576},
 	{"DatePartitionEnabled", SETTING_BOOL},
 	{"DatePartitionSequence", SETTING_ENUM, 0, 0, date_partition_sequences},
 	{"DatePartitionDelimiter", SETTING_ENUM, 0, 0, date_partition_delimiters},
+	{"DatePartitionTimezone", SETTING_STRING, .no_effect = NE_TZ, .same_as = "utc"},
 	{"EncryptionMode", SETTING_ENUM, 0, 0, encryption_modes},
-	{"ServerSideEncryptionKmsKeyId", SETTING_NONEMPTY},
+	{"ServerSideEncryptionKmsKeyId", SETTING_STRING},
 	{"CannedAclForObjects", SETTING_ENUM, 0, 0, canned_acls},
 	{"ExpectedBucketOwner", SETTING_NONEMPTY},
-	{"ServiceAccessRoleArn", SETTING_ANY},
+	{"ServiceAccessRoleArn", SETTING_STRING, .no_effect = NE_ROLE},
+	{"ExternalTableDefinition", SETTING_ANY, .no_effect = NE_S3_SOURCE},
+	{"CdcPath", SETTING_STRING, .no_effect = NE_S3_CDC_OUT},
+	{"IgnoreHeaderRows", SETTING_INT, 0, 1, .no_effect = NE_S3_SOURCE},
+	{"CsvDelimiter", SETTING_STRING, .no_effect = NE_S3_CSV_OUT},
+	{"CsvRowDelimiter", SETTING_STRING, .no_effect = NE_S3_CSV_OUT},
+	{"CsvNullValue", SETTING_STRING, .no_effect = NE_S3_CSV_OUT},
+	{"Rfc4180", SETTING_BOOL_YN, .no_effect = NE_S3_CSV_OUT},
+	{"AddColumnName", SETTING_BOOL, .no_effect = NE_S3_CSV_OUT},
+	{"UseCsvNoSupValue", SETTING_BOOL, .no_effect = NE_S3_CSV_OUT},
+	{"CsvNoSupValue", SETTING_STRING, .no_effect = NE_S3_CSV_OUT},
+	{"AddTrailingPaddingCharacter", SETTING_BOOL, .no_effect = NE_S3_CSV_OUT},
+	{"IncludeOpForFullLoad", SETTING_BOOL, .no_effect = NE_S3_CDC_OUT},
+	{"CdcInsertsOnly", SETTING_BOOL, .no_effect = NE_S3_CDC_OUT},
+	{"CdcInsertsAndUpdates", SETTING_BOOL, .no_effect = NE_S3_CDC_OUT},
+	{"CdcMaxBatchInterval", SETTING_INT, 0, PG_INT32_MAX, .no_effect = NE_S3_CDC_OUT},
+	{"CdcMinFileSize", SETTING_INT, 0, PG_INT32_MAX, .no_effect = NE_S3_CDC_OUT},
+	{"PreserveTransactions", SETTING_BOOL, .no_effect = NE_S3_CDC_OUT},
+	{"TimestampColumnName", SETTING_STRING, .no_effect = "extracts hold the source table's columns only; add a timestamp column to the table or a view"},
+	{"UseTaskStartTimeForFullLoadTimestamp", SETTING_BOOL, .no_effect = NE_S3_CDC_OUT},
+	{"GlueCatalogGeneration", SETTING_BOOL, .no_effect = NE_GLUE},
 	{NULL}
 };
 
+/* Every key of the KinesisSettings API object (and StreamName). */
 static const SettingSpec kinesis_specs[] = {
 	{"StreamArn", SETTING_NONEMPTY},
 	{"StreamName", SETTING_NONEMPTY},
 	{"MessageFormat", SETTING_ENUM, 0, 0, message_formats},
-	{"ServiceAccessRoleArn", SETTING_ANY},
+	{"ServiceAccessRoleArn", SETTING_STRING, .no_effect = NE_ROLE},
 	{"IncludeTransactionDetails", SETTING_BOOL},
 	{"IncludePartitionValue", SETTING_BOOL},
 	{"PartitionIncludeSchemaTable", SETTING_BOOL},
@@ -87,15 +164,39 @@ static const SettingSpec kinesis_specs[] = {
 	{"IncludeControlDetails", SETTING_BOOL},
 	{"IncludeNullAndEmpty", SETTING_BOOL},
 	{"NoHexPrefix", SETTING_BOOL},
-	{"UseLargeIntegerValue", SETTING_BOOL},
+	{"UseLargeIntegerValue", SETTING_BOOL, .no_effect = "integers are always written with every digit, never in scientific notation", .same_as = "true"},
 	{NULL}
 };
 
+/* Every key of the PostgreSQLSettings API object, for this database as source. */
 static const SettingSpec postgres_specs[] = {
 	{"SlotName", SETTING_NONEMPTY},
 	{"HeartbeatEnable", SETTING_BOOL},
 	{"HeartbeatFrequency", SETTING_INT, 1, 24 * 60},
 	{"HeartbeatSchema", SETTING_NONEMPTY},
+	{"DatabaseName", SETTING_STRING, .no_effect = NE_PG_CONN},
+	{"ServerName", SETTING_STRING, .no_effect = NE_PG_CONN},
+	{"Port", SETTING_INT, 0, 65535, .no_effect = NE_PG_CONN},
+	{"Username", SETTING_STRING, .no_effect = NE_PG_CONN},
+	{"AuthenticationMethod", SETTING_ENUM, 0, 0, pg_auth_methods, NE_PG_CONN},
+	{"SecretsManagerAccessRoleArn", SETTING_STRING, .no_effect = NE_PG_CONN},
+	{"SecretsManagerSecretId", SETTING_STRING, .no_effect = NE_PG_CONN},
+	{"ServiceAccessRoleArn", SETTING_STRING, .no_effect = NE_PG_CONN},
+	{"AfterConnectScript", SETTING_STRING, .no_effect = NE_PG_CONN},
+	{"ExecuteTimeout", SETTING_INT, 0, PG_INT32_MAX, .no_effect = NE_PG_CONN},
+	{"CaptureDdls", SETTING_BOOL, .no_effect = NE_PG_DDL},
+	{"DdlArtifactsSchema", SETTING_STRING, .no_effect = NE_PG_DDL},
+	{"PluginName", SETTING_ENUM, 0, 0, pg_plugins, "changes are decoded with dms_stream's own output plugin", "no-preference"},
+	{"MaxFileSize", SETTING_INT, 0, PG_INT32_MAX, .no_effect = NE_PG_TARGET},
+	{"FailTasksOnLobTruncation", SETTING_BOOL, .no_effect = "large values are sent whole (TOASTed values are fetched), never truncated"},
+	{"MapBooleanAsBoolean", SETTING_BOOL, .no_effect = "booleans are always written as JSON booleans", .same_as = "true"},
+	{"MapJsonbAsClob", SETTING_BOOL, .no_effect = "json and jsonb are always CLOB (their text)", .same_as = "true"},
+	{"MapLongVarcharAs", SETTING_ENUM, 0, 0, pg_long_varchar, "unbounded varchar is always CLOB", "clob"},
+	{"TrimSpaceInChar", SETTING_BOOL, .no_effect = "char(n) values are sent as stored, with their padding", .same_as = "false"},
+	{"DatabaseMode", SETTING_ENUM, 0, 0, pg_database_modes, NE_PG_CONN, "default"},
+	{"BabelfishDatabaseName", SETTING_STRING, .no_effect = NE_PG_CONN},
+	{"DisableUnicodeSourceFilter", SETTING_BOOL, .no_effect = "tables are selected by the table-mapping rules as written"},
+	{"Password", SETTING_ANY},	/* refused in validate_postgres */
 	{NULL}
 };
 
@@ -184,6 +285,10 @@ validate_s3_source(const DmsJsonDoc *doc, json_t *obj)
 
 	settings_validate(doc, obj, "", s3_source_specs);
 	check_bucket_name(doc, dms_json_get_string(doc, obj, "", "BucketName", true, false));
+	s3_check_key_segments("S3Settings.BucketFolder",
+						  dms_json_get_string(doc, obj, "", "BucketFolder", false, true), S3_SEGMENTS_TRIM);
+	s3_check_key_segments("S3Settings.CdcPath",
+						  dms_json_get_string(doc, obj, "", "CdcPath", false, true), S3_SEGMENTS_TRIM);
 	if (json_object_get(obj, "ExpectedBucketOwner"))
 		check_account_id(doc, json_string_value(json_object_get(obj, "ExpectedBucketOwner")));
 
@@ -208,7 +313,7 @@ validate_s3_source(const DmsJsonDoc *doc, json_t *obj)
 										"external table definition in S3Settings.ExternalTableDefinition");
 	else if (json_is_object(etd))
 	{
-		char	   *text = json_dumps(etd, JSON_COMPACT);
+		char	   *text = dms_json_dumps(etd, JSON_COMPACT, "the external table definition");
 
 		external_table_definition_parse(text, strlen(text),
 										"external table definition in S3Settings.ExternalTableDefinition");
@@ -226,25 +331,19 @@ validate_s3_source(const DmsJsonDoc *doc, json_t *obj)
 static void
 validate_s3_target(const DmsJsonDoc *doc, json_t *obj)
 {
-	bool		b;
-
 	settings_validate(doc, obj, "", s3_target_specs);
 	check_bucket_name(doc, dms_json_get_string(doc, obj, "", "BucketName", true, false));
+	s3_check_key_segments("S3Settings.BucketFolder",
+						  dms_json_get_string(doc, obj, "", "BucketFolder", false, true), S3_SEGMENTS_TRIM);
 	if (json_object_get(obj, "ExpectedBucketOwner"))
 		check_account_id(doc, json_string_value(json_object_get(obj, "ExpectedBucketOwner")));
 	if (json_object_get(obj, "ServerSideEncryptionKmsKeyId") &&
+		json_string_length(json_object_get(obj, "ServerSideEncryptionKmsKeyId")) > 0 &&
 		(!json_object_get(obj, "EncryptionMode") ||
 		 pg_strcasecmp(json_string_value(json_object_get(obj, "EncryptionMode")), "sse-kms") != 0))
 		dms_json_fail(doc, "ServerSideEncryptionKmsKeyId",
 					  "Set \"EncryptionMode\": \"sse-kms\" to use a KMS key.",
 					  "ServerSideEncryptionKmsKeyId needs EncryptionMode sse-kms.");
-	if (!dms_json_get_bool(doc, obj, "", "DatePartitionEnabled", false, false, &b) || !b)
-	{
-		if (json_object_get(obj, "DatePartitionSequence") || json_object_get(obj, "DatePartitionDelimiter"))
-			dms_json_fail(doc, json_object_get(obj, "DatePartitionSequence") ? "DatePartitionSequence" : "DatePartitionDelimiter",
-						  "Set \"DatePartitionEnabled\": true, or remove the date partition settings.",
-						  "Date partition settings need DatePartitionEnabled true.");
-	}
 }
 
 /*
@@ -283,6 +382,10 @@ validate_postgres(const DmsJsonDoc *doc, json_t *obj)
 	const char *p;
 
 	settings_validate(doc, obj, "", postgres_specs);
+	if (json_object_get(obj, "Password"))
+		dms_json_fail(doc, "Password",
+					  "Remove \"Password\": endpoint settings are readable by every role, and this database needs no password to read its own changes.",
+					  "A password does not belong in the settings of the postgres source.");
 	slot = dms_json_get_string(doc, obj, "", "SlotName", false, false);
 	if (slot != NULL)
 	{
@@ -298,6 +401,127 @@ validate_postgres(const DmsJsonDoc *doc, json_t *obj)
 }
 
 /*
+ * settings_document
+ *		The name of the settings document of an engine and endpoint type
+ *		(ERROR for a pair dms_stream does not support) and its specs.
+ */
+static const char *
+settings_document(const char *engine, const char *endpoint_type, const SettingSpec **specs)
+{
+	if (strcmp(engine, "s3") == 0 && strcmp(endpoint_type, "source") == 0)
+	{
+		*specs = s3_source_specs;
+		return "S3Settings";
+	}
+	if (strcmp(engine, "s3") == 0 && strcmp(endpoint_type, "target") == 0)
+	{
+		*specs = s3_target_specs;
+		return "S3Settings";
+	}
+	if (strcmp(engine, "kinesis") == 0 && strcmp(endpoint_type, "target") == 0)
+	{
+		*specs = kinesis_specs;
+		return "KinesisSettings";
+	}
+	if (strcmp(engine, "postgres") == 0 && strcmp(endpoint_type, "source") == 0)
+	{
+		*specs = postgres_specs;
+		return "PostgreSQL source settings";
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("engine \"%s\" cannot be used as a %s endpoint", engine, endpoint_type),
+			 errdetail("dms_stream supports s3 as source or target, kinesis as target and postgres (this database) as source."),
+			 errhint("Check the engine and endpoint_type arguments.")));
+	return NULL;				/* keep compiler quiet */
+}
+
+/*
+ * collect_no_effect
+ *		The keys of validated settings obj without effect, with the date
+ *		partition keys of an S3 target whose DatePartitionEnabled is not true.
+ */
+static List *
+collect_no_effect(const char *engine, const char *endpoint_type, const json_t *obj,
+				  const SettingSpec *specs)
+{
+	List	   *list = NIL;
+	json_t	   *enabled = json_object_get(obj, "DatePartitionEnabled");
+
+	settings_no_effect(obj, "", specs, &list);
+	if (specs == s3_target_specs &&
+		!(enabled != NULL && (json_is_true(enabled) ||
+							  (json_is_string(enabled) &&
+							   pg_strcasecmp(json_string_value(enabled), "true") == 0))))
+	{
+		static const char *const keys[] = {"DatePartitionSequence", "DatePartitionDelimiter", NULL};
+		int			i;
+
+		for (i = 0; keys[i] != NULL; i++)
+			if (json_object_get(obj, keys[i]) && !json_is_null(json_object_get(obj, keys[i])))
+			{
+				SettingNoEffect *item = palloc(sizeof(SettingNoEffect));
+
+				item->key = keys[i];
+				item->reason = "DatePartitionEnabled is not true";
+				list = lappend(list, item);
+			}
+	}
+	return list;
+}
+
+/*
+ * report_no_effect
+ *		One NOTICE naming the keys accepted without effect.
+ */
+static void
+report_no_effect(const char *what, List *list)
+{
+	StringInfoData keys;
+	StringInfoData why;
+	ListCell   *lc;
+
+	if (list == NIL)
+		return;
+	initStringInfo(&keys);
+	initStringInfo(&why);
+	foreach(lc, list)
+	{
+		SettingNoEffect *item = lfirst(lc);
+		ListCell   *lc2;
+		bool		first = true;
+
+		appendStringInfo(&keys, "%s%s", keys.len ? ", " : "", item->key);
+		/* The detail: each reason once, after the keys it applies to. */
+		foreach(lc2, list)
+		{
+			SettingNoEffect *other = lfirst(lc2);
+
+			if (other == item)
+				break;
+			if (strcmp(other->reason, item->reason) == 0)
+				first = false;
+		}
+		if (!first)
+			continue;
+		appendStringInfo(&why, "%s", why.len ? "\n" : "");
+		for_each_cell(lc2, list, lc)
+		{
+			SettingNoEffect *other = lfirst(lc2);
+
+			if (strcmp(other->reason, item->reason) == 0)
+				appendStringInfo(&why, "%s%s", other == item ? "" : ", ", other->key);
+		}
+		appendStringInfo(&why, ": %s.", item->reason);
+	}
+	ereport(NOTICE,
+			(errmsg("%s: %d key%s accepted without effect here: %s",
+					what, list_length(list), list_length(list) == 1 ? "" : "s", keys.data),
+			 errdetail_internal("%s", why.data),
+			 errhint("They are kept as given; dms_stream.endpoint_settings_without_effect lists them per endpoint.")));
+}
+
+/*
  * endpoint_settings_validate
  *		Validate settings for the engine/type pair.
  */
@@ -306,40 +530,38 @@ endpoint_settings_validate(const char *engine, const char *endpoint_type, Jsonb 
 {
 	DmsJsonDoc	doc;
 	json_t	   *obj;
+	const SettingSpec *specs;
 
-	if (strcmp(engine, "s3") == 0 && strcmp(endpoint_type, "source") == 0)
-		doc.what = "S3Settings";
-	else if (strcmp(engine, "s3") == 0 && strcmp(endpoint_type, "target") == 0)
-		doc.what = "S3Settings";
-	else if (strcmp(engine, "kinesis") == 0 && strcmp(endpoint_type, "target") == 0)
-		doc.what = "KinesisSettings";
-	else if (strcmp(engine, "postgres") == 0 && strcmp(endpoint_type, "source") == 0)
-		doc.what = "PostgreSQL source settings";
-	else
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("engine \"%s\" cannot be used as a %s endpoint", engine, endpoint_type),
-				 errdetail("dms_stream supports s3 as source or target, kinesis as target and postgres (this database) as source."),
-				 errhint("Check the engine and endpoint_type arguments.")));
-
+	doc.what = settings_document(engine, endpoint_type, &specs);
 	obj = dms_json_from_jsonb(&doc, settings);
 	dms_json_expect_object(&doc, obj, "");
 
-	if (strcmp(engine, "s3") == 0)
-	{
-		if (strcmp(endpoint_type, "source") == 0)
-			validate_s3_source(&doc, obj);
-		else
-			validate_s3_target(&doc, obj);
-	}
-	else if (strcmp(engine, "kinesis") == 0)
+	if (specs == s3_source_specs)
+		validate_s3_source(&doc, obj);
+	else if (specs == s3_target_specs)
+		validate_s3_target(&doc, obj);
+	else if (specs == kinesis_specs)
 		validate_kinesis(&doc, obj);
 	else
 		validate_postgres(&doc, obj);
 
-	if (json_object_get(obj, "ServiceAccessRoleArn"))
-		ereport(NOTICE,
-				(errmsg("%s.ServiceAccessRoleArn is not used by dms_stream", doc.what),
-				 errdetail("dms_stream signs requests with the endpoint's credentials or the AWS credential chain of the database server."),
-				 errhint("Store keys with dms_stream.set_endpoint_credentials(), or give the server an instance or container role.")));
+	report_no_effect(doc.what, collect_no_effect(engine, endpoint_type, obj, specs));
+}
+
+/*
+ * endpoint_settings_no_effect
+ *		See settings_spec.h.
+ */
+List *
+endpoint_settings_no_effect(const char *engine, const char *endpoint_type, Jsonb *settings)
+{
+	DmsJsonDoc	doc;
+	json_t	   *obj;
+	const SettingSpec *specs;
+
+	doc.what = settings_document(engine, endpoint_type, &specs);
+	obj = dms_json_from_jsonb(&doc, settings);
+	if (!json_is_object(obj))
+		return NIL;
+	return collect_no_effect(engine, endpoint_type, obj, specs);
 }

@@ -17,6 +17,7 @@
 
 #include "dms_json.h"
 #include "external_table.h"
+#include "s3.h"
 
 static const char *const column_type_names[] = {
 	"BYTE", "DATE", "TIME", "DATETIME", "INT1", "INT2", "INT4", "INT8",
@@ -56,6 +57,20 @@ dms_column_type_name(DmsColumnType type)
 }
 
 /*
+ * column_type_alias
+ *		Column types DMS accepts beyond its documented list, as the type they
+ *		stand for: TIMESTAMP (the AWS blog's own definition) is DATETIME.
+ *		-1 for anything else.
+ */
+static int
+column_type_alias(const json_t *value)
+{
+	if (json_is_string(value) && pg_strcasecmp(json_string_value(value), "TIMESTAMP") == 0)
+		return DMS_TYPE_DATETIME;
+	return -1;
+}
+
+/*
  * parse_column
  *		Validate one element of TableColumns.
  */
@@ -71,7 +86,9 @@ parse_column(const DmsJsonDoc *doc, json_t *obj, const char *path, ExternalColum
 	dms_json_check_keys(doc, obj, path, column_keys);
 
 	col->name = pstrdup(dms_json_get_string(doc, obj, path, "ColumnName", true, false));
-	type = dms_json_get_enum(doc, obj, path, "ColumnType", true, column_type_names, true);
+	type = column_type_alias(json_object_get(obj, "ColumnType"));
+	if (type < 0)
+		type = dms_json_get_enum(doc, obj, path, "ColumnType", true, column_type_names, true);
 	col->type = (DmsColumnType) type;
 
 	has_length = dms_json_get_int(doc, obj, path, "ColumnLength", false, 1, PG_INT32_MAX, &n);
@@ -171,6 +188,7 @@ parse_table(const DmsJsonDoc *doc, json_t *obj, const char *path, ExternalTable 
 		dms_json_fail(doc, dms_json_path_key(path, "TablePath"),
 					  "Write the path relative to the bucket (and BucketFolder), e.g. \"hr/employee/\".",
 					  "TablePath must not start with \"/\"; found \"%s\".", table->path);
+	s3_check_key_segments(psprintf("%s %s.TablePath", doc->what, path), table->path, 0);
 
 	columns = json_object_get(obj, "TableColumns");
 	if (columns == NULL || json_is_null(columns))

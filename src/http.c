@@ -47,10 +47,46 @@
 
 #include "http.h"
 
+/*
+ * CURLOPT_PROTOCOLS_STR (7.85.0) restricts transfers to http and https; the
+ * older CURLOPT_PROTOCOLS bitmask is deprecated.
+ */
+#if LIBCURL_VERSION_NUM < 0x075500
+#error "dms_stream needs libcurl 7.85.0 or later"
+#endif
+
+/*
+ * Every libcurl call's return code is checked: a failed option would leave a
+ * transfer without its timeouts, TLS checks or callbacks.  These raise an
+ * ERROR naming the call; the handles are released by the callers' cleanup
+ * (PG_FINALLY of dms_http_perform, http_queue_release).
+ */
+#define HTTP_EASY_SETOPT(easy, opt, val) \
+	do { \
+		CURLcode	setopt_rc_ = curl_easy_setopt((easy), (opt), (val)); \
+		if (setopt_rc_ != CURLE_OK) \
+			http_curl_failed("curl_easy_setopt(" #opt ")", curl_easy_strerror(setopt_rc_)); \
+	} while (0)
+
+#define HTTP_MULTI_SETOPT(multi, opt, val) \
+	do { \
+		CURLMcode	setopt_rc_ = curl_multi_setopt((multi), (opt), (val)); \
+		if (setopt_rc_ != CURLM_OK) \
+			http_curl_failed("curl_multi_setopt(" #opt ")", curl_multi_strerror(setopt_rc_)); \
+	} while (0)
+
+#define HTTP_EASY_GETINFO(easy, info, ptr) \
+	do { \
+		CURLcode	getinfo_rc_ = curl_easy_getinfo((easy), (info), (ptr)); \
+		if (getinfo_rc_ != CURLE_OK) \
+			http_curl_failed("curl_easy_getinfo(" #info ")", curl_easy_strerror(getinfo_rc_)); \
+	} while (0)
+
 /* Settings; the C defaults apply until dms_http_define_settings runs. */
 int			dms_http_connect_timeout_ms = 5000;
 int			dms_http_request_timeout_ms = 60000;
 int			dms_http_max_retries = 5;
+int			dms_http_total_timeout_ms = 300000;
 char	   *dms_http_ca_bundle = NULL;
 
 /* Backoff: full jitter over min(cap, base * 2^retry). */
@@ -124,6 +160,7 @@ typedef struct HttpTransfer
 	int			max_retries;
 	size_t		max_bytes;
 	TimestampTz started;		/* first attempt */
+	TimestampTz deadline;		/* started + dms_stream.http_total_timeout */
 	TimestampTz retry_at;		/* HTTP_BACKOFF: when to start again */
 
 	CURL	   *easy;			/* current attempt, NULL between attempts */
@@ -180,6 +217,20 @@ static const char *const http_throttling_codes[] = {
 	"KMSThrottlingException",
 	NULL
 };
+
+/*
+ * http_curl_failed
+ *		Raise the failure of a libcurl call (see HTTP_EASY_SETOPT).
+ */
+static void
+http_curl_failed(const char *call, const char *message)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INTERNAL_ERROR),
+			 errmsg("libcurl call %s failed: %s", call, message),
+			 errhint("dms_stream needs libcurl 7.85.0 or later built with HTTP and TLS support; "
+					 "this one is %s.", curl_version())));
+}
 
 /*
  * http_code_in
@@ -242,6 +293,16 @@ dms_http_define_settings(void)
 							5, 0, 100,
 							PGC_SUSET,
 							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("dms_stream.http_total_timeout",
+							"Total time allowed for one HTTP request to an AWS endpoint, retries included.",
+							"Bounds every attempt and every wait between attempts: an attempt's timeouts "
+							"are cut to the time left, and no retry starts once it would run out.",
+							&dms_http_total_timeout_ms,
+							300000, 100, 24 * 3600 * 1000,
+							PGC_SUSET,
+							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
 	DefineCustomStringVariable("dms_stream.http_ca_bundle",
@@ -472,6 +533,8 @@ http_at_exit(int code, Datum arg)
 static void
 http_init(void)
 {
+	CURLM	   *multi;
+
 	if (http_multi != NULL)
 		return;
 
@@ -484,15 +547,17 @@ http_init(void)
 		http_curl_initialized = true;
 	}
 
-	http_multi = curl_multi_init();
-	if (http_multi == NULL)
+	multi = curl_multi_init();
+	if (multi == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OUT_OF_MEMORY),
 				 errmsg("out of memory"),
 				 errdetail("Could not create a libcurl multi handle.")));
-	curl_multi_setopt(http_multi, CURLMOPT_SOCKETFUNCTION, http_socket_cb);
-	curl_multi_setopt(http_multi, CURLMOPT_TIMERFUNCTION, http_timer_cb);
-	curl_multi_setopt(http_multi, CURLMOPT_MAXCONNECTS, (long) DMS_HTTP_MAX_PARALLEL);
+	/* (a handle whose options failed is not kept: it would be unusable) */
+	HTTP_MULTI_SETOPT(multi, CURLMOPT_SOCKETFUNCTION, http_socket_cb);
+	HTTP_MULTI_SETOPT(multi, CURLMOPT_TIMERFUNCTION, http_timer_cb);
+	HTTP_MULTI_SETOPT(multi, CURLMOPT_MAXCONNECTS, (long) DMS_HTTP_MAX_PARALLEL);
+	http_multi = multi;
 	http_nsockets = 0;
 	http_timer_set = false;
 
@@ -581,6 +646,7 @@ http_start_attempt(HttpTransfer *t)
 		req->connect_timeout_ms : dms_http_connect_timeout_ms;
 	long		timeout_ms = req->timeout_ms > 0 ?
 		req->timeout_ms : dms_http_request_timeout_ms;
+	long		left_ms;
 
 	Assert(t->easy == NULL && t->slist == NULL);
 	http_buf_reset(&t->body);
@@ -590,7 +656,14 @@ http_start_attempt(HttpTransfer *t)
 	t->errbuf[0] = '\0';
 	t->attempt++;
 	if (t->attempt == 1)
+	{
 		t->started = GetCurrentTimestamp();
+		t->deadline = TimestampTzPlusMilliseconds(t->started, dms_http_total_timeout_ms);
+	}
+	/* an attempt gets at most the time left of dms_stream.http_total_timeout */
+	left_ms = Max((long) ((t->deadline - GetCurrentTimestamp()) / 1000), 1L);
+	timeout_ms = Min(timeout_ms, left_ms);
+	connect_ms = Min(connect_ms, left_ms);
 
 	for (i = 0; i < req->nheaders; i++)
 	{
@@ -635,47 +708,47 @@ http_start_attempt(HttpTransfer *t)
 				 errdetail("Could not create a libcurl handle.")));
 	t->easy = easy;
 
-	curl_easy_setopt(easy, CURLOPT_PRIVATE, t);
-	curl_easy_setopt(easy, CURLOPT_URL, req->url);
-	curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(easy, CURLOPT_PATH_AS_IS, 1L);
-	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
-	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
-	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, timeout_ms);
-	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L);
-	curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L);
+	HTTP_EASY_SETOPT(easy, CURLOPT_PRIVATE, t);
+	HTTP_EASY_SETOPT(easy, CURLOPT_URL, req->url);
+	HTTP_EASY_SETOPT(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+	HTTP_EASY_SETOPT(easy, CURLOPT_PATH_AS_IS, 1L);
+	HTTP_EASY_SETOPT(easy, CURLOPT_NOSIGNAL, 1L);
+	HTTP_EASY_SETOPT(easy, CURLOPT_FOLLOWLOCATION, 0L);
+	HTTP_EASY_SETOPT(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+	HTTP_EASY_SETOPT(easy, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
+	HTTP_EASY_SETOPT(easy, CURLOPT_TIMEOUT_MS, timeout_ms);
+	HTTP_EASY_SETOPT(easy, CURLOPT_SSL_VERIFYPEER, 1L);
+	HTTP_EASY_SETOPT(easy, CURLOPT_SSL_VERIFYHOST, 2L);
 	if (dms_http_ca_bundle != NULL && dms_http_ca_bundle[0] != '\0')
-		curl_easy_setopt(easy, CURLOPT_CAINFO, dms_http_ca_bundle);
-	curl_easy_setopt(easy, CURLOPT_USERAGENT,
+		HTTP_EASY_SETOPT(easy, CURLOPT_CAINFO, dms_http_ca_bundle);
+	HTTP_EASY_SETOPT(easy, CURLOPT_USERAGENT,
 					 "dms_stream/" DMS_STREAM_VERSION " libcurl/" LIBCURL_VERSION);
-	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, t->errbuf);
-	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, http_write_cb);
-	curl_easy_setopt(easy, CURLOPT_WRITEDATA, t);
-	curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, http_header_cb);
-	curl_easy_setopt(easy, CURLOPT_HEADERDATA, t);
-	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, t->slist);
+	HTTP_EASY_SETOPT(easy, CURLOPT_ERRORBUFFER, t->errbuf);
+	HTTP_EASY_SETOPT(easy, CURLOPT_WRITEFUNCTION, http_write_cb);
+	HTTP_EASY_SETOPT(easy, CURLOPT_WRITEDATA, t);
+	HTTP_EASY_SETOPT(easy, CURLOPT_HEADERFUNCTION, http_header_cb);
+	HTTP_EASY_SETOPT(easy, CURLOPT_HEADERDATA, t);
+	HTTP_EASY_SETOPT(easy, CURLOPT_HTTPHEADER, t->slist);
 
 	if (pg_strcasecmp(req->method, "GET") == 0 && req->body_len == 0)
-		curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+		HTTP_EASY_SETOPT(easy, CURLOPT_HTTPGET, 1L);
 	else if (pg_strcasecmp(req->method, "HEAD") == 0)
-		curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
+		HTTP_EASY_SETOPT(easy, CURLOPT_NOBODY, 1L);
 	else
 	{
 		if (pg_strcasecmp(req->method, "POST") == 0)
-			curl_easy_setopt(easy, CURLOPT_POST, 1L);
+			HTTP_EASY_SETOPT(easy, CURLOPT_POST, 1L);
 		else
-			curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, req->method);
+			HTTP_EASY_SETOPT(easy, CURLOPT_CUSTOMREQUEST, req->method);
 		if (req->body_len > 0 || pg_strcasecmp(req->method, "POST") == 0 ||
 			pg_strcasecmp(req->method, "PUT") == 0)
 		{
-			curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
+			HTTP_EASY_SETOPT(easy, CURLOPT_POSTFIELDSIZE_LARGE,
 							 (curl_off_t) req->body_len);
 			if (req->body_len > HTTP_SMALL_BODY_BYTES)
-				curl_easy_setopt(easy, CURLOPT_UPLOAD_BUFFERSIZE,
+				HTTP_EASY_SETOPT(easy, CURLOPT_UPLOAD_BUFFERSIZE,
 								 (long) HTTP_UPLOAD_BUFFER_BYTES);
-			curl_easy_setopt(easy, CURLOPT_POSTFIELDS,
+			HTTP_EASY_SETOPT(easy, CURLOPT_POSTFIELDS,
 							 req->body != NULL ? req->body : "");
 		}
 	}
@@ -701,7 +774,12 @@ http_release_easy(HttpTransfer *t)
 {
 	if (t->easy != NULL)
 	{
-		curl_multi_remove_handle(http_multi, t->easy);
+		CURLMcode	rc = curl_multi_remove_handle(http_multi, t->easy);
+
+		/* runs in cleanup paths: report, never raise */
+		if (rc != CURLM_OK)
+			elog(WARNING, "dms_stream: curl_multi_remove_handle failed: %s",
+				 curl_multi_strerror(rc));
 		curl_easy_cleanup(t->easy);
 		t->easy = NULL;
 	}
@@ -976,10 +1054,11 @@ http_finish_attempt(HttpTransfer *t, CURLcode result)
 	DmsHttpResponse *resp = t->resp;
 	long		status = 0;
 	long		nconnects = 0;
+	long		delay;
 	TimestampTz now;
 
-	curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
-	curl_easy_getinfo(t->easy, CURLINFO_NUM_CONNECTS, &nconnects);
+	HTTP_EASY_GETINFO(t->easy, CURLINFO_RESPONSE_CODE, &status);
+	HTTP_EASY_GETINFO(t->easy, CURLINFO_NUM_CONNECTS, &nconnects);
 	http_release_easy(t);
 
 	if (t->oom)
@@ -1029,10 +1108,18 @@ http_finish_attempt(HttpTransfer *t, CURLcode result)
 	now = GetCurrentTimestamp();
 	resp->elapsed_ms = (double) (now - t->started) / 1000.0;
 
-	if (resp->retryable && t->attempt <= t->max_retries)
+	delay = resp->retryable && t->attempt <= t->max_retries ?
+		http_backoff_ms(resp, t->attempt) : -1;
+	if (resp->retryable &&
+		(now >= t->deadline ||
+		 (delay >= 0 && now + (TimestampTz) delay * 1000 >= t->deadline)))
 	{
-		long		delay = http_backoff_ms(resp, t->attempt);
-
+		/* dms_stream.http_total_timeout leaves no time for another attempt */
+		resp->total_timeout = true;
+		t->state = HTTP_DONE;
+	}
+	else if (delay >= 0)
+	{
 		elog(DEBUG1, "dms_stream: %s %s failed (%s), retry %d of %d in %ld ms",
 			 t->req->method, t->req->url,
 			 resp->error_code ? resp->error_code :
@@ -1061,7 +1148,7 @@ http_collect_done(void)
 
 		if (msg->msg != CURLMSG_DONE)
 			continue;
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &t);
+		HTTP_EASY_GETINFO(msg->easy_handle, CURLINFO_PRIVATE, (char **) &t);
 		if (t == NULL || t->easy != msg->easy_handle)
 			continue;
 		{
@@ -1207,6 +1294,31 @@ http_drive_nowait(void)
 	{
 		http_timer_set = false;
 		http_socket_action(CURL_SOCKET_TIMEOUT, 0);
+	}
+}
+
+/*
+ * dms_http_sleep
+ *		Wait ms milliseconds on the latch, servicing interrupts; see http.h.
+ */
+void
+dms_http_sleep(long ms)
+{
+	TimestampTz until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), ms);
+
+	for (;;)
+	{
+		long		left = (long) ((until - GetCurrentTimestamp() + 999) / 1000);
+		int			events = WL_LATCH_SET | WL_TIMEOUT;
+
+		CHECK_FOR_INTERRUPTS();
+		if (left <= 0)
+			break;
+		if (IsUnderPostmaster)
+			events |= WL_EXIT_ON_PM_DEATH;
+		(void) WaitLatch(MyLatch, events, Min(left, (long) HTTP_MAX_SLEEP_MS),
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
 	}
 }
 
@@ -1680,8 +1792,14 @@ dms_http_raise_error(int elevel, const char *what, const DmsHttpRequest *req,
 	}
 	if (resp->request_id != NULL)
 		appendStringInfo(&detail, "; request id %s", resp->request_id);
-	appendStringInfo(&detail, "; %d attempt%s in %.0f ms.", resp->attempts,
+	appendStringInfo(&detail, "; %d attempt%s in %.0f ms", resp->attempts,
 					 resp->attempts == 1 ? "" : "s", resp->elapsed_ms);
+	if (resp->total_timeout)
+		appendStringInfo(&detail, ", no time left for a retry within dms_stream.http_total_timeout (%d ms)",
+						 dms_http_total_timeout_ms);
+	appendStringInfoChar(&detail, '.');
+	if (resp->total_timeout && hint == NULL)
+		hint = "Raise dms_stream.http_total_timeout to allow more time for the retries.";
 
 	ereport(elevel,
 			(errcode(http_error_sqlstate(resp)),

@@ -20,6 +20,9 @@
  * 5xx except 501, 429, AWS throttling and transient error codes, connection
  * failures and resets, timeouts) are retried up to max_retries times after
  * an exponential backoff with full jitter; other 4xx answers are not.
+ * The attempts of a request and the waits between them together take at
+ * most dms_stream.http_total_timeout: an attempt's timeouts are cut to the
+ * time left, and no retry starts that could not begin before it runs out.
  *
  * HTTP failures are not raised: the caller looks at the response (status,
  * parsed AWS error code, message and request id) and may call
@@ -37,6 +40,7 @@
 extern int	dms_http_connect_timeout_ms;	/* dms_stream.http_connect_timeout */
 extern int	dms_http_request_timeout_ms;	/* dms_stream.http_request_timeout */
 extern int	dms_http_max_retries;	/* dms_stream.http_max_retries */
+extern int	dms_http_total_timeout_ms;	/* dms_stream.http_total_timeout */
 extern char *dms_http_ca_bundle;	/* dms_stream.http_ca_bundle */
 
 /* Most transfers a batch keeps in flight at once; the rest wait their turn. */
@@ -77,6 +81,7 @@ typedef struct DmsHttpResponse
 	bool		ok;				/* transport OK and status 200-299 */
 	bool		retryable;		/* the last failure was a retryable one */
 	int			attempts;		/* 1 + retries made */
+	bool		total_timeout;	/* retries stopped by dms_stream.http_total_timeout */
 	bool		reused_connection;	/* last attempt used a cached connection */
 	double		elapsed_ms;		/* whole request, retries and waits included */
 
@@ -149,6 +154,13 @@ extern const char *dms_http_response_header(const DmsHttpResponse *resp,
 extern void dms_http_raise_error(int elevel, const char *what,
 								 const DmsHttpRequest *req,
 								 const DmsHttpResponse *resp);
+
+/*
+ * Wait ms milliseconds (a retry's backoff) on the process latch: interrupts
+ * (cancel, statement_timeout, SIGTERM) are serviced at once and postmaster
+ * death ends the process.
+ */
+extern void dms_http_sleep(long ms);
 
 /* True if an AWS error code means throttling or a transient server fault. */
 extern bool dms_http_is_retryable_code(const char *code);

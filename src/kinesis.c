@@ -173,6 +173,10 @@ struct KinesisBatcher
 	int			adds_since_poll;	/* records added since curl was driven */
 	bool		have_acked_through;
 	uint64		acked_through;
+	TimestampTz failing_since;	/* first failed request since the last
+								 * answered one (0: none) */
+	int64		failing_attempts;	/* HTTP attempts of the failed requests
+									 * since then */
 
 	KinesisSlot *slots;
 	char	   *body_prefix;	/* {"StreamName":..,"Records":[ */
@@ -802,9 +806,7 @@ kinesis_call(KinesisClient *c, const char *operation, json_t *request,
 		if (c->stream_arn != NULL)
 			json_object_set_new(request, "StreamARN", json_string(c->stream_arn));
 	}
-	body = json_dumps(request, JSON_COMPACT);
-	if (body == NULL)
-		elog(ERROR, "could not encode the Kinesis %s request", operation);
+	body = dms_json_dumps(request, JSON_COMPACT, "a Kinesis request");
 
 	headers[0].name = "Content-Type";
 	headers[0].value = KINESIS_CONTENT_TYPE;
@@ -1121,6 +1123,7 @@ kinesis_batcher_default_options(KinesisBatcherOptions *opts)
 	opts->max_buffered_bytes = 64 * 1024 * 1024;
 	opts->max_buffered_records = 100000;
 	opts->max_record_retries = 30;
+	opts->requeue_failed_requests = true;
 	opts->strict_key_order = true;
 }
 
@@ -1677,10 +1680,22 @@ batcher_finish(KinesisBatcher *b, KinesisSlot *s, TimestampTz now, KinesisRoundE
 	b->stats.request_attempts += resp->attempts;
 	if (resp->ok)
 	{
+		b->failing_since = 0;
+		b->failing_attempts = 0;
+	}
+	else
+	{
+		if (b->failing_since == 0)
+			b->failing_since = now - (TimestampTz) (resp->elapsed_ms * 1000.0);
+		b->failing_attempts += resp->attempts;
+	}
+
+	if (resp->ok)
+	{
 		b->stats.requests_ok++;
 		batcher_process_answer(b, s, resp, now, err);
 	}
-	else if (resp->retryable)
+	else if (resp->retryable && b->opts.requeue_failed_requests)
 	{
 		bool		throttled = is_throttling_code(resp->error_code) || resp->status == 429;
 		bool		exhausted = false;
@@ -1696,6 +1711,11 @@ batcher_finish(KinesisBatcher *b, KinesisSlot *s, TimestampTz now, KinesisRoundE
 	}
 	else
 	{
+		/*
+		 * Not retryable, or the HTTP layer gave up on it (its retries or
+		 * dms_stream.http_total_timeout) and the records are not to be
+		 * sent again: fail now, so that the settings bound the time.
+		 */
 		for (j = 0; j < s->nentries; j++)
 			batcher_requeue(b, batcher_entry(b, s->entries[j]), now, false);
 		if (err->slot < 0 && err->message == NULL)
@@ -1736,8 +1756,20 @@ batcher_collect(KinesisBatcher *b, bool wait)
 	if (err.slot >= 0)
 	{
 		KinesisSlot *s = &b->slots[err.slot];
+		DmsHttpResponse resp = s->resp;
 
-		dms_http_raise_error(ERROR, b->what, &s->req, &s->resp);
+		/*
+		 * Records sent again after whole requests failed: report every
+		 * attempt made for them since the last answered request, not only
+		 * the last request's.
+		 */
+		if (b->opts.requeue_failed_requests &&
+			b->failing_attempts > resp.attempts && b->failing_since != 0)
+		{
+			resp.attempts = (int) Min(b->failing_attempts, (int64) PG_INT32_MAX);
+			resp.elapsed_ms = (double) (now - b->failing_since) / 1000.0;
+		}
+		dms_http_raise_error(ERROR, b->what, &s->req, &resp);
 	}
 	if (err.message != NULL)
 		ereport(ERROR,

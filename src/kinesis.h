@@ -44,8 +44,13 @@
  * place, ahead of every newer record, and become due again after a backoff
  * (full jitter, doubling with each failure of the record); a record that
  * fails max_record_retries times raises an ERROR.  A whole request that
- * still fails after the HTTP layer's retries with a retryable error has all
- * of its records queued again the same way; a non-retryable answer
+ * still fails after the HTTP layer's retries with a retryable error (its
+ * attempts bounded by dms_stream.http_max_retries and
+ * dms_stream.http_total_timeout) raises an ERROR at once unless
+ * requeue_failed_requests is set (the default, for tasks, which so ride out
+ * an outage of minutes): then all of its records are queued again the same
+ * way, and the ERROR raised when one has failed too often counts every
+ * attempt made since the last answered request; a non-retryable answer
  * (ValidationException, ResourceNotFoundException, AccessDenied, a bad
  * signature...) raises an ERROR.
  *
@@ -188,6 +193,9 @@ typedef struct KinesisBatcherOptions
 	int64		max_buffered_bytes; /* memory for unacknowledged records (64 MiB) */
 	int			max_buffered_records;	/* records kept (default 100,000) */
 	int			max_record_retries; /* failures of one record before ERROR (30) */
+	bool		requeue_failed_requests;	/* send again the records of a
+											 * request the HTTP layer gave
+											 * up on (default true) */
 	bool		strict_key_order;	/* one unacknowledged record of a key on
 									 * the wire at a time (default true) */
 	bool		records_checked;	/* the caller checked every record with

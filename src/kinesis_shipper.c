@@ -35,6 +35,7 @@
 
 #include "dms_stream.h"
 #include "kinesis_shipper.h"
+#include "task_worker.h"
 #include "worker_xact.h"
 
 #define SHIPPER_MAGIC			0x44534850	/* "DSHP" */
@@ -46,6 +47,8 @@
 #define SHIPPER_BATCH_BYTES		(64 * 1024)
 /* Most shippers one process runs at once. */
 #define SHIPPER_MAX_PER_PROCESS 4
+/* How long the producer waits for its own signal when the shipper exited. */
+#define SHIPPER_EXIT_GRACE_MS	2000
 
 bool		dms_stream_shipping_process = true;
 bool		dms_stream_strict_key_order = true;
@@ -72,6 +75,7 @@ typedef struct ShipperShared
 	uint32		magic;
 	Oid			database_id;
 	PGPROC	   *producer;		/* to wake it */
+	int64		run_id;			/* the producer's task run (crash marker) */
 	char		task_name[SHIPPER_NAME_SIZE];
 	char		endpoint_name[SHIPPER_NAME_SIZE];
 	KinesisBatcherOptions opts; /* callbacks unset */
@@ -79,6 +83,7 @@ typedef struct ShipperShared
 	slock_t		mutex;			/* protects everything below */
 	bool		ready;			/* the shipper opened the endpoint */
 	bool		failed;			/* it raised an ERROR, described below */
+	bool		terminated;		/* it exited on SIGTERM */
 	int			sqlerrcode;
 	char		message[SHIPPER_TEXT_SIZE];
 	char		detail[SHIPPER_TEXT_SIZE];
@@ -258,6 +263,29 @@ shipper_take_published(KinesisShipper *s)
 }
 
 /*
+ * shipper_wait_for_signal
+ *		The shipping process exited without an error of its own.  At a server
+ *		shutdown (SIGTERM) or after the crash of another process (SIGQUIT)
+ *		this process is signalled at the same time: give that signal a moment
+ *		to arrive, so that the stop wins over an error of the task.
+ */
+static void
+shipper_wait_for_signal(void)
+{
+	int			waited;
+
+	for (waited = 0; waited < SHIPPER_EXIT_GRACE_MS && !task_worker_got_sigterm();
+		 waited += 100)
+	{
+		CHECK_FOR_INTERRUPTS();
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 100L, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+	CHECK_FOR_INTERRUPTS();
+}
+
+/*
  * shipper_raise
  *		Raise the shipper's error in the producer (and stop the shipper).
  */
@@ -270,6 +298,7 @@ shipper_raise(KinesisShipper *s)
 	char	   *detail = NULL;
 	char	   *hint = NULL;
 	char	   *task_name = s->task_name;
+	bool		terminated = false;
 
 	if (sh != NULL)
 	{
@@ -281,15 +310,20 @@ shipper_raise(KinesisShipper *s)
 			detail = sh->detail[0] ? pstrdup(sh->detail) : NULL;
 			hint = sh->hint[0] ? pstrdup(sh->hint) : NULL;
 		}
+		terminated = sh->terminated;
 		SpinLockRelease(&sh->mutex);
 	}
 	shipper_terminate(s, true);
 	if (message == NULL)
+	{
+		shipper_wait_for_signal();
 		ereport(ERROR,
 				(errcode(ERRCODE_CONNECTION_FAILURE),
 				 errmsg("the shipping process of task \"%s\" exited", task_name),
+				 terminated ? errdetail("It was terminated (SIGTERM); records it had not acknowledged will be sent again when the task resumes.") :
 				 errdetail("Records it had not acknowledged will be sent again when the task resumes."),
 				 errhint("See the server log for why it exited.")));
+	}
 	ereport(ERROR,
 			(errcode(sqlerrcode),
 			 errmsg_internal("%s", message),
@@ -366,6 +400,7 @@ kinesis_shipper_start(KinesisClient *client, const char *task_name,
 	sh->magic = SHIPPER_MAGIC;
 	sh->database_id = MyDatabaseId;
 	sh->producer = MyProc;
+	sh->run_id = task_worker_run_id();
 	strlcpy(sh->task_name, task_name, SHIPPER_NAME_SIZE);
 	strlcpy(sh->endpoint_name, client->endpoint_name, SHIPPER_NAME_SIZE);
 	sh->opts = *opts;
@@ -865,6 +900,24 @@ shipper_loop(shm_mq_handle *mqh, KinesisBatcher *b)
 }
 
 /*
+ * shipper_note_exit
+ *		before_shmem_exit callback of the shipping process: tell the producer
+ *		that it exited on SIGTERM (see shipper_raise).
+ */
+static void
+shipper_note_exit(int code, Datum arg)
+{
+	ShipperShared *sh = my_shared;
+
+	if (sh == NULL || !task_worker_got_sigterm())
+		return;
+	SpinLockAcquire(&sh->mutex);
+	sh->terminated = true;
+	SpinLockRelease(&sh->mutex);
+	SetLatch(&sh->producer->procLatch);
+}
+
+/*
  * kinesis_shipper_main
  *		Entry point of the shipping process: attach to the producer's
  *		segment, open the endpoint, ship until the producer detaches.
@@ -879,7 +932,7 @@ kinesis_shipper_main(Datum main_arg)
 	MemoryContext cxt;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
+	task_worker_handle_sigterm();
 	BackgroundWorkerUnblockSignals();
 
 	cxt = AllocSetContextCreate(TopMemoryContext, "dms_stream shipper",
@@ -899,6 +952,8 @@ kinesis_shipper_main(Datum main_arg)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("bad magic number in the shared memory segment of a dms_stream shipping process")));
 	my_shared = sh;
+	task_worker_mark_process(sh->run_id, "shipper");
+	before_shmem_exit(shipper_note_exit, (Datum) 0);
 	mq = (shm_mq *) ((char *) sh + SHIPPER_QUEUE_OFFSET);
 	shm_mq_set_receiver(mq, MyProc);
 	mqh = shm_mq_attach(mq, seg, NULL);

@@ -37,7 +37,10 @@
  * request, retries exhausted, a bad endpoint) is copied into the segment
  * with its SQLSTATE, message, detail and hint, and raised again in the
  * producer by its next call; a shipper that exits otherwise raises "the
- * shipping process exited".  The producer stops its shipper when it exits
+ * shipping process exited" (saying so when it was terminated by SIGTERM),
+ * after waiting a moment for the producer's own signal: at a server
+ * shutdown both processes are told to exit at once, and the stop, not the
+ * shipper's exit, ends the task's run.  The producer stops its shipper when it exits
  * or fails (kinesis_shipper_stop, kinesis_shipper_abort_all and an exit
  * callback); the shipper exits when the producer detaches.  Records the
  * shipper held are then sent again by the producer from its last committed

@@ -52,11 +52,9 @@ PG_FUNCTION_INFO_V1(dms_kinesis_put_binary_records);
 static Datum
 json_to_jsonb(json_t *value)
 {
-	char	   *text = json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY);
+	char	   *text = dms_json_dumps(value, JSON_COMPACT | JSON_ENCODE_ANY, "a Kinesis answer");
 	char	   *server;
 
-	if (text == NULL)
-		elog(ERROR, "could not encode a JSON value");
 	server = pg_any_to_server(text, strlen(text), PG_UTF8);
 	return DirectFunctionCall1(jsonb_in, CStringGetDatum(server));
 }
@@ -319,7 +317,7 @@ put_options(Jsonb *jb, KinesisBatcherOptions *opts)
 	static const char *const keys[] = {
 		"max_request_records", "max_request_bytes", "max_body_bytes",
 		"max_record_bytes", "max_buffered_bytes", "max_buffered_records",
-		"max_record_retries", "strict_key_order", NULL
+		"max_record_retries", "strict_key_order", "requeue_failed_requests", NULL
 	};
 	DmsJsonDoc	doc = {"Kinesis put options"};
 	json_t	   *obj = dms_json_from_jsonb(&doc, jb);
@@ -348,6 +346,8 @@ put_options(Jsonb *jb, KinesisBatcherOptions *opts)
 		opts->max_record_retries = (int) v;
 	(void) dms_json_get_bool(&doc, obj, "", "strict_key_order", false, false,
 							 &opts->strict_key_order);
+	(void) dms_json_get_bool(&doc, obj, "", "requeue_failed_requests", false, false,
+							 &opts->requeue_failed_requests);
 }
 
 /*
@@ -523,6 +523,8 @@ put_records_common(FunctionCallInfo fcinfo, bool is_text)
 
 	kinesis_batcher_default_options(&opts);
 	opts.max_in_flight = max_in_flight;
+	/* a SQL call fails once the HTTP layer gives up (its time is bounded) */
+	opts.requeue_failed_requests = false;
 	ack.acked = palloc0(sizeof(bool) * Max(n, 1));
 	ack.n = n;
 	ack.double_acks = 0;

@@ -22,6 +22,8 @@
 
 #include <signal.h>
 
+#include "kinesis_shipper.h"	/* before utils/builtins.h: json_object */
+
 #include "access/xact.h"
 #include "catalog/pg_extension.h"
 #include "commands/extension.h"
@@ -47,6 +49,7 @@
 #include "dms_stream.h"
 #include "launcher.h"
 #include "pg_slot.h"
+#include "task_worker.h"
 
 /* A worker slot in shared memory. */
 typedef struct LauncherSlot
@@ -104,6 +107,11 @@ static bool wake_pending = false;
 static bool wake_callback_registered = false;
 
 PGDLLEXPORT void launcher_main(Datum main_arg);
+
+static void launcher_exec(const char *sql, const char *param, int expected);
+
+/* Whether the absence of the extension has been logged since it was last seen. */
+static bool no_extension_logged = false;
 
 /*
  * launcher_shmem_size
@@ -419,12 +427,26 @@ launcher_has_worker(const char *task_name)
 	return launcher_find_slot(task_name) >= 0;
 }
 
+/* Why launcher_start_worker could not start a worker. */
+typedef enum LauncherStartResult
+{
+	LAUNCHER_STARTED,
+	LAUNCHER_NO_TASK_SLOT,		/* dms_stream.max_task_workers are busy */
+	LAUNCHER_NO_BGWORKER		/* no free slot in max_worker_processes */
+} LauncherStartResult;
+
+/*
+ * Whether the lack of a background worker slot has been reported since a
+ * worker last started: warned once, not at every pass.
+ */
+static bool no_bgworker_warned = false;
+
 /*
  * launcher_start_worker
- *		Register a dynamic worker for task_name; false when no slot or no
- *		background worker is free (tried again on the next pass).
+ *		Register a dynamic worker for task_name; when no launcher slot or no
+ *		background worker is free, say which (tried again on the next pass).
  */
-static bool
+static LauncherStartResult
 launcher_start_worker(const char *task_name)
 {
 	BackgroundWorker worker;
@@ -441,7 +463,7 @@ launcher_start_worker(const char *task_name)
 			break;
 		}
 	if (slot < 0)
-		return false;
+		return LAUNCHER_NO_TASK_SLOT;
 
 	SpinLockAcquire(&launcher_shared->mutex);
 	launcher_shared->slots[slot].in_use = true;
@@ -469,21 +491,58 @@ launcher_start_worker(const char *task_name)
 		SpinLockAcquire(&launcher_shared->mutex);
 		launcher_shared->slots[slot].in_use = false;
 		SpinLockRelease(&launcher_shared->mutex);
-		ereport(WARNING,
-				(errmsg("dms_stream could not start a worker for task \"%s\"", task_name),
-				 errhint("Raise max_worker_processes; it is tried again shortly.")));
-		return false;
+		if (!no_bgworker_warned)
+			ereport(WARNING,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("dms_stream could not start a worker for task \"%s\": no background worker slot is free",
+							task_name),
+					 errdetail("Every one of the max_worker_processes = %d background worker slots is in use.",
+							   max_worker_processes),
+					 errhint("Raise max_worker_processes (a restart is needed) to at least %d: the launcher, one "
+							 "per task worker (dms_stream.max_task_workers = %d) and, while "
+							 "dms_stream.shipping_process is on, one more per task, besides the workers of "
+							 "parallel queries, logical replication and other extensions.  The task waits "
+							 "in phase \"waiting for a free background worker (max_worker_processes)\" and "
+							 "starts when a slot frees; this is reported once.",
+							 1 + dms_stream_max_task_workers * (dms_stream_shipping_process ? 2 : 1),
+							 dms_stream_max_task_workers)));
+		no_bgworker_warned = true;
+		return LAUNCHER_NO_BGWORKER;
 	}
 
+	no_bgworker_warned = false;
 	launched[slot].used = true;
 	launched[slot].handle = handle;
 	launched[slot].adopted_pid = 0;
 	launched[slot].terminating = false;
 	launched[slot].started_at = GetCurrentTimestamp();
 	strlcpy(launched[slot].task_name, task_name, LAUNCHER_TASK_NAME_SIZE);
-	ereport(dms_stream_log_min_messages,
-			(errmsg("dms_stream launcher started a worker for task \"%s\"", task_name)));
-	return true;
+	dms_stream_log(LOG,
+				   (errmsg("dms_stream launcher started a worker for task \"%s\"", task_name)));
+	return LAUNCHER_STARTED;
+}
+
+/*
+ * launcher_set_waiting
+ *		Record in task_progress why a task waits for a worker.
+ */
+static void
+launcher_set_waiting(const char *task_name, LauncherStartResult why)
+{
+	if (why == LAUNCHER_NO_TASK_SLOT)
+		launcher_exec("INSERT INTO dms_stream.task_progress AS p (task_name, phase)"
+					  " VALUES ($1, 'waiting for a free worker (dms_stream.max_task_workers)')"
+					  " ON CONFLICT (task_name) DO UPDATE SET phase = EXCLUDED.phase,"
+					  "   updated_at = now()"
+					  " WHERE p.phase IS DISTINCT FROM EXCLUDED.phase",
+					  task_name, SPI_OK_INSERT);
+	else
+		launcher_exec("INSERT INTO dms_stream.task_progress AS p (task_name, phase)"
+					  " VALUES ($1, 'waiting for a free background worker (max_worker_processes)')"
+					  " ON CONFLICT (task_name) DO UPDATE SET phase = EXCLUDED.phase,"
+					  "   updated_at = now()"
+					  " WHERE p.phase IS DISTINCT FROM EXCLUDED.phase",
+					  task_name, SPI_OK_INSERT);
 }
 
 /*
@@ -522,13 +581,16 @@ launcher_exec(const char *sql, const char *param, int expected)
 /*
  * launcher_recover_runs
  *		Once per server start: runs left 'running' by the previous server
- *		life failed; their tasks resume from their checkpoints.
+ *		life failed when one of their processes crashed (its marker is left,
+ *		see task_worker.h), else they were stopped by the restart; their
+ *		tasks resume from their checkpoints.
  */
 static void
 launcher_recover_runs(void)
 {
+	task_worker_recover_runs();
 	launcher_exec("UPDATE dms_stream.run_history"
-				  "   SET status = 'failed', finished_at = now(),"
+				  "   SET status = 'stopped', finished_at = now(),"
 				  "       message = 'server restarted'"
 				  " WHERE run_kind = 'task' AND status = 'running'",
 				  NULL, SPI_OK_UPDATE);
@@ -554,8 +616,8 @@ launcher_mark_stopped(const char *task_name)
 				  "   AND status IN ('starting', 'running', 'stopping')",
 				  task_name, SPI_OK_UPDATE);
 	launcher_exec("UPDATE dms_stream.run_history"
-				  "   SET status = 'failed', finished_at = now(),"
-				  "       message = 'stopped by dms_stream.stop_task() before the end'"
+				  "   SET status = 'stopped', finished_at = now(),"
+				  "       message = 'stopped by dms_stream.stop_task()'"
 				  " WHERE run_kind = 'task' AND task_name = $1 AND status = 'running'",
 				  task_name, SPI_OK_UPDATE);
 	launcher_exec("UPDATE dms_stream.task_progress"
@@ -596,8 +658,17 @@ launcher_scan(void)
 		for (i = 0; i < dms_stream_max_task_workers; i++)
 			if (launched[i].used)
 				launcher_stop_worker(i);
+		if (!no_extension_logged)
+			ereport(LOG,
+					(errmsg("dms_stream launcher: extension dms_stream does not exist in database \"%s\" (dms_stream.database); no task runs",
+							dms_stream_database),
+					 errhint("Tasks run only in the database named by dms_stream.database: "
+							 "CREATE EXTENSION dms_stream there, or set dms_stream.database to the database "
+							 "where the extension is created and restart the server.")));
+		no_extension_logged = true;
 		goto done;
 	}
+	no_extension_logged = false;
 
 	SpinLockAcquire(&launcher_shared->mutex);
 	recovered = launcher_shared->runs_recovered;
@@ -632,18 +703,15 @@ launcher_scan(void)
 		for (r = 0; r < n; r++)
 		{
 			int			slot = launcher_find_slot(names[r]);
+			LauncherStartResult why;
 
 			if (running[r])
 			{
 				if (slot >= 0 || launcher_in_backoff(names[r]))
 					continue;
-				if (!launcher_start_worker(names[r]))
-					launcher_exec("INSERT INTO dms_stream.task_progress AS p (task_name, phase)"
-								  " VALUES ($1, 'waiting for a free worker (dms_stream.max_task_workers)')"
-								  " ON CONFLICT (task_name) DO UPDATE SET phase = EXCLUDED.phase,"
-								  "   updated_at = now()"
-								  " WHERE p.phase IS DISTINCT FROM EXCLUDED.phase",
-								  names[r], SPI_OK_INSERT);
+				why = launcher_start_worker(names[r]);
+				if (why != LAUNCHER_STARTED)
+					launcher_set_waiting(names[r], why);
 			}
 			else if (slot >= 0)
 				launcher_stop_worker(slot);
@@ -684,7 +752,7 @@ launcher_main(Datum main_arg)
 	pgstat_report_appname("dms_stream launcher");
 	SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
 
-	ereport(dms_stream_log_min_messages,
+	dms_stream_log(LOG,
 			(errmsg("dms_stream launcher started in database \"%s\"", dms_stream_database)));
 
 	for (;;)

@@ -7,7 +7,8 @@
  * The launcher connects to dms_stream.database and idles while the
  * extension does not exist there.  Once per server start (and after every
  * crash restart) it marks task runs left 'running' in run_history as failed
- * ("server restarted"); tasks whose desired_state is still 'running' are
+ * when a process of the run crashed, else as stopped ("server restarted";
+ * see task_worker.h); tasks whose desired_state is still 'running' are
  * then started again and resume from their checkpoints.  start_task and
  * stop_task wake it at commit (launcher_wake_at_commit), so it reacts at
  * once; otherwise it looks at the task table every dms_stream.naptime.

@@ -382,6 +382,7 @@ mapping_compile(Jsonb *mappings)
 
 	table_mappings_validate(mappings);
 	root = dms_json_from_jsonb(&doc, mappings);
+	dms_json_strip_nulls(root);
 	rules = json_object_get(root, "rules");
 	n = json_array_size(rules);
 

@@ -418,7 +418,8 @@ dms_mapping_preview(PG_FUNCTION_ARGS)
 	set = mapping_compile(mappings);
 	plan = mapping_plan_table(set, &src);
 
-	text = json_dumps(preview_json(plan), JSON_COMPACT | JSON_PRESERVE_ORDER);
+	text = dms_json_dumps(preview_json(plan), JSON_COMPACT | JSON_PRESERVE_ORDER,
+						  "the mapping preview");
 	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(text)));
 }
 

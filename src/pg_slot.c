@@ -453,7 +453,7 @@ pg_slot_check_idle_tasks(bool (*has_worker) (const char *task_name))
  * pg_slot_remove_spool
  *		Remove the spool files of a slot (pg_source_job.c names them).
  */
-static void
+void
 pg_slot_remove_spool(const char *slot)
 {
 	static const char *const kinds[] = {"load", "cdc"};

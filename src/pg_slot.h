@@ -46,6 +46,9 @@ extern void pg_slot_define_settings(void);
 /* Whether a replication slot of that name exists. */
 extern bool pg_slot_exists(const char *slot_name);
 
+/* Remove the spool files of a slot (WARNING when one cannot be removed). */
+extern void pg_slot_remove_spool(const char *slot_name);
+
 /*
  * Check the slot task_name is to use before it decodes from it: user_slot
  * (named by SlotName) must exist, be logical, be of this database and use

@@ -709,7 +709,7 @@ pj_start(PgJob *job, bool need_load)
 		job->has_cdc_row = true;
 		job->ack_lsn = InvalidXLogRecPtr;
 		job->ack_ordinal = 0;
-		ereport(dms_stream_log_min_messages,
+		dms_stream_log(LOG,
 				(errmsg("dms_stream task \"%s\": decoding from replication slot \"%s\" (SlotName), confirmed up to %s",
 						job->task_name, job->slot_name, lsn_text(job->start_lsn))));
 	}
@@ -744,7 +744,7 @@ pj_start(PgJob *job, bool need_load)
 		job->has_cdc_row = true;
 		job->ack_lsn = InvalidXLogRecPtr;
 		job->ack_ordinal = 0;
-		ereport(dms_stream_log_min_messages,
+		dms_stream_log(LOG,
 				(errmsg("dms_stream task \"%s\": replication slot \"%s\" created at %s",
 						job->task_name, job->slot_name, lsn_text(job->start_lsn))));
 	}

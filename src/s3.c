@@ -16,9 +16,13 @@
  * contexts under TopMemoryContext and hold everything needed to abort the
  * upload: the URL, region, ExpectedBucketOwner and a copy of the signing
  * credentials (refreshed at every batch of parts).  Entries leave the list
- * when the upload completes or is aborted.  Transaction callbacks abort
- * whatever is left when the (sub)transaction that opened it aborts, and at
- * commit (with a WARNING, as a leak).  A memory context callback on the
+ * when the upload completes or is aborted.  Transaction callbacks do no
+ * network I/O (they run with interrupts held): they move whatever is left
+ * when the (sub)transaction that opened it aborts, or at commit (with a
+ * WARNING, as a leak), to a list of deferred aborts.  That list is sent
+ * (AbortMultipartUpload) by s3_abort_deferred_uploads: before the next S3
+ * request of the process, by the delta-load run after its rollback, and at
+ * process exit (before the transaction is aborted).  A memory context callback on the
  * writer's context detaches the entry when the writer's memory goes away,
  * so the callbacks never touch freed memory.  Aborting is best effort: a
  * failure to abort is a WARNING, never an error raised during cleanup.
@@ -37,6 +41,7 @@
 #include "access/xact.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "storage/ipc.h"
 #include "utils/datetime.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -152,7 +157,9 @@ struct S3Reader
 };
 
 static S3Upload *s3_uploads = NULL;
+static S3Upload *s3_deferred = NULL;	/* to abort outside any callback */
 static bool s3_callbacks_registered = false;
+static bool s3_draining = false;
 
 /*
  * s3_normalize_enum
@@ -195,6 +202,91 @@ s3_check_key(const char *key)
 }
 
 /*
+ * s3_check_key_segments
+ *		Refuse a key, prefix or key part (what names the setting or argument)
+ *		that could put objects outside the folder the configuration names:
+ *		a "." or ".." segment, an empty segment ("//", or a leading "/"
+ *		unless S3_SEGMENTS_TRIM), or a control character.  Segments are the
+ *		parts between "/"; one trailing "/" is allowed.  With
+ *		S3_SEGMENTS_TRIM leading and trailing slashes are ignored (as for
+ *		BucketFolder); with S3_SEGMENTS_PARTIAL the last segment may be the
+ *		start of a longer one (a listing prefix such as "a/.") and is not
+ *		checked for "." and "..".  NULL and "" pass.
+ */
+void
+s3_check_key_segments(const char *what, const char *value, int flags)
+{
+	const char *start;
+	const char *end;
+	const char *p;
+	int			n = 0;
+	bool		last_partial;
+
+	if (value == NULL)
+		return;
+	last_partial = (flags & S3_SEGMENTS_PARTIAL) && value[0] != '\0' &&
+		value[strlen(value) - 1] != '/';
+	for (p = value; *p; p++)
+		if ((unsigned char) *p < 0x20 || (unsigned char) *p == 0x7f)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s must not contain control characters", what),
+					 errdetail("Byte %d of the value is 0x%02x.", (int) (p - value) + 1,
+							   (unsigned char) *p),
+					 errhint("S3 keys of dms_stream are built from printable characters only.")));
+	start = value;
+	end = value + strlen(value);
+	if (flags & S3_SEGMENTS_TRIM)
+	{
+		while (*start == '/')
+			start++;
+		while (end > start && end[-1] == '/')
+			end--;
+	}
+	else if (end > start && end[-1] == '/')
+		end--;					/* a folder: one trailing slash */
+	if (start == end)
+	{
+		if (*value != '\0' && !(flags & S3_SEGMENTS_TRIM))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s must not start with \"/\"", what),
+					 errdetail("The value is \"%s\".", value),
+					 errhint("Write keys and folders relative to the bucket (and BucketFolder), without a leading \"/\".")));
+		return;
+	}
+	for (p = start; p <= end; p++)
+	{
+		size_t		len;
+
+		if (p < end && *p != '/')
+			continue;
+		len = p - start;
+		n++;
+		if (len == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s must not contain an empty path segment", what),
+					 errdetail("Segment %d of \"%s\" is empty (%s).", n, value,
+							   start == value ? "it starts with \"/\"" : "\"//\""),
+					 errhint("Write keys and folders relative to the bucket (and BucketFolder), with single slashes between the parts.")));
+		if ((len == 1 && start[0] == '.') || (len == 2 && start[0] == '.' && start[1] == '.'))
+		{
+			if (p == end && last_partial)
+				break;
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s must not contain a \"%.*s\" path segment", what, (int) len, start),
+					 errdetail("Segment %d of \"%s\" is \"%.*s\".", n, value, (int) len, start),
+					 errhint("dms_stream keeps every object under the folder the configuration names: "
+							 "remove the \".\" and \"..\" parts (S3 stores them literally, but tools and SDKs that "
+							 "normalise paths would see another folder).")));
+		}
+		start = p + 1;
+	}
+}
+
+/*
  * s3_endpoint_bucket
  *		The endpoint's BucketName setting, or an error naming the endpoint.
  */
@@ -224,6 +316,7 @@ s3_folder_prefix(const DmsEndpoint *ep)
 
 	if (folder == NULL)
 		return pstrdup("");
+	s3_check_key_segments("BucketFolder", folder, S3_SEGMENTS_TRIM);
 	while (*folder == '/')
 		folder++;
 	len = strlen(folder);
@@ -254,6 +347,10 @@ static void
 s3_target_init(S3Target *t, const DmsEndpoint *ep, const char *bucket)
 {
 	const char *style = ep->s3_addressing_style ? ep->s3_addressing_style : "auto";
+
+	/* uploads whose abort a transaction callback deferred */
+	if (s3_deferred != NULL)
+		(void) s3_abort_deferred_uploads();
 
 	if (bucket == NULL || bucket[0] == '\0' || strchr(bucket, '/') != NULL)
 		ereport(ERROR,
@@ -1171,6 +1268,7 @@ s3_put_object(const DmsEndpoint *ep, const char *bucket, const char *key,
 	S3Target	t;
 
 	s3_check_key(key);
+	s3_check_key_segments("S3 object key", key, 0);
 	s3_target_init(&t, ep, bucket);
 	return s3_put_target(&t, key, data, len, content_type);
 }
@@ -1188,6 +1286,7 @@ s3_delete_object(const DmsEndpoint *ep, const char *bucket, const char *key)
 	DmsHttpResponse *resp;
 
 	s3_check_key(key);
+	s3_check_key_segments("S3 object key", key, 0);
 	s3_target_init(&t, ep, bucket);
 	s3_common_headers(&t, &hs);
 	s3_request_init(&req, &t, "DELETE", s3_target_url(&t, key), &hs, NULL, 0,
@@ -1198,6 +1297,163 @@ s3_delete_object(const DmsEndpoint *ep, const char *bucket, const char *key)
 		!(resp->status == 404 && (resp->error_code == NULL ||
 								  strcmp(resp->error_code, "NoSuchKey") == 0)))
 		s3_raise("DeleteObject", s3_where(&t, key), &req, resp);
+}
+
+/*
+ * s3_parse_uploads
+ *		Parse a ListMultipartUploadsResult page: append the uploads to
+ *		*result, set the markers of the next page (NULL when it is the
+ *		last).
+ */
+static void
+s3_parse_uploads(const DmsHttpRequest *req, const DmsHttpResponse *resp, const char *where,
+				 List **result, char **key_marker, char **id_marker)
+{
+	xmlDocPtr volatile doc = s3_xml_read(resp->body, resp->body_len);
+	List	   *volatile page = NIL;
+	volatile bool url_encoded = false;
+	volatile bool truncated = false;
+	ListCell   *lc;
+
+	if (doc == NULL)
+		s3_unexpected_answer("ListMultipartUploads", where, req, resp, "the body is not XML");
+	*key_marker = NULL;
+	*id_marker = NULL;
+	PG_TRY();
+	{
+		xmlNodePtr	root = xmlDocGetRootElement(doc);
+		xmlNodePtr	n;
+
+		if (root == NULL || xmlStrcmp(root->name, (const xmlChar *) "ListMultipartUploadsResult") != 0)
+			s3_unexpected_answer("ListMultipartUploads", where, req, resp,
+								 "the body is not a ListMultipartUploadsResult");
+		for (n = root->children; n != NULL; n = n->next)
+		{
+			if (n->type != XML_ELEMENT_NODE)
+				continue;
+			if (xmlStrcmp(n->name, (const xmlChar *) "Upload") == 0)
+			{
+				S3MultipartUpload *u = palloc0(sizeof(S3MultipartUpload));
+
+				u->key = s3_xml_text(s3_xml_child(n, "Key"));
+				u->upload_id = s3_xml_text(s3_xml_child(n, "UploadId"));
+				if (u->key == NULL || u->upload_id == NULL)
+					s3_unexpected_answer("ListMultipartUploads", where, req, resp,
+										 "an Upload has no Key or UploadId");
+				page = lappend(page, u);
+			}
+			else if (xmlStrcmp(n->name, (const xmlChar *) "IsTruncated") == 0)
+				truncated = (pg_strcasecmp(s3_xml_text(n), "true") == 0);
+			else if (xmlStrcmp(n->name, (const xmlChar *) "NextKeyMarker") == 0)
+				*key_marker = s3_xml_text(n);
+			else if (xmlStrcmp(n->name, (const xmlChar *) "NextUploadIdMarker") == 0)
+				*id_marker = s3_xml_text(n);
+			else if (xmlStrcmp(n->name, (const xmlChar *) "EncodingType") == 0)
+				url_encoded = (pg_strcasecmp(s3_xml_text(n), "url") == 0);
+		}
+	}
+	PG_FINALLY();
+	{
+		xmlFreeDoc(doc);
+	}
+	PG_END_TRY();
+
+	foreach(lc, page)
+	{
+		S3MultipartUpload *u = (S3MultipartUpload *) lfirst(lc);
+
+		if (url_encoded)
+			u->key = s3_url_decode(u->key);
+		*result = lappend(*result, u);
+	}
+	if (url_encoded && *key_marker != NULL)
+		*key_marker = s3_url_decode(*key_marker);
+	if (!truncated)
+		*key_marker = *id_marker = NULL;
+	else if (*key_marker == NULL || (*key_marker)[0] == '\0')
+		s3_unexpected_answer("ListMultipartUploads", where, req, resp,
+							 "IsTruncated is true but there is no NextKeyMarker");
+}
+
+/*
+ * s3_list_multipart_uploads
+ *		The incomplete multipart uploads of keys under prefix (every page),
+ *		as a List of S3MultipartUpload *.  A server that does not implement
+ *		ListMultipartUploads (501 NotImplemented, 405) gives NIL with
+ *		*supported false.
+ */
+List *
+s3_list_multipart_uploads(const DmsEndpoint *ep, const char *bucket, const char *prefix,
+						  bool *supported)
+{
+	S3Target	t;
+	S3Headers	hs;
+	DmsHttpRequest req;
+	DmsHttpResponse *resp;
+	List	   *result = NIL;
+	char	   *key_marker = NULL;
+	char	   *id_marker = NULL;
+	char	   *where;
+
+	*supported = true;
+	s3_target_init(&t, ep, bucket);
+	where = s3_where(&t, prefix);
+	do
+	{
+		StringInfoData url;
+
+		/* parameters in canonical (sorted) order */
+		initStringInfo(&url);
+		appendStringInfo(&url, "%s?encoding-type=url", s3_target_url(&t, NULL));
+		if (key_marker != NULL)
+			appendStringInfo(&url, "&key-marker=%s", aws_uri_encode(key_marker, true));
+		if (prefix != NULL && prefix[0] != '\0')
+			appendStringInfo(&url, "&prefix=%s", aws_uri_encode(prefix, true));
+		if (id_marker != NULL && id_marker[0] != '\0')
+			appendStringInfo(&url, "&upload-id-marker=%s", aws_uri_encode(id_marker, true));
+		appendStringInfoString(&url, "&uploads");
+		s3_common_headers(&t, &hs);
+		s3_request_init(&req, &t, "GET", url.data, &hs, NULL, 0, s3_credentials(&t));
+		req.max_response_bytes = 64 * 1024 * 1024;
+		resp = dms_http_request(&req);
+		if (!resp->ok && (resp->status == 501 || resp->status == 405 ||
+						  (resp->error_code && strcmp(resp->error_code, "NotImplemented") == 0)))
+		{
+			*supported = false;
+			return NIL;
+		}
+		if (!resp->ok)
+			s3_raise("ListMultipartUploads", where, &req, resp);
+		s3_parse_uploads(&req, resp, where, &result, &key_marker, &id_marker);
+	} while (key_marker != NULL);
+	return result;
+}
+
+/*
+ * s3_abort_multipart_upload
+ *		AbortMultipartUpload of key's upload upload_id; an upload that is
+ *		gone already (404 NoSuchUpload) is not an error.
+ */
+void
+s3_abort_multipart_upload(const DmsEndpoint *ep, const char *bucket, const char *key,
+						  const char *upload_id)
+{
+	S3Target	t;
+	S3Headers	hs;
+	DmsHttpRequest req;
+	DmsHttpResponse *resp;
+
+	s3_check_key(key);
+	s3_check_key_segments("S3 object key", key, 0);
+	s3_target_init(&t, ep, bucket);
+	s3_common_headers(&t, &hs);
+	s3_request_init(&req, &t, "DELETE",
+					psprintf("%s?uploadId=%s", s3_target_url(&t, key), aws_uri_encode(upload_id, true)),
+					&hs, NULL, 0, s3_credentials(&t));
+	req.max_response_bytes = 1024 * 1024;
+	resp = dms_http_request(&req);
+	if (!resp->ok && resp->status != 404)
+		s3_raise("AbortMultipartUpload", s3_where(&t, key), &req, resp);
 }
 
 /* ---------------------------------------------------------------- reader */
@@ -1603,8 +1859,125 @@ s3_upload_abort(S3Upload *u)
 }
 
 /*
+ * s3_upload_defer
+ *		Take an open upload off the list and queue its abort for
+ *		s3_abort_deferred_uploads; no network I/O, safe in callbacks.  A live
+ *		writer is told its upload is gone.
+ */
+static void
+s3_upload_defer(S3Upload *u)
+{
+	s3_upload_unlink(u);
+	if (u->writer != NULL)
+	{
+		u->writer->upload = NULL;
+		if (u->writer->state == S3W_OPEN)
+			u->writer->state = S3W_ABORTED;
+		u->writer = NULL;
+	}
+	u->next = s3_deferred;
+	s3_deferred = u;
+}
+
+/*
+ * s3_abort_deferred_uploads
+ *		Send AbortMultipartUpload for every deferred upload (best effort: a
+ *		failing answer is a WARNING).  An error raised meanwhile (a query
+ *		cancel) puts the upload back on the list and is re-raised.  Returns
+ *		the number of uploads handled.  Not for callbacks.
+ */
+int
+s3_abort_deferred_uploads(void)
+{
+	volatile int n = 0;
+
+	if (s3_draining)
+		return 0;
+	while (s3_deferred != NULL)
+	{
+		S3Upload   *u = s3_deferred;
+		MemoryContext old = CurrentMemoryContext;
+		MemoryContext work = AllocSetContextCreate(TopMemoryContext, "dms_stream S3 abort",
+												   ALLOCSET_SMALL_SIZES);
+
+		s3_deferred = u->next;
+		u->next = NULL;
+		s3_draining = true;
+		MemoryContextSwitchTo(work);
+		PG_TRY();
+		{
+			s3_upload_abort_request(u);
+		}
+		PG_CATCH();
+		{
+			s3_draining = false;
+			MemoryContextSwitchTo(old);
+			MemoryContextDelete(work);
+			u->next = s3_deferred;
+			s3_deferred = u;
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+		s3_draining = false;
+		MemoryContextSwitchTo(old);
+		MemoryContextDelete(work);
+		MemoryContextDelete(u->cxt);
+		n++;
+	}
+	return n;
+}
+
+/*
+ * s3_deferred_uploads
+ *		The number of uploads whose abort is deferred (for tests and logs).
+ */
+int
+s3_deferred_uploads(void)
+{
+	int			n = 0;
+	S3Upload   *u;
+
+	for (u = s3_deferred; u != NULL; u = u->next)
+		n++;
+	return n;
+}
+
+/*
+ * s3_exit_callback
+ *		At process exit (before the open transaction is aborted): abort the
+ *		open and deferred uploads, swallowing any error.
+ */
+static void
+s3_exit_callback(int code, Datum arg)
+{
+	while (s3_uploads != NULL)
+		s3_upload_defer(s3_uploads);
+	while (s3_deferred != NULL)
+	{
+		PG_TRY();
+		{
+			(void) s3_abort_deferred_uploads();
+		}
+		PG_CATCH();
+		{
+			S3Upload   *u = s3_deferred;
+
+			FlushErrorState();
+			s3_draining = false;
+			/* give up on this one */
+			if (u != NULL)
+			{
+				s3_deferred = u->next;
+				MemoryContextDelete(u->cxt);
+			}
+		}
+		PG_END_TRY();
+	}
+}
+
+/*
  * s3_xact_callback
- *		Abort uploads left open when the transaction ends.
+ *		Defer the abort of uploads left open when the transaction ends.
  */
 static void
 s3_xact_callback(XactEvent event, void *arg)
@@ -1614,7 +1987,7 @@ s3_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			while (s3_uploads != NULL)
-				s3_upload_abort(s3_uploads);
+				s3_upload_defer(s3_uploads);
 			break;
 		case XACT_EVENT_PRE_COMMIT:
 		case XACT_EVENT_PARALLEL_PRE_COMMIT:
@@ -1626,7 +1999,7 @@ s3_xact_callback(XactEvent event, void *arg)
 						 errmsg("S3 multipart upload of %s was neither completed nor aborted; aborting it",
 								s3_uploads->what),
 						 errhint("Call s3_writer_close or s3_writer_abort before the end of the transaction.")));
-				s3_upload_abort(s3_uploads);
+				s3_upload_defer(s3_uploads);
 			}
 			break;
 		default:
@@ -1636,8 +2009,8 @@ s3_xact_callback(XactEvent event, void *arg)
 
 /*
  * s3_subxact_callback
- *		Abort the uploads of an aborted subtransaction; hand those of a
- *		committed one to its parent.
+ *		Defer the abort of the uploads of an aborted subtransaction; hand
+ *		those of a committed one to its parent.
  */
 static void
 s3_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
@@ -1652,7 +2025,7 @@ s3_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 		if (u->subid != mySubid)
 			continue;
 		if (event == SUBXACT_EVENT_ABORT_SUB)
-			s3_upload_abort(u);
+			s3_upload_defer(u);
 		else if (event == SUBXACT_EVENT_COMMIT_SUB)
 			u->subid = parentSubid;
 	}
@@ -1768,6 +2141,7 @@ s3_writer_start_multipart(S3Writer *w)
 	{
 		RegisterXactCallback(s3_xact_callback, NULL);
 		RegisterSubXactCallback(s3_subxact_callback, NULL);
+		before_shmem_exit(s3_exit_callback, (Datum) 0);
 		s3_callbacks_registered = true;
 	}
 	ucxt = AllocSetContextCreate(TopMemoryContext, "dms_stream S3 upload",
@@ -1965,6 +2339,7 @@ s3_writer_open(const DmsEndpoint *ep, const char *bucket, const char *key,
 		options->max_parts_in_flight : S3_DEFAULT_PARTS_IN_FLIGHT;
 
 	s3_check_key(key);
+	s3_check_key_segments("S3 object key", key, 0);
 	if (part_bytes < S3_MIN_PART_BYTES || part_bytes > S3_MAX_PART_BYTES)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -2067,6 +2442,7 @@ s3_writer_complete(S3Writer *w)
 	char	   *url;
 	int			i;
 	int			attempt;
+	TimestampTz deadline;
 
 	initStringInfo(&body);
 	appendStringInfoString(&body, "<CompleteMultipartUpload xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">");
@@ -2078,6 +2454,7 @@ s3_writer_complete(S3Writer *w)
 	}
 	appendStringInfoString(&body, "</CompleteMultipartUpload>");
 	url = psprintf("%s?uploadId=%s", w->url, aws_uri_encode(w->upload_id, true));
+	deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), dms_http_total_timeout_ms);
 
 	for (attempt = 0;; attempt++)
 	{
@@ -2102,10 +2479,10 @@ s3_writer_complete(S3Writer *w)
 			resp->ok = false;
 			resp->error_code = values[1];
 			resp->error_message = values[2];
-			if (dms_http_is_retryable_code(values[1]) && attempt < dms_http_max_retries)
+			if (dms_http_is_retryable_code(values[1]) && attempt < dms_http_max_retries &&
+				TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 200L * (attempt + 1)) < deadline)
 			{
-				pg_usleep(200000L * (attempt + 1));
-				CHECK_FOR_INTERRUPTS();
+				dms_http_sleep(200L * (attempt + 1));
 				continue;
 			}
 			s3_writer_fail(w, "CompleteMultipartUpload", w->where, &req, resp);

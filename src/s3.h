@@ -46,11 +46,13 @@
  *	size grows so that the object fits in 10,000 parts; without one it
  *	doubles every 1,000 parts.  Any failure aborts the upload
  *	(AbortMultipartUpload): a failed request inside the writer aborts it
- *	before the error is raised, and an ERROR anywhere else aborts it when
- *	the (sub)transaction that opened the writer aborts.  A writer neither
- *	closed nor aborted when its transaction commits is aborted with a
- *	WARNING.  A multipart upload is therefore confined to the transaction
- *	that opened it.
+ *	before the error is raised, and an ERROR anywhere else queues its abort
+ *	when the (sub)transaction that opened the writer aborts (callbacks do
+ *	no network I/O); the queue is sent by s3_abort_deferred_uploads, before
+ *	the next S3 request of the process and at process exit.  A writer
+ *	neither closed nor aborted when its transaction commits is queued the
+ *	same way, with a WARNING.  A multipart upload is therefore confined to
+ *	the transaction that opened it.
  *
  *-------------------------------------------------------------------------
  */
@@ -117,6 +119,16 @@ extern char *s3_folder_key(const DmsEndpoint *ep, const char *relative_key);
 /* The BucketFolder prefix ("folder/", or "" without one). */
 extern char *s3_folder_prefix(const DmsEndpoint *ep);
 
+/*
+ * Refuse a key, prefix or key part with a "." or ".." segment, an empty
+ * segment or a control character (ERRCODE_INVALID_PARAMETER_VALUE, naming
+ * what).  Every key dms_stream writes is checked; configuration that goes
+ * into keys is checked when it is stored.
+ */
+#define S3_SEGMENTS_TRIM	0x01	/* ignore leading and trailing slashes */
+#define S3_SEGMENTS_PARTIAL	0x02	/* the last segment may be partial */
+extern void s3_check_key_segments(const char *what, const char *value, int flags);
+
 /* The URL of an object (or of the bucket when key is NULL), as requested. */
 extern char *s3_object_url(const DmsEndpoint *ep, const char *bucket,
 						   const char *key);
@@ -172,6 +184,24 @@ extern char *s3_put_object(const DmsEndpoint *ep, const char *bucket,
 						   const char *key, const char *data, size_t len,
 						   const char *content_type);
 
+/* An incomplete multipart upload (ListMultipartUploads). */
+typedef struct S3MultipartUpload
+{
+	char	   *key;			/* full key */
+	char	   *upload_id;
+} S3MultipartUpload;
+
+/*
+ * The incomplete multipart uploads under prefix, every page (List of
+ * S3MultipartUpload *); NIL and *supported false if the server does not
+ * implement ListMultipartUploads.
+ */
+extern List *s3_list_multipart_uploads(const DmsEndpoint *ep, const char *bucket,
+									   const char *prefix, bool *supported);
+/* AbortMultipartUpload (no error when the upload is gone). */
+extern void s3_abort_multipart_upload(const DmsEndpoint *ep, const char *bucket,
+									  const char *key, const char *upload_id);
+
 /* DeleteObject (no error when the key does not exist). */
 extern void s3_delete_object(const DmsEndpoint *ep, const char *bucket,
 							 const char *key);
@@ -200,6 +230,16 @@ extern void s3_writer_write(S3Writer *writer, const void *data, size_t len);
 extern char *s3_writer_close(S3Writer *writer);
 /* Abandon the object (AbortMultipartUpload if one was started). */
 extern void s3_writer_abort(S3Writer *writer);
+
+/*
+ * Transaction callbacks do no network I/O: the multipart uploads left open
+ * by an aborted (sub)transaction are queued, and aborted here (also before
+ * the next S3 request of the process and at process exit).  Returns how
+ * many were handled; an error (a cancel) leaves the rest queued.
+ */
+extern int	s3_abort_deferred_uploads(void);
+/* How many aborts are queued. */
+extern int	s3_deferred_uploads(void);
 /* Bytes written and parts (1 for a single PutObject) so far / in total. */
 extern int64 s3_writer_bytes(const S3Writer *writer);
 extern int	s3_writer_parts(const S3Writer *writer);

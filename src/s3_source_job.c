@@ -250,6 +250,7 @@ job_table_prefix(Job *job, const ExternalTable *et)
 
 	while (*path == '/')
 		path++;
+	s3_check_key_segments("TablePath", path, 0);
 	prefix = s3_folder_key(job->source, path);
 	len = strlen(prefix);
 	if (len > 0 && prefix[len - 1] != '/')
@@ -1135,6 +1136,29 @@ job_fetch_start(Job *job, JobTable *jt, JobFile *f)
 }
 
 /*
+ * job_refuse_compressed
+ *		ERROR for a gzip-compressed object (its key ends in .gz, or the bytes
+ *		read at offset 0 start with gzip's magic number): CSV objects are
+ *		read as stored, and compressed bytes must never pass for rows of a
+ *		table reported completed.
+ */
+static void
+job_refuse_compressed(Job *job, const char *key, int64 offset, const char *data, size_t len)
+{
+	size_t		klen = strlen(key);
+
+	if (!((klen > 3 && pg_strcasecmp(key + klen - 3, ".gz") == 0) ||
+		  (offset == 0 && len >= 2 &&
+		   (unsigned char) data[0] == 0x1f && (unsigned char) data[1] == 0x8b)))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("s3://%s/%s is gzip-compressed", job->bucket, key),
+			 errdetail("dms_stream reads S3 source files as uncompressed CSV; compressed bytes are never read as rows."),
+			 errhint("Store the files uncompressed (as a DMS S3 target with CompressionType NONE writes them), or move compressed ones out of the table's folder.")));
+}
+
+/*
  * job_table_step
  *		One step of a table's load: open its next file, or read and send one
  *		chunk of the current one, or finish that file.  Returns false when the
@@ -1158,7 +1182,7 @@ job_table_step(Job *job, JobTable *jt)
 			end_pos.offset = jt->nfiles > 0 ? jt->files[jt->nfiles - 1].size : 0;
 			job_flush_to(job, jt, &end_pos, "Table completed");
 			job->result->tables_loaded++;
-			ereport(dms_stream_log_min_messages,
+			dms_stream_log(LOG,
 					(errmsg("dms_stream task \"%s\": table %s.%s loaded: %lld rows, %lld error rows",
 							job->task_name, jt->et->owner, jt->et->name,
 							(long long) jt->committed.rows, (long long) jt->errors)));
@@ -1208,6 +1232,7 @@ job_table_step(Job *job, JobTable *jt)
 					(errcode(ERRCODE_DATA_CORRUPTED),
 					 errmsg("s3://%s/%s ended at byte %lld, before its listed size %lld",
 							job->bucket, f->key, (long long) jt->offset, (long long) f->size)));
+		job_refuse_compressed(job, f->key, jt->offset, data, len);
 		csv_reader_feed(jt->reader, data, len);
 		if (jt->previous)
 			pfree(jt->previous);
@@ -1624,6 +1649,7 @@ job_cdc_file(Job *job, int file, int64 offset, int64 line)
 						(errcode(ERRCODE_DATA_CORRUPTED),
 						 errmsg("s3://%s/%s ended at byte %lld, before its listed size %lld",
 								job->bucket, f->key, (long long) offset, (long long) f->size)));
+			job_refuse_compressed(job, f->key, offset, data, len);
 			csv_reader_feed(reader, data, len);
 			if (previous)
 				pfree(previous);
@@ -1741,6 +1767,7 @@ job_cdc_run(Job *job)
 				 errhint("CDC tasks read the CDC files under BucketFolder/CdcPath.")));
 	while (*cdc_path == '/')
 		cdc_path++;
+	s3_check_key_segments("CdcPath", cdc_path, S3_SEGMENTS_TRIM);
 	job->cdc_prefix = s3_folder_key(job->source, cdc_path);
 	if (job->cdc_prefix[0] != '\0' && job->cdc_prefix[strlen(job->cdc_prefix) - 1] != '/')
 		job->cdc_prefix = psprintf("%s/", job->cdc_prefix);
@@ -1795,7 +1822,7 @@ job_cdc_run(Job *job)
 				strcmp(jt->et->name, name) == 0)
 			{
 				jt->cdc_off = true;
-				ereport(dms_stream_log_min_messages,
+				dms_stream_log(LOG,
 						(errmsg("dms_stream task \"%s\": table %s.%s is suspended (Table error): its CDC rows are skipped",
 								job->task_name, owner, name)));
 			}
@@ -1963,9 +1990,10 @@ s3_source_job_run(const char *task_name, int64 run_id, S3SourceJobResult *result
 	worker_xact_end(job_cxt);
 	{
 		json_t	   *stats = kinesis_shipper_stats_json(job->shipper);
-		char	   *text = json_dumps(stats, JSON_COMPACT);
+		/* only for the log line: a value that cannot be encoded is left out */
+		char	   *text = stats != NULL ? json_dumps(stats, JSON_COMPACT) : NULL;
 
-		ereport(dms_stream_log_min_messages,
+		dms_stream_log(LOG,
 				(errmsg("dms_stream task \"%s\": full load sent; S3 reads %.0f ms, Kinesis batcher %s",
 						job->task_name, job->s3_ms, text ? text : "{}")));
 		if (text)

@@ -59,7 +59,8 @@ sql_text_arg(FunctionCallInfo fcinfo, int argno, const char *argname)
 
 /*
  * sql_key_arg
- *		A key argument (relative to BucketFolder), not NULL or empty.
+ *		A key argument (relative to BucketFolder), not NULL or empty, with
+ *		no "." or ".." segment (s3_check_key_segments).
  */
 static char *
 sql_key_arg(FunctionCallInfo fcinfo, int argno, const char *argname)
@@ -70,6 +71,7 @@ sql_key_arg(FunctionCallInfo fcinfo, int argno, const char *argname)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s must not be empty", argname)));
+	s3_check_key_segments(argname, key, 0);
 	return key;
 }
 
@@ -198,6 +200,8 @@ dms_s3_list_objects(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("page_size must be between 1 and %d", S3_MAX_LIST_PAGE)));
 
+	s3_check_key_segments("prefix", prefix, S3_SEGMENTS_PARTIAL);
+	s3_check_key_segments("start_after", start_after, S3_SEGMENTS_PARTIAL);
 	InitMaterializedSRF(fcinfo, 0);
 	ep = sql_s3_endpoint(name);
 	bucket = s3_endpoint_bucket(ep);

@@ -8,6 +8,7 @@
 #include "postgres.h"
 
 #include "lib/stringinfo.h"
+#include "port.h"
 
 #include "settings_spec.h"
 
@@ -70,5 +71,57 @@ settings_validate(const DmsJsonDoc *doc, const json_t *obj, const char *path,
 			case SETTING_ANY:
 				break;
 		}
+	}
+}
+
+/*
+ * value_is
+ *		Whether a member's value is the JSON boolean or string same_as
+ *		(strings compared ignoring case, '_' and '-').
+ */
+static bool
+value_is(const json_t *value, const char *same_as)
+{
+	const char *a;
+	const char *b;
+
+	if (json_is_boolean(value))
+		return strcmp(json_is_true(value) ? "true" : "false", same_as) == 0;
+	if (!json_is_string(value))
+		return false;
+	for (a = json_string_value(value), b = same_as; *a && *b; a++, b++)
+	{
+		char		ca = (*a == '_') ? '-' : pg_tolower((unsigned char) *a);
+		char		cb = (*b == '_') ? '-' : pg_tolower((unsigned char) *b);
+
+		if (ca != cb)
+			return false;
+	}
+	return *a == '\0' && *b == '\0';
+}
+
+/*
+ * settings_no_effect
+ *		See settings_spec.h.
+ */
+void
+settings_no_effect(const json_t *obj, const char *path, const SettingSpec *specs,
+				   List **list)
+{
+	const SettingSpec *spec;
+
+	for (spec = specs; spec->key != NULL; spec++)
+	{
+		json_t	   *value = json_object_get(obj, spec->key);
+		SettingNoEffect *item;
+
+		if (spec->no_effect == NULL || value == NULL || json_is_null(value))
+			continue;
+		if (spec->same_as != NULL && value_is(value, spec->same_as))
+			continue;
+		item = palloc(sizeof(SettingNoEffect));
+		item->key = (path == NULL || *path == '\0') ? spec->key : psprintf("%s.%s", path, spec->key);
+		item->reason = spec->no_effect;
+		*list = lappend(*list, item);
 	}
 }

@@ -558,6 +558,8 @@ table_mappings_validate(Jsonb *mappings)
 	int64	   *ids;
 	const char **names;
 
+	/* An optional field set to null is absent, as for DMS. */
+	dms_json_strip_nulls(root);
 	dms_json_check_keys(&doc, root, "", root_keys);
 	rules = json_object_get(root, "rules");
 	if (rules == NULL || !json_is_array(rules) || json_array_size(rules) == 0)

@@ -35,44 +35,62 @@ static const char *const log_severities[] = {
 	"LOGGER_SEVERITY_DEFAULT", "LOGGER_SEVERITY_DEBUG", "LOGGER_SEVERITY_DETAILED_DEBUG", NULL
 };
 
+/* Why a task setting is accepted without effect (SettingSpec.no_effect). */
+#define NE_TS_SCHEMA "a Kinesis target has no schema; rename with transformation or object-mapping rules"
+#define NE_TS_LOB "large values are always sent whole; LobMaxSize (KB) limits the values of S3 sources"
+#define NE_TS_FILE "applies to targets loaded from files"
+#define NE_TS_QUEUES "requests are sized by ParallelLoadBufferSize and ParallelLoadThreads (full load) and ParallelApplyThreads (CDC)"
+#define NE_TS_RECOVERY "checkpoints are kept in dms_stream.task_checkpoint"
+#define NE_TS_PREP "a Kinesis target has no tables to prepare or index"
+#define NE_TS_CACHED "the full load and the changes after it come from one snapshot; there are no cached changes to stop at"
+#define NE_TS_CONSISTENCY "the full load reads one snapshot and does not wait for open transactions"
+#define NE_TS_COMMIT "records are sent in requests of ParallelLoadBufferSize"
+#define NE_TS_LOG "task messages go to the server log (dms_stream.log_min_messages), run_history and apply_exceptions"
+#define NE_TS_CONTROL "dms_stream keeps status, history and suspended tables in its own tables (task_status, run_history, table_statistics)"
+#define NE_TS_BUFFER "buffers are sized by dms_stream's settings (e.g. the shipping queue)"
+#define NE_TS_TUNING "batch apply does not apply to Kinesis targets; changes are sent in commit order as they are decoded"
+#define NE_TS_DDL "TRUNCATE and column changes are sent as control records; IncludeTableAlterOperations chooses which"
+#define NE_TS_ERRORS "data errors follow DataErrorPolicy and DataTruncationErrorPolicy; other errors fail the task (network errors are retried first)"
+#define NE_TS_VALIDATION "data validation compares source and target tables and does not apply to Kinesis or S3 targets"
+
 static const SettingSpec target_metadata_specs[] = {
-	{"TargetSchema", SETTING_STRING},
-	{"SupportLobs", SETTING_BOOL},
-	{"FullLobMode", SETTING_BOOL},
-	{"LobChunkSize", SETTING_INT, 0, 102400},
-	{"LimitedSizeLobMode", SETTING_BOOL},
+	{"TargetSchema", SETTING_STRING, .no_effect = NE_TS_SCHEMA},
+	{"SupportLobs", SETTING_BOOL, .no_effect = NE_TS_LOB},
+	{"FullLobMode", SETTING_BOOL, .no_effect = NE_TS_LOB},
+	{"LobChunkSize", SETTING_INT, 0, 102400, .no_effect = NE_TS_LOB},
+	{"LimitedSizeLobMode", SETTING_BOOL, .no_effect = NE_TS_LOB},
 	{"LobMaxSize", SETTING_INT, 0, 1048576},
-	{"InlineLobMaxSize", SETTING_INT, 0, 102400},
-	{"LoadMaxFileSize", SETTING_INT, 0, 100000},
+	{"InlineLobMaxSize", SETTING_INT, 0, 102400, .no_effect = NE_TS_LOB},
+	{"LoadMaxFileSize", SETTING_INT, 0, 100000, .no_effect = NE_TS_FILE},
 	{"ParallelLoadThreads", SETTING_INT, 0, 32},
 	{"ParallelLoadBufferSize", SETTING_INT, 0, 1000},
-	{"ParallelLoadQueuesPerThread", SETTING_INT, 0, 512},
+	{"ParallelLoadQueuesPerThread", SETTING_INT, 0, 512, .no_effect = NE_TS_QUEUES},
 	{"ParallelApplyThreads", SETTING_INT, 0, 32},
-	{"ParallelApplyBufferSize", SETTING_INT, 0, 1000},
-	{"ParallelApplyQueuesPerThread", SETTING_INT, 0, 512},
+	{"ParallelApplyBufferSize", SETTING_INT, 0, 1000, .no_effect = NE_TS_QUEUES},
+	{"ParallelApplyQueuesPerThread", SETTING_INT, 0, 512, .no_effect = NE_TS_QUEUES},
 	{"BatchApplyEnabled", SETTING_BOOL},
-	{"TaskRecoveryTableEnabled", SETTING_BOOL},
+	{"TaskRecoveryTableEnabled", SETTING_BOOL, .no_effect = NE_TS_RECOVERY},
 	{NULL}
 };
 
 static const SettingSpec full_load_specs[] = {
-	{"TargetTablePrepMode", SETTING_ENUM, 0, 0, prep_modes},
-	{"CreatePkAfterFullLoad", SETTING_BOOL},
-	{"StopTaskCachedChangesApplied", SETTING_BOOL},
-	{"StopTaskCachedChangesNotApplied", SETTING_BOOL},
+	{"TargetTablePrepMode", SETTING_ENUM, 0, 0, prep_modes, .no_effect = NE_TS_PREP},
+	{"CreatePkAfterFullLoad", SETTING_BOOL, .no_effect = NE_TS_PREP},
+	{"StopTaskCachedChangesApplied", SETTING_BOOL, .no_effect = NE_TS_CACHED},
+	{"StopTaskCachedChangesNotApplied", SETTING_BOOL, .no_effect = NE_TS_CACHED},
 	{"MaxFullLoadSubTasks", SETTING_INT, 1, 49},
-	{"TransactionConsistencyTimeout", SETTING_INT, 0, 86400},
-	{"CommitRate", SETTING_INT, 1, 50000},
+	{"TransactionConsistencyTimeout", SETTING_INT, 0, 86400, .no_effect = NE_TS_CONSISTENCY},
+	{"CommitRate", SETTING_INT, 1, 50000, .no_effect = NE_TS_COMMIT},
 	{NULL}
 };
 
 static const SettingSpec logging_specs[] = {
-	{"EnableLogging", SETTING_BOOL},
-	{"DeleteTaskLogs", SETTING_BOOL},
-	{"EnableLogContext", SETTING_BOOL},
-	{"LogComponents", SETTING_ANY},		/* checked below */
-	{"CloudWatchLogGroup", SETTING_ANY},
-	{"CloudWatchLogStream", SETTING_ANY},
+	{"EnableLogging", SETTING_BOOL, .no_effect = NE_TS_LOG},
+	{"DeleteTaskLogs", SETTING_BOOL, .no_effect = NE_TS_LOG},
+	{"EnableLogContext", SETTING_BOOL, .no_effect = NE_TS_LOG},
+	{"LogComponents", SETTING_ANY, .no_effect = NE_TS_LOG},		/* checked below */
+	{"CloudWatchLogGroup", SETTING_ANY, .no_effect = NE_TS_LOG},
+	{"CloudWatchLogStream", SETTING_ANY, .no_effect = NE_TS_LOG},
 	{NULL}
 };
 
@@ -83,42 +101,44 @@ static const SettingSpec log_component_specs[] = {
 };
 
 static const SettingSpec control_tables_specs[] = {
-	{"ControlSchema", SETTING_STRING},
-	{"HistoryTimeslotInMinutes", SETTING_INT, 1, 1440},
-	{"HistoryTableEnabled", SETTING_BOOL},
-	{"SuspendedTablesTableEnabled", SETTING_BOOL},
-	{"StatusTableEnabled", SETTING_BOOL},
-	{"FullLoadExceptionTableEnabled", SETTING_BOOL},
+	{"ControlSchema", SETTING_STRING, .no_effect = NE_TS_CONTROL},
+	{"HistoryTimeslotInMinutes", SETTING_INT, 1, 1440, .no_effect = NE_TS_CONTROL},
+	/* DMS's own default task settings carry this spelling too. */
+	{"historyTimeslotInMinutes", SETTING_INT, 1, 1440, .no_effect = NE_TS_CONTROL},
+	{"HistoryTableEnabled", SETTING_BOOL, .no_effect = NE_TS_CONTROL},
+	{"SuspendedTablesTableEnabled", SETTING_BOOL, .no_effect = NE_TS_CONTROL},
+	{"StatusTableEnabled", SETTING_BOOL, .no_effect = NE_TS_CONTROL},
+	{"FullLoadExceptionTableEnabled", SETTING_BOOL, .no_effect = NE_TS_CONTROL},
 	{NULL}
 };
 
 static const SettingSpec stream_buffer_specs[] = {
-	{"StreamBufferCount", SETTING_INT, 2, 32},
-	{"StreamBufferSizeInMB", SETTING_INT, 1, 1024},
-	{"CtrlStreamBufferSizeInMB", SETTING_INT, 1, 8},
+	{"StreamBufferCount", SETTING_INT, 2, 32, .no_effect = NE_TS_BUFFER},
+	{"StreamBufferSizeInMB", SETTING_INT, 1, 1024, .no_effect = NE_TS_BUFFER},
+	{"CtrlStreamBufferSizeInMB", SETTING_INT, 1, 8, .no_effect = NE_TS_BUFFER},
 	{NULL}
 };
 
 static const SettingSpec change_tuning_specs[] = {
-	{"BatchApplyPreserveTransaction", SETTING_BOOL},
-	{"BatchApplyTimeoutMin", SETTING_INT, 0, 86400},
-	{"BatchApplyTimeoutMax", SETTING_INT, 0, 86400},
-	{"BatchApplyMemoryLimit", SETTING_INT, 0, 1048576},
-	{"BatchSplitSize", SETTING_INT, 0, PG_INT32_MAX},
-	{"MinTransactionSize", SETTING_INT, 0, PG_INT32_MAX},
-	{"CommitTimeout", SETTING_INT, 0, 86400},
-	{"MemoryLimitTotal", SETTING_INT, 0, 1048576},
-	{"MemoryKeepTime", SETTING_INT, 0, 86400},
-	{"StatementCacheSize", SETTING_INT, 0, 200},
-	{"RecoveryTimeout", SETTING_ANY},
+	{"BatchApplyPreserveTransaction", SETTING_BOOL, .no_effect = NE_TS_TUNING},
+	{"BatchApplyTimeoutMin", SETTING_INT, 0, 86400, .no_effect = NE_TS_TUNING},
+	{"BatchApplyTimeoutMax", SETTING_INT, 0, 86400, .no_effect = NE_TS_TUNING},
+	{"BatchApplyMemoryLimit", SETTING_INT, 0, 1048576, .no_effect = NE_TS_TUNING},
+	{"BatchSplitSize", SETTING_INT, 0, PG_INT32_MAX, .no_effect = NE_TS_TUNING},
+	{"MinTransactionSize", SETTING_INT, 0, PG_INT32_MAX, .no_effect = NE_TS_TUNING},
+	{"CommitTimeout", SETTING_INT, 0, 86400, .no_effect = NE_TS_TUNING},
+	{"MemoryLimitTotal", SETTING_INT, 0, 1048576, .no_effect = NE_TS_TUNING},
+	{"MemoryKeepTime", SETTING_INT, 0, 86400, .no_effect = NE_TS_TUNING},
+	{"StatementCacheSize", SETTING_INT, 0, 200, .no_effect = NE_TS_TUNING},
+	{"RecoveryTimeout", SETTING_ANY, .no_effect = NE_TS_TUNING},
 	{NULL}
 };
 
 static const SettingSpec ddl_policy_specs[] = {
-	{"HandleSourceTableDropped", SETTING_BOOL},
-	{"HandleSourceTableTruncated", SETTING_BOOL},
-	{"HandleSourceTableAltered", SETTING_BOOL},
-	{"HandlePartitionDdl", SETTING_ANY},
+	{"HandleSourceTableDropped", SETTING_BOOL, .no_effect = NE_TS_DDL},
+	{"HandleSourceTableTruncated", SETTING_BOOL, .no_effect = NE_TS_DDL},
+	{"HandleSourceTableAltered", SETTING_BOOL, .no_effect = NE_TS_DDL},
+	{"HandlePartitionDdl", SETTING_ANY, .no_effect = NE_TS_DDL},
 	{NULL}
 };
 
@@ -132,46 +152,46 @@ static const SettingSpec before_image_specs[] = {
 static const SettingSpec error_behavior_specs[] = {
 	{"DataErrorPolicy", SETTING_ENUM, 0, 0, record_policies},
 	{"DataTruncationErrorPolicy", SETTING_ENUM, 0, 0, record_policies},
-	{"DataMaskingErrorPolicy", SETTING_ENUM, 0, 0, record_policies},
-	{"DataErrorEscalationPolicy", SETTING_ENUM, 0, 0, escalation_policies},
-	{"DataErrorEscalationCount", SETTING_INT, 0, PG_INT32_MAX},
-	{"TableErrorPolicy", SETTING_ENUM, 0, 0, escalation_policies},
-	{"TableErrorEscalationPolicy", SETTING_ENUM, 0, 0, escalation_policies},
-	{"TableErrorEscalationCount", SETTING_INT, 0, PG_INT32_MAX},
-	{"RecoverableErrorCount", SETTING_INT, -1, PG_INT32_MAX},
-	{"RecoverableErrorInterval", SETTING_INT, 0, 86400},
-	{"RecoverableErrorThrottling", SETTING_BOOL},
-	{"RecoverableErrorThrottlingMax", SETTING_INT, 0, 86400},
-	{"RecoverableErrorStopRetryAfterThrottlingMax", SETTING_BOOL},
-	{"ApplyErrorDeletePolicy", SETTING_ENUM, 0, 0, record_policies},
-	{"ApplyErrorInsertPolicy", SETTING_ENUM, 0, 0, apply_insert_policies},
-	{"ApplyErrorUpdatePolicy", SETTING_ENUM, 0, 0, apply_update_policies},
-	{"ApplyErrorEscalationPolicy", SETTING_ENUM, 0, 0, apply_escalation_policies},
-	{"ApplyErrorEscalationCount", SETTING_INT, 0, PG_INT32_MAX},
-	{"ApplyErrorFailOnTruncationDdl", SETTING_BOOL},
-	{"FailOnNoTablesCaptured", SETTING_BOOL},
-	{"FailOnTransactionConsistencyBreached", SETTING_BOOL},
-	{"FullLoadIgnoreConflicts", SETTING_BOOL},
-	{"EventErrorPolicy", SETTING_ENUM, 0, 0, event_policies},
+	{"DataMaskingErrorPolicy", SETTING_ENUM, 0, 0, record_policies, .no_effect = NE_TS_ERRORS},
+	{"DataErrorEscalationPolicy", SETTING_ENUM, 0, 0, escalation_policies, .no_effect = NE_TS_ERRORS},
+	{"DataErrorEscalationCount", SETTING_INT, 0, PG_INT32_MAX, .no_effect = NE_TS_ERRORS},
+	{"TableErrorPolicy", SETTING_ENUM, 0, 0, escalation_policies, .no_effect = NE_TS_ERRORS},
+	{"TableErrorEscalationPolicy", SETTING_ENUM, 0, 0, escalation_policies, .no_effect = NE_TS_ERRORS},
+	{"TableErrorEscalationCount", SETTING_INT, 0, PG_INT32_MAX, .no_effect = NE_TS_ERRORS},
+	{"RecoverableErrorCount", SETTING_INT, -1, PG_INT32_MAX, .no_effect = NE_TS_ERRORS},
+	{"RecoverableErrorInterval", SETTING_INT, 0, 86400, .no_effect = NE_TS_ERRORS},
+	{"RecoverableErrorThrottling", SETTING_BOOL, .no_effect = NE_TS_ERRORS},
+	{"RecoverableErrorThrottlingMax", SETTING_INT, 0, 86400, .no_effect = NE_TS_ERRORS},
+	{"RecoverableErrorStopRetryAfterThrottlingMax", SETTING_BOOL, .no_effect = NE_TS_ERRORS},
+	{"ApplyErrorDeletePolicy", SETTING_ENUM, 0, 0, record_policies, .no_effect = NE_TS_ERRORS},
+	{"ApplyErrorInsertPolicy", SETTING_ENUM, 0, 0, apply_insert_policies, .no_effect = NE_TS_ERRORS},
+	{"ApplyErrorUpdatePolicy", SETTING_ENUM, 0, 0, apply_update_policies, .no_effect = NE_TS_ERRORS},
+	{"ApplyErrorEscalationPolicy", SETTING_ENUM, 0, 0, apply_escalation_policies, .no_effect = NE_TS_ERRORS},
+	{"ApplyErrorEscalationCount", SETTING_INT, 0, PG_INT32_MAX, .no_effect = NE_TS_ERRORS},
+	{"ApplyErrorFailOnTruncationDdl", SETTING_BOOL, .no_effect = NE_TS_ERRORS},
+	{"FailOnNoTablesCaptured", SETTING_BOOL, .no_effect = NE_TS_ERRORS},
+	{"FailOnTransactionConsistencyBreached", SETTING_BOOL, .no_effect = NE_TS_ERRORS},
+	{"FullLoadIgnoreConflicts", SETTING_BOOL, .no_effect = NE_TS_ERRORS},
+	{"EventErrorPolicy", SETTING_ENUM, 0, 0, event_policies, .no_effect = NE_TS_ERRORS},
 	{NULL}
 };
 
 static const SettingSpec validation_specs[] = {
 	{"EnableValidation", SETTING_BOOL},
-	{"ValidationMode", SETTING_ENUM, 0, 0, validation_modes},
-	{"ThreadCount", SETTING_INT, 1, 128},
-	{"PartitionSize", SETTING_INT, 1, PG_INT32_MAX},
-	{"FailureMaxCount", SETTING_INT, 0, PG_INT32_MAX},
-	{"RecordFailureDelayInMinutes", SETTING_INT, 0, PG_INT32_MAX},
-	{"RecordSuspendDelayInMinutes", SETTING_INT, 0, PG_INT32_MAX},
-	{"MaxKeyColumnSize", SETTING_INT, 0, PG_INT32_MAX},
-	{"TableFailureMaxCount", SETTING_INT, 0, PG_INT32_MAX},
-	{"ValidationOnly", SETTING_BOOL},
-	{"HandleCollationDiff", SETTING_BOOL},
-	{"RecordFailureDelayLimitInMinutes", SETTING_INT, 0, PG_INT32_MAX},
-	{"SkipLobColumns", SETTING_BOOL},
-	{"ValidationPartialLobSize", SETTING_INT, 0, PG_INT32_MAX},
-	{"ValidationQueryCdcDelaySeconds", SETTING_INT, 0, PG_INT32_MAX},
+	{"ValidationMode", SETTING_ENUM, 0, 0, validation_modes, .no_effect = NE_TS_VALIDATION},
+	{"ThreadCount", SETTING_INT, 1, 128, .no_effect = NE_TS_VALIDATION},
+	{"PartitionSize", SETTING_INT, 1, PG_INT32_MAX, .no_effect = NE_TS_VALIDATION},
+	{"FailureMaxCount", SETTING_INT, 0, PG_INT32_MAX, .no_effect = NE_TS_VALIDATION},
+	{"RecordFailureDelayInMinutes", SETTING_INT, 0, PG_INT32_MAX, .no_effect = NE_TS_VALIDATION},
+	{"RecordSuspendDelayInMinutes", SETTING_INT, 0, PG_INT32_MAX, .no_effect = NE_TS_VALIDATION},
+	{"MaxKeyColumnSize", SETTING_INT, 0, PG_INT32_MAX, .no_effect = NE_TS_VALIDATION},
+	{"TableFailureMaxCount", SETTING_INT, 0, PG_INT32_MAX, .no_effect = NE_TS_VALIDATION},
+	{"ValidationOnly", SETTING_BOOL, .no_effect = NE_TS_VALIDATION},
+	{"HandleCollationDiff", SETTING_BOOL, .no_effect = NE_TS_VALIDATION},
+	{"RecordFailureDelayLimitInMinutes", SETTING_INT, 0, PG_INT32_MAX, .no_effect = NE_TS_VALIDATION},
+	{"SkipLobColumns", SETTING_BOOL, .no_effect = NE_TS_VALIDATION},
+	{"ValidationPartialLobSize", SETTING_INT, 0, PG_INT32_MAX, .no_effect = NE_TS_VALIDATION},
+	{"ValidationQueryCdcDelaySeconds", SETTING_INT, 0, PG_INT32_MAX, .no_effect = NE_TS_VALIDATION},
 	{NULL}
 };
 
@@ -314,4 +334,43 @@ task_settings_validate(Jsonb *settings)
 		dms_json_fail(&doc, "ValidationSettings.EnableValidation",
 					  "Set EnableValidation to false.",
 					  "Data validation compares source and target tables and does not apply to Kinesis or S3 targets.");
+}
+
+/*
+ * task_settings_no_effect
+ *		The keys of valid task settings accepted without effect (of
+ *		SettingNoEffect *), as Section.Key; a section dms_stream does not
+ *		read at all is named whole when it is not null.
+ */
+List *
+task_settings_no_effect(Jsonb *settings)
+{
+	DmsJsonDoc	doc = {"task settings"};
+	json_t	   *root = dms_json_from_jsonb(&doc, settings);
+	List	   *list = NIL;
+	int			i;
+
+	if (!json_is_object(root))
+		return NIL;
+	for (i = 0; sections[i].name != NULL; i++)
+	{
+		json_t	   *section = json_object_get(root, sections[i].name);
+
+		if (section == NULL || json_is_null(section) || json_is_false(section))
+			continue;
+		if (sections[i].specs != NULL)
+		{
+			if (json_is_object(section))
+				settings_no_effect(section, sections[i].name, sections[i].specs, &list);
+		}
+		else
+		{
+			SettingNoEffect *item = palloc(sizeof(SettingNoEffect));
+
+			item->key = sections[i].name;
+			item->reason = "a setting for DMS features dms_stream does not have (loopback prevention, character set conversion, Time Travel, post-processing)";
+			list = lappend(list, item);
+		}
+	}
+	return list;
 }

@@ -8,15 +8,21 @@
  */
 #include "postgres.h"
 
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "dms_json.h"		/* before utils/builtins.h: json_object */
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "common/file_perm.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "storage/fd.h"
 #include "storage/ipc.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
@@ -32,8 +38,209 @@
 #include "task_worker.h"
 #include "worker_xact.h"
 
+/* Crash markers live here, in the data directory (see task_worker.h). */
+#define TASK_MARKER_DIR "pg_dms_stream"
+
+/* run_history.message of a run ended by a crash of one of its processes */
+#define TASK_CRASH_WORKER	"the task's worker was killed or crashed"
+#define TASK_CRASH_SHIPPER	"the task's shipping process was killed or crashed"
+/* the same as SQL literals */
+#define TASK_CRASH_MESSAGES_SQL \
+	"('the task''s worker was killed or crashed'," \
+	" 'the task''s shipping process was killed or crashed')"
+
+/*
+ * What the task's checkpoints are at the start of a run (its rows in
+ * task_checkpoint, hashed): equal fingerprints of two runs mean that the
+ * earlier one made no progress.  $1 is the task name.
+ */
+#define TASK_CHECKPOINT_SQL \
+	"(SELECT coalesce(md5(string_agg(concat_ws(':', c.schema_name, c.table_name," \
+	"        c.file_key, c.next_offset, c.next_line, c.table_done, c.rows_sent)," \
+	"        ',' ORDER BY c.schema_name, c.table_name)), '')" \
+	"   FROM dms_stream.task_checkpoint c WHERE c.task_name = $1)"
+
 static char task_name[LAUNCHER_TASK_NAME_SIZE];
 static char current_phase[256] = "starting";
+static int64 current_run_id = 0;
+
+/* Set by the SIGTERM handler: the process was asked to exit. */
+static volatile sig_atomic_t got_sigterm = false;
+static emit_log_hook_type prev_emit_log_hook = NULL;
+
+/* This process's crash marker, removed at exit and on SIGQUIT. */
+static char marker_path[MAXPGPATH];
+
+/*
+ * task_worker_sigterm
+ *		SIGTERM: remember that the exit was asked for, then die() as usual
+ *		(the next CHECK_FOR_INTERRUPTS ends the process).
+ */
+static void
+task_worker_sigterm(SIGNAL_ARGS)
+{
+	got_sigterm = true;
+	die(postgres_signal_arg);
+}
+
+/*
+ * task_worker_quiet_stop
+ *		emit_log_hook: after a SIGTERM, the FATAL "terminating background
+ *		worker ... due to administrator command" is the requested stop, not
+ *		an error: it is not logged (the worker logs one LOG line instead) and
+ *		the process exits as the FATAL would, but with status 0, so that the
+ *		postmaster does not log the exit either.
+ */
+static void
+task_worker_quiet_stop(ErrorData *edata)
+{
+	if (got_sigterm && edata->elevel == FATAL &&
+		edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN)
+	{
+		edata->output_to_server = false;
+		proc_exit(0);
+	}
+	if (prev_emit_log_hook)
+		prev_emit_log_hook(edata);
+}
+
+/*
+ * task_worker_handle_sigterm
+ *		Install the SIGTERM handler and the log hook above in this process
+ *		(the task worker or its shipping process).
+ */
+void
+task_worker_handle_sigterm(void)
+{
+	pqsignal(SIGTERM, task_worker_sigterm);
+	prev_emit_log_hook = emit_log_hook;
+	emit_log_hook = task_worker_quiet_stop;
+}
+
+/*
+ * task_worker_got_sigterm
+ *		Whether this process was asked to exit (SIGTERM).
+ */
+bool
+task_worker_got_sigterm(void)
+{
+	return got_sigterm;
+}
+
+/*
+ * task_worker_run_id
+ *		The run this task worker process runs (0 in other processes).
+ */
+int64
+task_worker_run_id(void)
+{
+	return current_run_id;
+}
+
+/*
+ * task_marker_sigquit
+ *		SIGQUIT (immediate shutdown, or the crash of another process): this
+ *		process did not crash; remove its marker and exit as
+ *		SignalHandlerForCrashExit does.
+ */
+static void
+task_marker_sigquit(SIGNAL_ARGS)
+{
+	if (marker_path[0] != '\0')
+		(void) unlink(marker_path);
+	_exit(2);
+}
+
+/*
+ * task_marker_remove
+ *		on_proc_exit callback: the process ends normally (also by FATAL).
+ */
+static void
+task_marker_remove(int code, Datum arg)
+{
+	if (marker_path[0] != '\0')
+		(void) unlink(marker_path);
+	marker_path[0] = '\0';
+}
+
+/*
+ * task_worker_mark_process
+ *		Create the crash marker of this process of run run_id (role "worker"
+ *		or "shipper").  It is removed when the process exits or receives
+ *		SIGQUIT; one left behind after a restart means that the process was
+ *		killed (SIGKILL) or crashed.
+ */
+void
+task_worker_mark_process(int64 run_id, const char *role)
+{
+	int			fd;
+
+	if (run_id <= 0)
+		return;
+	if (mkdir(TASK_MARKER_DIR, pg_dir_create_mode) != 0 && errno != EEXIST)
+	{
+		ereport(WARNING,
+				(errcode_for_file_access(),
+				 errmsg("could not create directory \"%s\": %m", TASK_MARKER_DIR)));
+		return;
+	}
+	snprintf(marker_path, sizeof(marker_path), "%s/run_" INT64_FORMAT ".%s.%d",
+			 TASK_MARKER_DIR, run_id, role, MyProcPid);
+	fd = open(marker_path, O_CREAT | O_WRONLY | PG_BINARY, pg_file_create_mode);
+	if (fd < 0)
+	{
+		ereport(WARNING,
+				(errcode_for_file_access(),
+				 errmsg("could not create file \"%s\": %m", marker_path)));
+		marker_path[0] = '\0';
+		return;
+	}
+	close(fd);
+	pqsignal(SIGQUIT, task_marker_sigquit);
+	on_proc_exit(task_marker_remove, (Datum) 0);
+}
+
+/*
+ * task_worker_recover_runs
+ *		At server start (the launcher, in a transaction with SPI connected):
+ *		the runs of which a process left its crash marker ended by a crash
+ *		of their own processes; record them so and remove the markers.
+ */
+void
+task_worker_recover_runs(void)
+{
+	DIR		   *dir;
+	struct dirent *de;
+
+	dir = AllocateDir(TASK_MARKER_DIR);
+	while ((de = ReadDirExtended(dir, TASK_MARKER_DIR, DEBUG1)) != NULL)
+	{
+		long long	run;
+		char		role[16];
+		int			pid;
+		char		path[MAXPGPATH];
+		Oid			types[2] = {INT8OID, TEXTOID};
+		Datum		values[2];
+
+		if (sscanf(de->d_name, "run_%lld.%15[a-z].%d", &run, role, &pid) != 3)
+			continue;
+		values[0] = Int64GetDatum((int64) run);
+		values[1] = CStringGetTextDatum(strcmp(role, "shipper") == 0 ?
+										TASK_CRASH_SHIPPER : TASK_CRASH_WORKER);
+		if (SPI_execute_with_args("UPDATE dms_stream.run_history"
+								  "   SET status = 'failed', finished_at = now(), message = $2"
+								  " WHERE run_id = $1 AND run_kind = 'task' AND status = 'running'",
+								  2, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "dms_stream: could not record the crash of run %lld", run);
+		snprintf(path, sizeof(path), "%s/%s", TASK_MARKER_DIR, de->d_name);
+		if (unlink(path) != 0)
+			ereport(WARNING,
+					(errcode_for_file_access(),
+					 errmsg("could not remove file \"%s\": %m", path)));
+	}
+	if (dir != NULL)
+		FreeDir(dir);
+}
 
 /*
  * task_worker_set_phase
@@ -100,29 +307,37 @@ task_worker_begin(char *kind, size_t kind_size)
 							 1, params, SPI_OK_SELECT);
 	if (value != NULL &&
 		worker_exec("SELECT 1 WHERE (SELECT count(*) FROM ("
-						 "    SELECT status, message FROM dms_stream.run_history"
+						 "    SELECT status, message, details FROM dms_stream.run_history"
 						 "     WHERE run_kind = 'task' AND task_name = $1"
 						 "     ORDER BY run_id DESC LIMIT 3) r"
-						 "   WHERE r.status IN ('running', 'failed')"
-						 "     AND r.message IS DISTINCT FROM 'stopped by dms_stream.stop_task() before the end'"
-						 "     AND (r.status = 'running' OR r.message = 'server restarted')) = 3",
+						 "   WHERE r.status = 'failed'"
+						 "     AND r.message IN " TASK_CRASH_MESSAGES_SQL
+						 "     AND r.details->>'checkpoint' = " TASK_CHECKPOINT_SQL ") = 3",
 						 1, params, SPI_OK_SELECT) != NULL)
 	{
-		/* Three runs in a row ended by a crash: stop restarting. */
-		worker_exec("UPDATE dms_stream.run_history"
-						 "   SET status = 'failed', finished_at = now(), message = 'server restarted'"
-						 " WHERE run_kind = 'task' AND task_name = $1 AND status = 'running'",
-						 1, params, SPI_OK_UPDATE);
+		/*
+		 * The task's own processes crashed in its last three runs and none of
+		 * them made progress: stop restarting.  A run row says so, which
+		 * also lets start_task() run the task again.
+		 */
+		worker_exec("INSERT INTO dms_stream.run_history"
+						 "       (run_kind, task_name, status, finished_at, message, details)"
+						 " VALUES ('task', $1, 'failed', now(),"
+						 "         'not run: the task''s processes crashed in its last three runs"
+						 " without progress; dms_stream.start_task() runs it again',"
+						 "         jsonb_build_object('checkpoint', " TASK_CHECKPOINT_SQL "))",
+						 1, params, SPI_OK_INSERT);
 		worker_exec("UPDATE dms_stream.task"
 						 "   SET status = 'failed', desired_state = 'stopped',"
 						 "       stop_reason = 'Stop Reason FATAL_ERROR',"
-						 "       last_error = 'the task''s worker ended the server three times in a row"
-						 " (crash); see the server log'"
+						 "       last_error = 'the task''s processes crashed three times in a row"
+						 " without progress; see the server log'"
 						 " WHERE task_name = $1",
 						 1, params, SPI_OK_UPDATE);
 		ereport(WARNING,
-				(errmsg("dms_stream task \"%s\" failed: its worker crashed three times in a row",
-						task_name)));
+				(errmsg("dms_stream task \"%s\" failed: its processes crashed three times in a row without progress",
+						task_name),
+				 errhint("Start it again with dms_stream.start_task() once the cause is fixed.")));
 		value = NULL;
 	}
 	if (value != NULL)
@@ -136,7 +351,8 @@ task_worker_begin(char *kind, size_t kind_size)
 		value = worker_exec("INSERT INTO dms_stream.run_history (run_kind, task_name, details)"
 								 " SELECT 'task', t.task_name,"
 								 "        jsonb_build_object('start_type', t.start_type,"
-								 "                           'migration_type', t.migration_type)"
+								 "                           'migration_type', t.migration_type,"
+								 "                           'checkpoint', " TASK_CHECKPOINT_SQL ")"
 								 "   FROM dms_stream.task t WHERE t.task_name = $1"
 								 " RETURNING run_id",
 								 1, params, SPI_OK_INSERT_RETURNING);
@@ -203,6 +419,22 @@ task_worker_finish(int64 run_id, const S3SourceJobResult *result, const char *er
 }
 
 /*
+ * task_worker_exit_log
+ *		before_shmem_exit callback: after a SIGTERM (stop_task, a server
+ *		shutdown), say in one LOG line that the task stopped as asked.
+ */
+static void
+task_worker_exit_log(int code, Datum arg)
+{
+	if (got_sigterm && current_run_id != 0)
+		ereport(LOG,
+				(errmsg("dms_stream task \"%s\" stopped as asked (stop_task or a server shutdown); run %lld ended",
+						task_name, (long long) current_run_id),
+				 errdetail("The task resumes from its last checkpoint when it runs again.")));
+	current_run_id = 0;
+}
+
+/*
  * task_worker_main
  *		Entry point: run the task of the slot given by the launcher.
  */
@@ -217,7 +449,7 @@ task_worker_main(Datum main_arg)
 	MemoryContext job_cxt;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
+	task_worker_handle_sigterm();
 	BackgroundWorkerUnblockSignals();
 
 	launcher_slot_task_name(slot, task_name);
@@ -232,8 +464,11 @@ task_worker_main(Datum main_arg)
 	run_id = task_worker_begin(kind, sizeof(kind));
 	if (run_id == 0)
 		proc_exit(0);
+	current_run_id = run_id;
+	task_worker_mark_process(run_id, "worker");
+	before_shmem_exit(task_worker_exit_log, (Datum) 0);
 
-	ereport(dms_stream_log_min_messages,
+	dms_stream_log(LOG,
 			(errmsg("dms_stream task \"%s\" started (run %lld)", task_name, (long long) run_id)));
 
 	memset(&result, 0, sizeof(result));
@@ -265,6 +500,13 @@ task_worker_main(Datum main_arg)
 		AbortCurrentTransaction();
 		kinesis_shipper_abort_all();
 
+		/*
+		 * Asked to exit (stop_task, a server shutdown): whatever the error,
+		 * the run ends as asked, not as a failure of the task.
+		 */
+		if (got_sigterm)
+			proc_exit(0);
+
 		initStringInfo(&msg);
 		appendStringInfoString(&msg, edata->message);
 		if (edata->detail)
@@ -277,8 +519,9 @@ task_worker_main(Datum main_arg)
 	PG_END_TRY();
 
 	task_worker_finish(run_id, &result, error);
+	current_run_id = 0;
 	if (error == NULL)
-		ereport(dms_stream_log_min_messages,
+		dms_stream_log(LOG,
 				(errmsg("dms_stream task \"%s\" finished its full load: %lld rows sent, %lld error rows",
 						task_name, (long long) result.rows_sent,
 						(long long) result.error_rows)));

@@ -219,7 +219,7 @@ CREATE TABLE dms_stream.run_history (
 	started_at			timestamptz NOT NULL DEFAULT now(),
 	finished_at			timestamptz,
 	status				text NOT NULL DEFAULT 'running'
-		CHECK (status IN ('running', 'succeeded', 'failed')),
+		CHECK (status IN ('running', 'succeeded', 'failed', 'stopped')),
 	rows_processed		bigint NOT NULL DEFAULT 0,
 	bytes_written		bigint NOT NULL DEFAULT 0,
 	files_written		integer NOT NULL DEFAULT 0,
@@ -232,11 +232,11 @@ CREATE TABLE dms_stream.run_history (
 CREATE INDEX run_history_task_idx ON dms_stream.run_history (task_name, started_at);
 CREATE INDEX run_history_delta_idx ON dms_stream.run_history (target_table_name, started_at);
 
--- Configuration is user data: pg_dump must keep it.
+-- Configuration is user data: pg_dump must keep it.  external_table and
+-- external_column are not dumped: the endpoint's ExternalTableDefinition
+-- rebuilds them (trigger endpoint_sync_external_tables) when it is restored.
 SELECT pg_catalog.pg_extension_config_dump('dms_stream.endpoint', '');
 SELECT pg_catalog.pg_extension_config_dump('dms_stream.endpoint_credential', '');
-SELECT pg_catalog.pg_extension_config_dump('dms_stream.external_table', '');
-SELECT pg_catalog.pg_extension_config_dump('dms_stream.external_column', '');
 SELECT pg_catalog.pg_extension_config_dump('dms_stream.task', '');
 SELECT pg_catalog.pg_extension_config_dump('dms_stream.delta_load_controller', '');
 SELECT pg_catalog.pg_extension_config_dump('dms_stream.delta_run_lock_key_seq', '');

@@ -97,6 +97,22 @@ $$;
 CREATE TRIGGER endpoint_guard BEFORE UPDATE ON dms_stream.endpoint
 	FOR EACH ROW EXECUTE FUNCTION dms_stream.endpoint_guard();
 
+CREATE VIEW dms_stream.endpoint_settings_without_effect AS
+SELECT e.endpoint_name, e.engine, e.endpoint_type, s.key, s.reason
+  FROM dms_stream.endpoint e,
+	   LATERAL dms_stream.settings_without_effect(e.engine, e.endpoint_type, e.settings) s;
+
+COMMENT ON VIEW dms_stream.endpoint_settings_without_effect IS
+'per endpoint, the settings keys DMS documents that dms_stream accepted but that change nothing here, and why';
+
+CREATE VIEW dms_stream.task_settings_without_effect AS
+SELECT t.task_name, s.key, s.reason
+  FROM dms_stream.task t,
+	   LATERAL dms_stream.settings_without_effect(t.task_settings) s;
+
+COMMENT ON VIEW dms_stream.task_settings_without_effect IS
+'per task, the task settings keys DMS documents that dms_stream accepted but that change nothing here (Section.Key), and why';
+
 -- Normalise S3Settings.ExternalTableDefinition into external_table/_column.
 CREATE FUNCTION dms_stream.endpoint_sync_external_tables()
 RETURNS trigger
@@ -340,6 +356,10 @@ DECLARE
 	tgt dms_stream.endpoint;
 BEGIN
 	PERFORM dms_stream.check_identifier('task', NEW.task_name);
+	-- Documents as describe-replication-tasks returns them (JSON strings
+	-- holding JSON) are stored as the documents; null rule fields are absent.
+	NEW.table_mappings := pg_catalog.jsonb_strip_nulls(dms_stream.json_document(NEW.table_mappings, 'table mapping'));
+	NEW.task_settings := dms_stream.json_document(NEW.task_settings, 'task settings');
 	IF NEW.migration_type IS NULL OR NEW.migration_type NOT IN ('full-load', 'cdc', 'full-load-and-cdc') THEN
 		RAISE EXCEPTION 'unknown migration type "%" for task "%"', NEW.migration_type, NEW.task_name
 			USING ERRCODE = 'invalid_parameter_value',
@@ -389,6 +409,39 @@ $$;
 CREATE TRIGGER task_guard BEFORE INSERT OR UPDATE ON dms_stream.task
 	FOR EACH ROW EXECUTE FUNCTION dms_stream.task_guard();
 
+-- One NOTICE naming the task settings keys accepted without effect.
+CREATE FUNCTION dms_stream.notice_task_settings(task_name text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	n integer;
+	keys text;
+	why text;
+BEGIN
+	SELECT count(*), string_agg(s.key, ', ' ORDER BY s.ord)
+	  INTO n, keys
+	  FROM dms_stream.task t,
+		   dms_stream.settings_without_effect(t.task_settings) WITH ORDINALITY AS s(key, reason, ord)
+	 WHERE t.task_name = notice_task_settings.task_name;
+	IF n = 0 THEN
+		RETURN;
+	END IF;
+	SELECT string_agg(r.keys || ': ' || r.reason || '.', E'\n' ORDER BY r.first)
+	  INTO why
+	  FROM (SELECT s.reason, string_agg(s.key, ', ') AS keys, min(s.ord) AS first
+			  FROM dms_stream.task t,
+				   dms_stream.settings_without_effect(t.task_settings) WITH ORDINALITY AS s(key, reason, ord)
+			 WHERE t.task_name = notice_task_settings.task_name
+			 GROUP BY s.reason) r;
+	RAISE NOTICE 'task settings: % key% accepted without effect here: %', n,
+		CASE WHEN n = 1 THEN '' ELSE 's' END, keys
+		USING DETAIL = why,
+			  HINT = 'They are kept as given; dms_stream.task_settings_without_effect lists them per task.';
+END
+$$;
+
 CREATE FUNCTION dms_stream.create_task(
 	task_name text,
 	source_endpoint text,
@@ -414,6 +467,7 @@ BEGIN
 	VALUES (create_task.task_name, create_task.source_endpoint, create_task.target_endpoint,
 			create_task.migration_type, create_task.table_mappings,
 			coalesce(create_task.task_settings, '{}'));
+	PERFORM dms_stream.notice_task_settings(create_task.task_name);
 END
 $$;
 
@@ -455,6 +509,9 @@ BEGIN
 		   table_mappings = coalesce(modify_task.table_mappings, t.table_mappings),
 		   task_settings = coalesce(modify_task.task_settings, t.task_settings)
 	 WHERE t.task_name = modify_task.task_name;
+	IF modify_task.task_settings IS NOT NULL THEN
+		PERFORM dms_stream.notice_task_settings(modify_task.task_name);
+	END IF;
 END
 $$;
 
@@ -499,6 +556,8 @@ DECLARE
 	tgt dms_stream.endpoint;
 	v text;
 BEGIN
+	-- The seed's DynamoDB controller holds the task settings as a string.
+	NEW.replication_task_settings := dms_stream.json_document(NEW.replication_task_settings, 'task settings');
 	IF NEW.target_table_name IS NULL OR NEW.target_table_name !~ '^[A-Za-z0-9_.-]{1,255}$' THEN
 		RAISE EXCEPTION 'invalid target_table_name "%"', NEW.target_table_name
 			USING ERRCODE = 'invalid_parameter_value',
@@ -516,6 +575,10 @@ BEGIN
 				  DETAIL = format('Controller row "%s".', NEW.target_table_name),
 				  HINT = 'Write the key prefix inside the target bucket without a leading slash, e.g. "etl/raw".';
 	END IF;
+	-- the folder is [BucketFolder/]output_s3_prefix/source_schema/target_table_name/
+	PERFORM dms_stream.check_s3_key_part('target_table_name', NEW.target_table_name),
+			dms_stream.check_s3_key_part('output_s3_prefix', NEW.output_s3_prefix),
+			dms_stream.check_s3_key_part('source_schema', NEW.source_schema);
 	IF NEW.filter_operator IN ('between', 'notbetween') THEN
 		IF NEW.start_value IS NULL OR NEW.end_value IS NULL THEN
 			RAISE EXCEPTION 'filter_operator "%" needs start_value and end_value', NEW.filter_operator
@@ -546,50 +609,69 @@ BEGIN
 		END IF;
 	END IF;
 
-	rel := to_regclass(format('%I.%I', NEW.source_schema, NEW.source_table));
-	IF rel IS NULL THEN
-		RAISE EXCEPTION 'source table %.% does not exist',
-			quote_ident(NEW.source_schema), quote_ident(NEW.source_table)
-			USING ERRCODE = 'undefined_table',
-				  DETAIL = format('Controller row "%s".', NEW.target_table_name),
-				  HINT = 'source_schema and source_table are names as stored in the catalog (case-sensitive, unquoted).';
+	-- Restoring a dump (pg_dump sets check_function_bodies off, deferring
+	-- checks that depend on other objects): a row whose source table or
+	-- filter column was dropped after it was made is kept with a WARNING;
+	-- its delta runs fail until the table is back.
+	IF NOT pg_catalog.current_setting('check_function_bodies')::boolean THEN
+		rel := to_regclass(format('%I.%I', NEW.source_schema, NEW.source_table));
+		IF rel IS NULL OR NOT EXISTS (SELECT 1 FROM pg_attribute a
+									   WHERE a.attrelid = rel AND a.attname = NEW.filter_column
+										 AND a.attnum > 0 AND NOT a.attisdropped) THEN
+			RAISE WARNING 'controller row "%" kept without its source: %.% or its column "%" does not exist',
+				NEW.target_table_name, quote_ident(NEW.source_schema), quote_ident(NEW.source_table),
+				NEW.filter_column
+				USING HINT = 'check_function_bodies is off (a dump being restored), so the row is not checked against the table; its delta runs fail until the table exists.';
+			rel := NULL;
+		END IF;
 	END IF;
 
-	SELECT a.atttypid, a.atttypmod INTO col_type, col_typmod
-	  FROM pg_attribute a
-	 WHERE a.attrelid = rel AND a.attname = NEW.filter_column AND a.attnum > 0 AND NOT a.attisdropped;
-	IF NOT FOUND THEN
-		RAISE EXCEPTION 'column "%" does not exist in %', NEW.filter_column, rel
-			USING ERRCODE = 'undefined_column',
-				  DETAIL = format('Controller row "%s".', NEW.target_table_name),
-				  HINT = 'filter_column is a column name as stored in the catalog (case-sensitive).';
-	END IF;
-	type_name := format_type(col_type, col_typmod);
+	IF pg_catalog.current_setting('check_function_bodies')::boolean OR rel IS NOT NULL THEN
+		rel := to_regclass(format('%I.%I', NEW.source_schema, NEW.source_table));
+		IF rel IS NULL THEN
+			RAISE EXCEPTION 'source table %.% does not exist',
+				quote_ident(NEW.source_schema), quote_ident(NEW.source_table)
+				USING ERRCODE = 'undefined_table',
+					  DETAIL = format('Controller row "%s".', NEW.target_table_name),
+					  HINT = 'source_schema and source_table are names as stored in the catalog (case-sensitive, unquoted).';
+		END IF;
 
-	IF NOT EXISTS (SELECT 1 FROM pg_opclass oc JOIN pg_am am ON am.oid = oc.opcmethod
-				   WHERE am.amname = 'btree' AND oc.opcdefault
-					 AND (oc.opcintype = col_type
-						  OR oc.opcintype = (SELECT typbasetype FROM pg_type WHERE oid = col_type)
-						  OR (oc.opcintype = 'anyenum'::regtype
-							  AND EXISTS (SELECT 1 FROM pg_type WHERE oid = col_type AND typtype = 'e')))) THEN
-		RAISE EXCEPTION 'filter column "%" of type % cannot be ordered', NEW.filter_column, type_name
-			USING ERRCODE = 'datatype_mismatch',
-				  DETAIL = format('Controller row "%s": the watermark needs a type with a default btree ordering.',
-								  NEW.target_table_name),
-				  HINT = 'Use a numeric, date/time or text column that increases with new rows.';
-	END IF;
+		SELECT a.atttypid, a.atttypmod INTO col_type, col_typmod
+		  FROM pg_attribute a
+		 WHERE a.attrelid = rel AND a.attname = NEW.filter_column AND a.attnum > 0 AND NOT a.attisdropped;
+		IF NOT FOUND THEN
+			RAISE EXCEPTION 'column "%" does not exist in %', NEW.filter_column, rel
+				USING ERRCODE = 'undefined_column',
+					  DETAIL = format('Controller row "%s".', NEW.target_table_name),
+					  HINT = 'filter_column is a column name as stored in the catalog (case-sensitive).';
+		END IF;
+		type_name := format_type(col_type, col_typmod);
 
-	FOREACH v IN ARRAY ARRAY[NEW.start_value, NEW.end_value, NEW.watermark] LOOP
-		CONTINUE WHEN v IS NULL;
-		BEGIN
-			EXECUTE format('SELECT CAST($1 AS %s)', type_name) USING v;
-		EXCEPTION WHEN data_exception THEN
-			RAISE EXCEPTION 'value % is not a valid % for filter column "%"', quote_literal(v), type_name, NEW.filter_column
-				USING ERRCODE = 'invalid_text_representation',
-					  DETAIL = format('Controller row "%s": %s.', NEW.target_table_name, SQLERRM),
-					  HINT = format('Write start_value, end_value and watermark as %s literals.', type_name);
-		END;
-	END LOOP;
+		IF NOT EXISTS (SELECT 1 FROM pg_opclass oc JOIN pg_am am ON am.oid = oc.opcmethod
+					   WHERE am.amname = 'btree' AND oc.opcdefault
+						 AND (oc.opcintype = col_type
+							  OR oc.opcintype = (SELECT typbasetype FROM pg_type WHERE oid = col_type)
+							  OR (oc.opcintype = 'anyenum'::regtype
+								  AND EXISTS (SELECT 1 FROM pg_type WHERE oid = col_type AND typtype = 'e')))) THEN
+			RAISE EXCEPTION 'filter column "%" of type % cannot be ordered', NEW.filter_column, type_name
+				USING ERRCODE = 'datatype_mismatch',
+					  DETAIL = format('Controller row "%s": the watermark needs a type with a default btree ordering.',
+									  NEW.target_table_name),
+					  HINT = 'Use a numeric, date/time or text column that increases with new rows.';
+		END IF;
+
+		FOREACH v IN ARRAY ARRAY[NEW.start_value, NEW.end_value, NEW.watermark] LOOP
+			CONTINUE WHEN v IS NULL;
+			BEGIN
+				EXECUTE format('SELECT CAST($1 AS %s)', type_name) USING v;
+			EXCEPTION WHEN data_exception THEN
+				RAISE EXCEPTION 'value % is not a valid % for filter column "%"', quote_literal(v), type_name, NEW.filter_column
+					USING ERRCODE = 'invalid_text_representation',
+						  DETAIL = format('Controller row "%s": %s.', NEW.target_table_name, SQLERRM),
+						  HINT = format('Write start_value, end_value and watermark as %s literals.', type_name);
+			END;
+		END LOOP;
+	END IF;
 
 	SELECT * INTO tgt FROM dms_stream.endpoint WHERE endpoint_name = NEW.target_endpoint;
 	IF tgt.engine IS DISTINCT FROM 's3' OR tgt.endpoint_type IS DISTINCT FROM 'target' THEN
@@ -604,6 +686,7 @@ $$;
 
 CREATE TRIGGER delta_load_guard
 	BEFORE INSERT OR UPDATE OF target_table_name, source_schema, source_table, filter_column,
-		filter_operator, start_value, end_value, watermark, output_s3_prefix, target_endpoint
+		filter_operator, start_value, end_value, watermark, output_s3_prefix, target_endpoint,
+		replication_task_settings
 	ON dms_stream.delta_load_controller
 	FOR EACH ROW EXECUTE FUNCTION dms_stream.delta_load_guard();

@@ -71,7 +71,18 @@ AS $$
 DECLARE
 	t dms_stream.task := dms_stream.require_task(start_task.task_name);
 	has_run boolean;
+	launcher_db text := current_setting('dms_stream.database');
 BEGIN
+	-- The launcher only sees the tasks of its own database: a task started
+	-- elsewhere would wait in 'starting' for ever.
+	IF current_database() <> launcher_db THEN
+		RAISE EXCEPTION 'task "%" cannot run: dms_stream runs tasks only in database "%"', t.task_name, launcher_db
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  DETAIL = format('The extension is created in database "%s", but the launcher runs in the database named by dms_stream.database ("%s").',
+								  current_database(), launcher_db),
+				  HINT = format('Create the extension and the task in database "%s", or set dms_stream.database = ''%s'' in postgresql.conf and restart the server.',
+								launcher_db, current_database());
+	END IF;
 	IF start_type IS NULL OR start_type NOT IN ('start-replication', 'resume-processing', 'reload-target') THEN
 		RAISE EXCEPTION 'unknown start type "%"', start_type
 			USING ERRCODE = 'invalid_parameter_value',

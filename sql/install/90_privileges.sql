@@ -9,7 +9,8 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA dms_stream FROM PUBLIC;
 
 GRANT SELECT ON dms_stream.endpoint, dms_stream.external_table, dms_stream.external_column,
 	dms_stream.task, dms_stream.delta_load_controller, dms_stream.table_statistics,
-	dms_stream.run_history
+	dms_stream.run_history, dms_stream.endpoint_settings_without_effect,
+	dms_stream.task_settings_without_effect
 	TO PUBLIC;
 
 GRANT SELECT ON ALL TABLES IN SCHEMA dms_stream TO dms_stream_admin;
@@ -21,9 +22,13 @@ GRANT DELETE ON dms_stream.apply_exceptions TO dms_stream_admin;
 -- Validators are harmless and useful to everybody.
 GRANT EXECUTE ON FUNCTION dms_stream.check_identifier(text, text),
 	dms_stream.check_endpoint_settings(text, text, jsonb),
+	dms_stream.check_s3_key_part(text, text),
 	dms_stream.check_task_settings(jsonb),
 	dms_stream.check_table_mappings(jsonb),
-	dms_stream.parse_external_table_definition(text)
+	dms_stream.parse_external_table_definition(text),
+	dms_stream.settings_without_effect(text, text, jsonb),
+	dms_stream.settings_without_effect(jsonb),
+	dms_stream.json_document(jsonb, text)
 	TO PUBLIC;
 
 -- Trigger functions run as part of the admin's own statements.

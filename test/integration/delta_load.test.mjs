@@ -257,7 +257,8 @@ test('an upload failing beyond the retries leaves the watermark unmoved and remo
   assert.match(st.error, /^upload: /);
   assert.deepEqual(keysUnder(folder), [], 'files 1-3 were removed');
   const reqs = await s3p.requests({ since: mark, path: reEscape(folder) });
-  assert.equal(reqs.filter((q) => q.method === 'DELETE').length, 3);
+  // files 1-3, and file 4: a failed PutObject may have been stored (a 500 does not say it was not)
+  assert.equal(reqs.filter((q) => q.method === 'DELETE').length, 4);
   assert.equal(r.notes.length, 1);
   assert.equal(r.notes[0].status, 'failed');
   assert.equal(r.notes[0].phase, 'upload');

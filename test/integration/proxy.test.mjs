@@ -354,6 +354,21 @@ describe('fault injection', () => {
     assert.deepEqual(mine.map((x) => [x.faults, x.forwarded]), [[['reset_after_forward'], true]]);
   });
 
+  test('answer: matched requests get the given answer, not forwarded; others pass; count limits it', async () => {
+    const mark = await s3p.seq();
+    const body = '<?xml version="1.0"?><ListMultipartUploadsResult><Bucket>b</Bucket></ListMultipartUploadsResult>';
+    await s3p.setFaults({ answer: { status: 200, body }, count: 1, match: { path: `^/${bucket}\\?uploads` } });
+    const r = await curlS3(['-i', `${env.S3_PROXY_URL}/${bucket}?uploads=`]);
+    assert.match(r.stdout, /^HTTP\/1.1 200/);
+    assert.match(r.stdout, /Content-Type: application\/xml/i);
+    assert.ok(r.stdout.endsWith(body), r.stdout);
+    const again = await curlS3(['-i', `${env.S3_PROXY_URL}/${bucket}?uploads=`]);   // count used up: s3rver answers
+    assert.doesNotMatch(again.stdout, /^HTTP\/1.1 200/);
+    const mine = await since(s3p, mark, { path: inBucket() });
+    assert.deepEqual(mine.map((x) => [x.faults, x.forwarded, x.status === 200]), [[['answer'], false, true], [[], true, false]]);
+    await assert.rejects(s3p.setFaults({ answer: { status: 'x' } }), /answer takes/);
+  });
+
   test('hang: no answer until the client gives up', async () => {
     const mark = await s3p.seq();
     await s3p.setFaults({ hang: true, match: { path: inBucket() } });

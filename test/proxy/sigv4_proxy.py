@@ -97,6 +97,8 @@ FAULT_KEYS = {
     'reset_after_forward': bool,  # ...but only after the upstream handled the request
     'delay_ms': int,           # sleep before handling each matched request
     'hang': (bool, float),     # true (or a rate): never answer until client leaves or reset
+    'answer': dict,            # {"status","body","content_type"}: answer matched requests with this
+                               # instead of forwarding them (emulate an API the upstream lacks)
     'match': dict,             # {"target","method","path","stream": regex}: restrict faults
     'count': int,              # inject exactly this many faults, then none
     'seed': int,               # seed of the fault RNG (deterministic runs)
@@ -194,6 +196,12 @@ class State:
             if k not in ('target', 'method', 'path', 'stream'):
                 raise ValueError('match keys are target, method, path, stream')
             match[k] = re.compile(pattern)
+        if 'answer' in clean:
+            a = clean['answer']
+            if not isinstance(a.get('status', 200), int) or not isinstance(a.get('body', ''), str) \
+                    or not isinstance(a.get('content_type', 'application/xml'), str) \
+                    or set(a) - {'status', 'body', 'content_type'}:
+                raise ValueError('answer takes status (int), body and content_type (strings)')
         if 'fail_status' in clean and not 400 <= clean['fail_status'] <= 599:
             raise ValueError('fail_status must be 4xx or 5xx')
         for code in clean.get('put_records_error_codes', []):
@@ -764,6 +772,13 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
         if state.roll('hang'):
             self.fault('hang')
             return self.hang()
+        if faults.get('answer') and state.take('answer'):
+            a = faults['answer']
+            self.fault('answer', str(a.get('status', 200)))
+            return self.send_simple(a.get('status', 200),
+                                    [('Content-Type', a.get('content_type', 'application/xml')),
+                                     ('x-amz-request-id', uuid.uuid4().hex[:16].upper())],
+                                    a.get('body', '').encode())
         reset = state.roll('reset_rate')
         if reset and not faults.get('reset_after_forward'):
             self.fault('reset')
