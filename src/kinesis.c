@@ -23,9 +23,12 @@
  *
  * Forming a request walks the ring from the oldest record.  A key with
  * records on the wire is held back; so is a key whose record is not yet due
- * (waiting after a failure).  Otherwise the record goes into the request.  A
- * record that does not fit ends the request, so no later (smaller) record of
- * the same key can slip in ahead of it.
+ * (waiting after a failure), and a key whose record does not fit in the
+ * request (so that no later, smaller record of it slips in ahead).
+ * Otherwise the record goes into the request, and with strict_key_order the
+ * key is then held back from the rest of it.  The walk ends when the request
+ * is full or every key with records waiting is held back (a count of such
+ * keys is kept), so a hot key's backlog is not walked again for each request.
 
  *-------------------------------------------------------------------------
  */
@@ -86,6 +89,7 @@ typedef struct KinesisKey
 	uint32		hash;
 	uint16		len;
 	int			refcount;		/* unacknowledged records with this key */
+	int			pending;		/* of those, waiting to be sent (again) */
 	int			inflight;		/* its records in requests on the wire */
 	uint64		round;			/* the request being formed blocked refers to */
 	bool		blocked;		/* no more records of the key in that request */
@@ -154,6 +158,7 @@ struct KinesisBatcher
 	KinesisBlock *spare_block;	/* an empty standard block, for reuse */
 	int64		unacked;
 	int64		pending;		/* records waiting to be sent */
+	int64		pending_keys;	/* keys with such records */
 	int64		pending_size;	/* their data + key bytes */
 	int64		pending_json;	/* their encoded entries' bytes */
 	int64		buffered_bytes; /* encoded entries of the records kept */
@@ -1119,7 +1124,7 @@ kinesis_batcher_default_options(KinesisBatcherOptions *opts)
 	opts->max_buffered_records = 100000;
 	opts->max_record_retries = 30;
 	opts->requeue_failed_requests = true;
-	opts->strict_key_order = false;
+	opts->strict_key_order = true;
 }
 
 /*
@@ -1264,6 +1269,7 @@ static int
 batcher_form_request(KinesisBatcher *b, KinesisSlot *s, TimestampTz now,
 					 TimestampTz *earliest)
 {
+	int64		open_keys = b->pending_keys;	/* keys not yet held back */
 	int			off;
 
 	*earliest = 0;
@@ -1272,7 +1278,8 @@ batcher_form_request(KinesisBatcher *b, KinesisSlot *s, TimestampTz now,
 	s->size = 0;
 	s->body_len = b->body_prefix_len + 2;
 
-	for (off = 0; off < b->count; off++)
+	/* once every key with waiting records is held back, nothing is left */
+	for (off = 0; off < b->count && open_keys > 0; off++)
 	{
 		int			idx = (b->head + off) & (b->ring_size - 1);
 		KinesisEntry *e = &b->ring[idx];
@@ -1286,6 +1293,8 @@ batcher_form_request(KinesisBatcher *b, KinesisSlot *s, TimestampTz now,
 			/* a key with records on the wire waits for their answer */
 			k->round = b->round;
 			k->blocked = k->inflight > 0;
+			if (k->blocked)
+				open_keys--;
 		}
 		if (k->blocked)
 			continue;
@@ -1293,16 +1302,25 @@ batcher_form_request(KinesisBatcher *b, KinesisSlot *s, TimestampTz now,
 		if (e->retry_at > now)
 		{
 			k->blocked = true;
+			open_keys--;
 			if (*earliest == 0 || e->retry_at < *earliest)
 				*earliest = e->retry_at;
 			continue;
 		}
 
-		/* full: stop, so that no later record of the key slips in ahead */
+		/*
+		 * Does not fit: the key is held back, so that no later (smaller)
+		 * record of it slips in ahead; other keys may still fill the
+		 * request.
+		 */
 		if (s->nentries > 0 &&
 			(s->size + e->size > b->opts.max_request_bytes ||
 			 s->body_len + e->json_len + 1 > b->opts.max_body_bytes))
-			break;
+		{
+			k->blocked = true;
+			open_keys--;
+			continue;
+		}
 
 		if (s->nentries > 0)
 			s->body_len++;		/* the comma */
@@ -1311,11 +1329,21 @@ batcher_form_request(KinesisBatcher *b, KinesisSlot *s, TimestampTz now,
 		s->body_len += e->json_len;
 		e->state = ENTRY_SENT;
 		k->inflight++;
+		if (--k->pending == 0)
+			b->pending_keys--;
 		b->pending--;
 		b->pending_size -= e->size;
 		b->pending_json -= e->json_len;
-		if (b->opts.strict_key_order)
+
+		/*
+		 * Strict order: one record of a key per request, so that Kinesis
+		 * cannot accept a later record of the key while failing this one.
+		 */
+		if (b->opts.strict_key_order || k->pending == 0)
+		{
 			k->blocked = true;
+			open_keys--;
+		}
 		if (s->nentries >= b->opts.max_request_records)
 			break;
 	}
@@ -1348,6 +1376,8 @@ static bool
 batcher_requeue(KinesisBatcher *b, KinesisEntry *e, TimestampTz now, bool throttled)
 {
 	e->state = ENTRY_PENDING;
+	if (e->key->pending++ == 0)
+		b->pending_keys++;
 	b->pending++;
 	b->pending_size += e->size;
 	b->pending_json += e->json_len;
@@ -1957,6 +1987,8 @@ kinesis_batcher_add(KinesisBatcher *b, const char *data, size_t data_len,
 	e->key = k;
 	e->tag = tag;
 	e->state = ENTRY_PENDING;
+	if (k->pending++ == 0)
+		b->pending_keys++;
 	b->count++;
 	b->unacked++;
 	b->pending++;

@@ -54,23 +54,27 @@
  * (ValidationException, ResourceNotFoundException, AccessDenied, a bad
  * signature...) raises an ERROR.
  *
- * Order.  Kinesis keeps the order of records per shard as they arrive.  The
- * batcher keeps records of one partition key in order across requests:
- *	- while records of a partition key are on the wire, newer records of
- *	  the key wait for their answer, so concurrent requests never race for
- *	  one key (a request takes the records of a key in the order they were
- *	  added);
- *	- while a record waits to be retried, newer records with its partition
- *	  key are held back, so they cannot overtake it in a later request.
- * One case remains that Kinesis itself causes and the batcher cannot undo:
- * inside one request, Kinesis may reject an entry and accept a later entry
- * of the same shard.  When that later entry has the same partition key, it
- * is stored before the retried one.  The batcher counts the records so
- * overtaken (stats.entries_reordered, known exactly for records of the same
- * partition key; for other keys on the same shard the shard of a failed
- * entry is not reported, so they are not counted).  Setting strict_key_order
- * puts at most one record of a partition key in each request, which removes
- * this case at the cost of fewer records per request for hot keys.
+ * Order.  Kinesis keeps the order of records per shard as they arrive, but
+ * inside one PutRecords request it may reject an entry and accept a later
+ * entry of the same shard.  With strict_key_order (the default) the batcher
+ * keeps the records of one partition key in order in the stream whatever
+ * Kinesis accepts or rejects: a record of a key is sent only once every
+ * older record of the key is acknowledged.  So
+ *	- a request holds at most one record of a key, and other keys fill it
+ *	  (the oldest records first);
+ *	- while a record of a key is on the wire, newer records of the key wait
+ *	  for its answer, so concurrent requests never race for one key;
+ *	- while a record waits to be retried, newer records of its key are held
+ *	  back, so they cannot overtake it in a later request.
+ * A key's records therefore travel one round trip after another: a task
+ * whose records all have one key (schema.table of a single table, a
+ * constant) sends one record per round trip.  Without strict_key_order a
+ * request takes many records of a key (in the order they were added; the
+ * other two rules hold), and a later one of them that Kinesis accepts is
+ * stored before an earlier one it rejected and that is retried.  The batcher
+ * counts the records so overtaken (stats.entries_reordered, known exactly
+ * for records of the same partition key; for other keys on the same shard
+ * the shard of a failed entry is not reported, so they are not counted).
  * Duplicates remain possible, as with every Kinesis producer: a request that
  * Kinesis stored but whose answer was lost (connection reset, timeout) is
  * sent again.
@@ -192,7 +196,8 @@ typedef struct KinesisBatcherOptions
 	bool		requeue_failed_requests;	/* send again the records of a
 											 * request the HTTP layer gave
 											 * up on (default true) */
-	bool		strict_key_order;	/* one record per key per request */
+	bool		strict_key_order;	/* one unacknowledged record of a key on
+									 * the wire at a time (default true) */
 	bool		records_checked;	/* the caller checked every record with
 									 * kinesis_record_check: add trusts them */
 	KinesisAckCallback on_ack;	/* may be NULL */

@@ -51,6 +51,7 @@
 #define SHIPPER_EXIT_GRACE_MS	2000
 
 bool		dms_stream_shipping_process = true;
+bool		dms_stream_strict_key_order = true;
 
 typedef enum ShipperMessageKind
 {
@@ -132,7 +133,7 @@ static void shipper_raise(KinesisShipper *s);
 
 /*
  * kinesis_shipper_define_settings
- *		Define dms_stream.shipping_process.
+ *		Define dms_stream.shipping_process and dms_stream.strict_key_order.
  */
 void
 kinesis_shipper_define_settings(void)
@@ -143,6 +144,17 @@ kinesis_shipper_define_settings(void)
 							 "and shipping them (PutRecords bodies, signing, HTTP) then use two "
 							 "cores; each running task needs a second slot in max_worker_processes.",
 							 &dms_stream_shipping_process,
+							 true,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
+	DefineCustomBoolVariable("dms_stream.strict_key_order",
+							 "Keep the records of each partition key in order in the stream.",
+							 "At most one record of a partition key is on the wire at a time, "
+							 "so a record Kinesis rejects is never overtaken by a later record "
+							 "of its key; off allows many records of a key per PutRecords "
+							 "request, and such a later record may then be stored first.",
+							 &dms_stream_strict_key_order,
 							 true,
 							 PGC_SIGHUP,
 							 0,

@@ -62,6 +62,7 @@
 #define KINESIS_SHIPPER_QUEUE_BYTES (2 * 1024 * 1024)
 
 extern bool dms_stream_shipping_process;	/* dms_stream.shipping_process */
+extern bool dms_stream_strict_key_order;	/* dms_stream.strict_key_order */
 
 typedef struct KinesisShipper KinesisShipper;
 

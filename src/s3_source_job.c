@@ -442,6 +442,7 @@ job_load_task(Job *job, MemoryContext job_cxt)
 	kinesis_batcher_default_options(&opts);
 	opts.max_in_flight = Min(in_flight, 64);
 	opts.max_request_records = per_request;
+	opts.strict_key_order = dms_stream_strict_key_order;
 	opts.max_buffered_records = per_request * opts.max_in_flight * 2;
 	job->shipper = kinesis_shipper_start(job->kinesis, job->task_name, &opts);
 	job->ring_size = opts.max_buffered_records * 2 + 16;

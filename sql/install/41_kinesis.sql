@@ -51,7 +51,8 @@ COMMENT ON FUNCTION dms_stream.kinesis_put_records(text, text[], text[], integer
 'when all are acknowledged, with the batcher''s stats. A refused record (over 1 MiB with its key, key empty or over '
 '256 characters, bad explicit hash key) raises an error before anything is sent, unless skip_invalid, which sends '
 'the others and lists the refused ones. options: max_request_records, max_request_bytes, max_body_bytes, '
-'max_record_bytes, max_buffered_bytes, max_buffered_records, max_record_retries, strict_key_order. Admin only.';
+'max_record_bytes, max_buffered_bytes, max_buffered_records, max_record_retries, strict_key_order (default true: '
+'one record of a partition key on the wire at a time, so the key''s records are stored in order). Admin only.';
 
 CREATE FUNCTION dms_stream.kinesis_put_binary_records(
 	endpoint_name text,

@@ -19,6 +19,7 @@ import assert from 'node:assert/strict';
 import {
   env, psql, psqlTry, run, createStream, kinesis, uniqueName, waitFor, streamRecords,
 } from '../lib/bed.mjs';
+import { assertStreamInvariants } from '../lib/stream_invariants.mjs';
 import { installOracle, oracleLog, oracleTableState, checkStream } from '../lib/change_oracle.mjs';
 
 const lit = (s) => (s === null || s === undefined ? 'NULL' : `'${String(s).replace(/'/g, "''")}'`);
@@ -219,6 +220,7 @@ for (const identityFull of [false, true]) {
 
     const log = await oracleLog(sql, oracle);
     const recs = await streamRecords(stream);
+    assertStreamInvariants(recs, { what: stream });
     const got = checkStream(recs, log, await oracleTableState(sql, oracle), oracle);
     assert.ok(got.loads >= 1500, `the load (${got.loads} rows)`);
     assert.ok(got.transactions >= 180, `the second round at least was streamed (${got.transactions} transactions)`);

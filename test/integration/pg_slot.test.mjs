@@ -28,6 +28,7 @@ import path from 'node:path';
 import {
   env, psqlTry, createStream, kinesis, uniqueName, waitFor, sleep, streamRecords,
 } from '../lib/bed.mjs';
+import { assertStreamInvariants } from '../lib/stream_invariants.mjs';
 import { lit, sql, one } from '../lib/tasks.mjs';
 
 const tasks = [];
@@ -111,7 +112,9 @@ async function slotCount(slot) {
 
 /** The data of the stream's records: {op, id} per record. */
 async function records(stream) {
-  return (await streamRecords(stream)).map((r) => JSON.parse(r.Data.toString('utf8')))
+  const recs = await streamRecords(stream);
+  assertStreamInvariants(recs, { what: stream });
+  return recs.map((r) => JSON.parse(r.Data.toString('utf8')))
     .map((m) => ({ op: m.metadata.operation, id: m.data && m.data.id }));
 }
 

@@ -34,6 +34,7 @@ import path from 'node:path';
 import {
   env, psql, psqlTry, proxy, createStream, kinesis, uniqueName, waitFor, sleep, streamRecords,
 } from '../lib/bed.mjs';
+import { assertStreamInvariants, compareEventIds } from '../lib/stream_invariants.mjs';
 
 const kp = proxy('kinesis');
 const lit = (s) => (s === null || s === undefined ? 'NULL' : `'${String(s).replace(/'/g, "''")}'`);
@@ -154,7 +155,9 @@ async function auditLog(audit) {
 }
 
 async function messages(stream) {
-  return (await streamRecords(stream)).map((r) => ({ key: r.PartitionKey, msg: JSON.parse(r.Data.toString('utf8')) }));
+  const msgs = (await streamRecords(stream)).map((r) => ({ key: r.PartitionKey, msg: JSON.parse(r.Data.toString('utf8')) }));
+  assertStreamInvariants(msgs, { what: stream });
+  return msgs;
 }
 
 /** Wait until every audited change is in the stream (by distinct event id). */
@@ -359,7 +362,9 @@ test('full-load-and-cdc with concurrent writes: every change exactly once across
 
 test('SIGKILL of the worker while transactions stream: every change, duplicates only re-sent', async () => {
   const { schema, audit } = await makeSchema();
-  const { stream, task } = await makeTask(schema, 'cdc', { taskSettings: { TargetMetadata: { ParallelLoadBufferSize: 20, ParallelLoadThreads: 1 } } });
+  // primary-key partition keys: with one schema.table key (one record per round trip) the
+  // delayed requests would take minutes to acknowledge 100 changes
+  const { stream, task } = await makeTask(schema, 'cdc', { taskSettings: { TargetMetadata: { ParallelLoadBufferSize: 20, ParallelLoadThreads: 1, ParallelApplyThreads: 4 } } });
   await sql(`SELECT dms_stream.start_task(${lit(task)});`);
   await waitStreaming(task);
   await kp.setFaults({ delay_ms: 150, match: { stream: `^${stream}$`, target: 'PutRecords' } });
@@ -387,7 +392,9 @@ test('SIGKILL of the worker while transactions stream: every change, duplicates 
 
 test('immediate stop of PostgreSQL while transactions stream: every change after the restart', async () => {
   const { schema, audit } = await makeSchema();
-  const { stream, task } = await makeTask(schema, 'cdc', { taskSettings: { TargetMetadata: { ParallelLoadBufferSize: 20, ParallelLoadThreads: 1 } } });
+  // primary-key partition keys: with one schema.table key (one record per round trip) the
+  // delayed requests would take minutes to acknowledge 100 changes
+  const { stream, task } = await makeTask(schema, 'cdc', { taskSettings: { TargetMetadata: { ParallelLoadBufferSize: 20, ParallelLoadThreads: 1, ParallelApplyThreads: 4 } } });
   await sql(`SELECT dms_stream.start_task(${lit(task)});`);
   await waitStreaming(task);
   await kp.setFaults({ delay_ms: 150, match: { stream: `^${stream}$`, target: 'PutRecords' } });
@@ -438,6 +445,8 @@ test('TRUNCATE, columns added and dropped, before images, unchanged TOAST values
     msgs = (await messages(stream)).map((m) => m.msg);
     return msgs.some((m) => m.data && m.data.id === 3);
   }, { timeoutMs: 60000, what: 'all changes' });
+  // decode order: the stream keeps it per partition key only (control records have keys of their own)
+  msgs.sort((a, b) => compareEventIds(a.metadata['event-id'], b.metadata['event-id']));
   const ops = msgs.map((m) => `${m.metadata['table-name']}:${m.metadata.operation}`);
   assert.deepEqual(ops, ['items:insert', 'full_t:insert', 'items:update', 'full_t:update', 'items:truncate-table',
     'items:add-column', 'items:insert', 'items:drop-column', 'items:insert']);
@@ -487,6 +496,8 @@ test('transaction-last: the last data record of a transaction that ends with con
     msgs = (await messages(stream)).map((m) => m.msg);
     return msgs.some((m) => m.data && m.data.id === 3);
   }, { timeoutMs: 60000, what: 'all changes' });
+  // decode order: the stream keeps it per partition key only (control records have keys of their own)
+  msgs.sort((a, b) => compareEventIds(a.metadata['event-id'], b.metadata['event-id']));
   const ops = msgs.map((m) => `${m.metadata['table-name']}:${m.metadata.operation}`);
   assert.deepEqual(ops, ['items:insert', 'items:insert', 'other:truncate-table', 'other:truncate-table',
     'other:truncate-table', 'items:insert'], 'order as decoded');
@@ -555,7 +566,10 @@ test('large transaction beyond logical_decoding_work_mem: streamed whole, with b
   const { schema } = await makeSchema();
   await sql(`ALTER TABLE ${schema}.items DISABLE TRIGGER audit;
     ALTER SYSTEM SET logical_decoding_work_mem = '256kB'; SELECT pg_reload_conf();`);
-  const { stream, task } = await makeTask(schema, 'cdc', { kinesisSettings: { MessageFormat: 'json-unformatted' } });
+  // primary-key partition keys: one schema.table key would send one record per round trip
+  const { stream, task } = await makeTask(schema, 'cdc', {
+    kinesisSettings: { MessageFormat: 'json-unformatted' }, taskSettings: { TargetMetadata: { ParallelApplyThreads: 4 } },
+  });
   const N = 100000;
   try {
     await sql(`SELECT dms_stream.start_task(${lit(task)});`);
@@ -572,7 +586,8 @@ test('large transaction beyond logical_decoding_work_mem: streamed whole, with b
     const peak = kb();
     console.log(`large transaction: ${N} rows, worker VmHWM ${Math.round(base / 1024)} MB before, ${Math.round(peak / 1024)} MB after`);
     assert.ok(peak < 200 * 1024, `worker memory bounded (VmHWM ${peak} kB)`);
-    const msgs = (await messages(stream)).map((m) => m.msg);
+    const msgs = (await messages(stream)).map((m) => m.msg)
+      .sort((a, b) => compareEventIds(a.metadata['event-id'], b.metadata['event-id']));
     assert.equal(msgs.length, N);
     const xids = new Set(msgs.map((m) => m.metadata['transaction-id']));
     assert.equal(xids.size, 1, 'one transaction');

@@ -37,8 +37,12 @@ import path from 'node:path';
 import {
   env, psqlTry, proxy, createBucket, createStream, listS3Keys, uniqueName, waitFor, sleep, streamRecords,
 } from '../lib/bed.mjs';
+import { assertStreamInvariants } from '../lib/stream_invariants.mjs';
 import { readParquetRows } from '../lib/delta.mjs';
 import { lit, sql, one, seedRow, SEED_ETD, SEED_MAPPINGS, createS3Task } from '../lib/tasks.mjs';
+
+/** The records, after the stream invariants (per-key order, repeats only of an event id). */
+const assertRead = (recs) => { assertStreamInvariants(recs); return recs; };
 
 const SERVER = ['stopped', 'server restarted'];
 const WORKER_CRASH = ['failed', "the task's worker was killed or crashed"];
@@ -142,7 +146,7 @@ async function s3Kind() {
     stopWriter: async () => { stop = true; await loop; },
     expected: async () => ids,
     /** Every record: {id, eventId, data}. */
-    records: async () => (await streamRecords(made.stream)).map((r) => {
+    records: async () => assertRead(await streamRecords(made.stream)).map((r) => {
       const m = JSON.parse(r.Data.toString('utf8'));
       return { id: Number(m.data.id), eventId: m.metadata['event-id'], data: m.data };
     }),
@@ -187,7 +191,7 @@ async function pgKind() {
     task, stream, schema, startWriter,
     stopWriter: async () => { stop = true; await loop; },
     expected: async () => (await sql(`SELECT id FROM ${schema}.items ORDER BY id`)).map((r) => Number(r[0])),
-    records: async () => (await streamRecords(stream)).map((r) => {
+    records: async () => assertRead(await streamRecords(stream)).map((r) => {
       const m = JSON.parse(r.Data.toString('utf8'));
       return { id: Number(m.data.id), eventId: m.metadata['event-id'], data: m.data, op: m.metadata.operation };
     }).filter((r) => r.op === 'insert'),

@@ -17,6 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { env, psqlTry, aws, kinesis, waitFor, streamRecords } from '../lib/bed.mjs';
+import { assertStreamInvariants } from '../lib/stream_invariants.mjs';
 import { lit, sql, createS3Task, taskStatus } from '../lib/tasks.mjs';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dms-s3files-'));
@@ -64,7 +65,9 @@ async function fullLoad({ files, s3 = {}, etd = ETD }) {
     const s = await taskStatus(made.task);
     return ['stopped', 'failed'].includes(s.status) ? s : null;
   }, { timeoutMs: 90000, what: 'full load finished' });
-  const data = (await streamRecords(made.stream)).map((r) => JSON.parse(r.Data.toString('utf8')).data);
+  const recs = await streamRecords(made.stream);
+  assertStreamInvariants(recs, { what: made.stream });
+  const data = recs.map((r) => JSON.parse(r.Data.toString('utf8')).data);
   const state = (await sql(`SELECT "TableState" FROM dms_stream.table_statistics_view WHERE "TaskName" = ${lit(made.task)}`))[0]?.[0];
   return { ...made, st, data, state };
 }

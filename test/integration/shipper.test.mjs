@@ -23,6 +23,7 @@ import path from 'node:path';
 import {
   env, psqlTry, aws, proxy, waitFor, streamRecords, sleep,
 } from '../lib/bed.mjs';
+import { assertStreamInvariants } from '../lib/stream_invariants.mjs';
 import {
   lit, sql, seedRow, createS3Task, taskStatus, SEED_ETD, SEED_MAPPINGS,
 } from '../lib/tasks.mjs';
@@ -74,7 +75,9 @@ async function fullLoadRows(task) {
  */
 async function checkStream(stream, from, to) {
   const byId = new Map();
-  for (const rec of await streamRecords(stream)) {
+  const recs = await streamRecords(stream);
+  assertStreamInvariants(recs, { what: stream });
+  for (const rec of recs) {
     const m = JSON.parse(rec.Data.toString('utf8'));
     assert.equal(m.metadata.operation, 'load');
     const id = Number(m.data.id);

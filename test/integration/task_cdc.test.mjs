@@ -30,6 +30,7 @@ import path from 'node:path';
 import {
   env, psql, psqlTry, aws, proxy, createBucket, createStream, uniqueName, waitFor, sleep, streamRecords,
 } from '../lib/bed.mjs';
+import { assertStreamInvariants } from '../lib/stream_invariants.mjs';
 import { lit, sql, one, seedRow, createS3Task, taskStatus } from '../lib/tasks.mjs';
 
 const kp = proxy('kinesis');
@@ -112,7 +113,9 @@ async function cdcStats(task) {
 }
 
 async function records(stream) {
-  return (await streamRecords(stream)).map((r) => ({ key: r.PartitionKey, text: r.Data.toString('utf8') }));
+  const recs = (await streamRecords(stream)).map((r) => ({ key: r.PartitionKey, text: r.Data.toString('utf8') }));
+  assertStreamInvariants(recs, { what: stream });
+  return recs;
 }
 
 /** Every record with the AWS CLI, straight from kinesalite. */
@@ -130,6 +133,7 @@ async function cliRecords(stream) {
       it = r.NextShardIterator;
     }
   }
+  assertStreamInvariants(out, { what: stream });
   return out;
 }
 

@@ -31,6 +31,7 @@ import { spawnSync } from 'node:child_process';
 import {
   env, psql, psqlTry, aws, proxy, createBucket, createStream, uniqueName, waitFor, sleep, streamRecords,
 } from '../lib/bed.mjs';
+import { assertStreamInvariants } from '../lib/stream_invariants.mjs';
 import {
   lit, sql, one, seedRow, createS3Task, taskStatus, SEED_ETD, SEED_MAPPINGS,
 } from '../lib/tasks.mjs';
@@ -115,12 +116,15 @@ async function cliRecords(stream) {
       it = r.NextShardIterator;
     }
   }
+  assertStreamInvariants(out, { what: stream });
   return out;
 }
 
 /** Records read with the test bed's own client (faster for big streams). */
 async function records(stream) {
-  return (await streamRecords(stream)).map((r) => ({ key: r.PartitionKey, text: r.Data.toString('utf8') }));
+  const recs = (await streamRecords(stream)).map((r) => ({ key: r.PartitionKey, text: r.Data.toString('utf8') }));
+  assertStreamInvariants(recs, { what: stream });
+  return recs;
 }
 
 /**

@@ -24,6 +24,7 @@ import path from 'node:path';
 import {
   env, psql, psqlTry, aws, proxy, createBucket, createStream, uniqueName, waitFor, streamRecords,
 } from '../lib/bed.mjs';
+import { assertStreamInvariants } from '../lib/stream_invariants.mjs';
 import { lit, sql, createS3Task, taskStatus } from '../lib/tasks.mjs';
 
 const kp = proxy('kinesis');
@@ -91,7 +92,9 @@ async function stats(task) {
 
 /** The stream's records as {table, id}, sorted. */
 async function sent(stream) {
-  return (await streamRecords(stream)).map((r) => {
+  const recs = await streamRecords(stream);
+  assertStreamInvariants(recs, { what: stream });
+  return recs.map((r) => {
     const m = JSON.parse(r.Data.toString('utf8'));
     return { table: m.metadata['table-name'], id: m.data.id };
   }).sort((a, b) => a.table.localeCompare(b.table) || a.id - b.id);
@@ -162,7 +165,7 @@ test('more tasks than dms_stream.max_task_workers: the extra ones wait as starti
       assert.equal(s.status, 'stopped', s.lastError);
       assert.equal(s.stopReason, 'Stop Reason FULL_LOAD_ONLY_FINISHED');
       assert.equal((await stats(m.task)).table01.rows, 100);
-      assert.equal((await streamRecords(m.stream)).length, 100);
+      assert.equal(assertStreamInvariants(await streamRecords(m.stream), { what: m.stream }).records, 100);
     }
   } finally {
     await kp.setFaults({});
