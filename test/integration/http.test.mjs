@@ -396,11 +396,7 @@ test('TLS certificates are verified by default and failures are not retried', as
   });
 });
 
-const gucs = await psqlTry("SELECT count(*) FROM pg_settings WHERE name LIKE 'dms_stream.http\\_%';");
-const gucSkip = gucs.ok && Number(gucs.rows[0][0]) === 4 ? false
-  : 'dms_stream.http_* settings not defined: _PG_init must call dms_http_define_settings()';
-
-test('settings: http_ca_bundle, http_max_retries, http_request_timeout', { skip: gucSkip }, async () => {
+test('settings: http_ca_bundle, http_max_retries, http_request_timeout', async () => {
   await withTlsServer(async (url, cert, port) => {
     const r = await psqlTry(`${PRELUDE}
       SET dms_stream.http_ca_bundle = '${cert}';
@@ -420,6 +416,7 @@ test('settings: http_ca_bundle, http_max_retries, http_request_timeout', { skip:
     ['dms_stream.http_connect_timeout', '5000', 'ms', 'superuser'],
     ['dms_stream.http_max_retries', '5', '', 'superuser'],
     ['dms_stream.http_request_timeout', '60000', 'ms', 'superuser'],
+    ['dms_stream.http_total_timeout', '300000', 'ms', 'superuser'],
   ]);
 });
 
