@@ -18,6 +18,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { assertStreamInvariants, compareEventIds } from '../lib/stream_invariants.mjs';
 import {
   env, psql, psqlTry, createStream, kinesis, uniqueName, waitFor, streamRecords,
 } from '../lib/bed.mjs';
@@ -86,17 +87,34 @@ async function stopTask(task) {
   await waitFor(async () => !(await worker(task)), { timeoutMs: 30000, what: 'worker gone' });
 }
 
+/**
+ * The records read back: the load first, then the changes in the order they
+ * were made (by event id). With strict per-key order, records of different
+ * partition keys (a table's data and its control records) are not stored in
+ * decode order; per key they are, which assertStreamInvariants checks.
+ */
 async function messages(stream) {
-  return (await streamRecords(stream)).map((r) => JSON.parse(r.Data.toString('utf8')));
+  const records = await streamRecords(stream);
+  assertStreamInvariants(records, { what: stream });
+  const msgs = records.map((r) => JSON.parse(r.Data.toString('utf8')));
+  const load = msgs.filter((m) => m.metadata.operation === 'load');
+  const changes = msgs.filter((m) => m.metadata.operation !== 'load')
+    .sort((a, b) => compareEventIds(a.metadata['event-id'], b.metadata['event-id']));
+  return [...load, ...changes];
 }
 
-/** Records read back until pred holds for one of them. */
+/** Records read back once pred holds for one of them and no more arrive. */
 async function until(stream, pred, what) {
   let msgs;
   await waitFor(async () => {
     msgs = await messages(stream);
     return msgs.some(pred);
   }, { timeoutMs: 60000, what });
+  for (let n = -1; n !== msgs.length;) {
+    n = msgs.length;
+    await new Promise((r) => setTimeout(r, 1000));
+    msgs = await messages(stream);
+  }
   return msgs;
 }
 
