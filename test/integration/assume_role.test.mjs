@@ -136,6 +136,11 @@ test('a wrong ExternalId and a role that does not trust the base credentials: cl
   assert.match(r2.error, /could not assume role arn:aws:iam::123456789012:role\/not-trusting/);
   assert.match(r2.error, /AccessDenied/);
   assert.ok(!r2.error.includes(BASE_SECRET), 'no secret in the message');
+  // test_endpoint: the credentials row fails with the role and what to fix
+  const te = await run(`SELECT step, ok, detail FROM dms_stream.test_endpoint(${lit(denied)});`);
+  assert.equal(te.length, 1, JSON.stringify(te));
+  assert.deepEqual(te[0].slice(0, 2), ['credentials', 'f']);
+  assert.match(te[0][2], /could not assume role .*not-trusting.*AccessDenied.*trust policy must allow .*sts:AssumeRole/);
 });
 
 test('AssumeRole signed with keys the STS proxy does not know is refused by the proxy (signature checked)', async () => {
@@ -165,4 +170,50 @@ test('role settings are validated', async () => {
   const rows = await psql(`SELECT count(*) FROM dms_stream.endpoint
     WHERE endpoint_name = ANY(ARRAY[${endpoints.map(lit).join(',')}]::text[])`);
   assert.ok(Number(rows[0][0]) > 0);
+});
+
+test('test_endpoint names the call that was denied and the permission it needs', async () => {
+  const { proxy } = await import('../lib/bed.mjs');
+  const s3p = proxy('s3');
+  const kp = proxy('kinesis');
+  const steps = async (name) => (await psql(`SELECT step, ok, detail FROM dms_stream.test_endpoint(${lit(name)})`))
+    .map(([step, ok, detail]) => ({ step, ok: ok === 't', detail }));
+  const s3Denied = { status: 403, content_type: 'application/xml',
+    body: '<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>' };
+  const ep = uniqueName('arte');
+  endpoints.push(ep);
+  await psql(`SELECT dms_stream.create_endpoint(${lit(ep)}, 's3', 'target', ${lit(JSON.stringify({ BucketName: bucket, BucketFolder: 'out', DataFormat: 'parquet' }))}, ${lit(env.S3_PROXY_URL)});
+    SELECT dms_stream.set_endpoint_credentials(${lit(ep)}, 'S3RVER', 'S3RVER');`);
+  try {
+    await s3p.setFaults({ answer: s3Denied, match: { method: '^PUT$', path: `^/${bucket}/` } });
+    let s = await steps(ep);
+    assert.equal(s[2].ok, false, JSON.stringify(s));
+    assert.match(s[2].detail, new RegExp(`^Denied: PutObject needs s3:PutObject on arn:aws:s3:::${bucket}/out/\\*\\.`));
+
+    await s3p.setFaults({ answer: s3Denied, match: { method: '^DELETE$', path: `^/${bucket}/` } });
+    s = await steps(ep);
+    assert.match(s[2].detail, /^Denied: DeleteObject needs s3:DeleteObject on /, JSON.stringify(s));
+
+    await s3p.setFaults({ answer: s3Denied, match: { method: '^GET$', path: `^/${bucket}` } });
+    s = await steps(ep);
+    assert.equal(s[1].ok, false);
+    assert.match(s[1].detail, new RegExp(`^Denied: ListObjectsV2 needs s3:ListBucket on arn:aws:s3:::${bucket}\\.`));
+  } finally {
+    await s3p.setFaults({});
+  }
+
+  const kep = uniqueName('artk');
+  endpoints.push(kep);
+  await psql(`SELECT dms_stream.create_endpoint(${lit(kep)}, 'kinesis', 'target', ${lit(JSON.stringify({ StreamName: stream }))}, ${lit(env.KINESIS_PROXY_URL)});
+    SELECT dms_stream.set_endpoint_credentials(${lit(kep)}, ${lit(env.AWS_ACCESS_KEY_ID)}, ${lit(env.AWS_SECRET_ACCESS_KEY)});`);
+  try {
+    await kp.setFaults({ answer: { status: 400, content_type: 'application/x-amz-json-1.1',
+      body: JSON.stringify({ __type: 'AccessDeniedException', message: 'User is not authorized to perform: kinesis:DescribeStreamSummary' }) },
+    match: { target: 'DescribeStreamSummary', stream: `^${stream}$` } });
+    const s = await steps(kep);
+    assert.equal(s[1].ok, false, JSON.stringify(s));
+    assert.match(s[1].detail, new RegExp(`^Denied: DescribeStreamSummary needs kinesis:DescribeStreamSummary on stream ${stream} `));
+  } finally {
+    await kp.setFaults({});
+  }
 });
