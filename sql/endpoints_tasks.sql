@@ -20,7 +20,7 @@ SELECT dms_stream.create_endpoint('lake', 's3', 'target', '{"BucketName": "lake"
 SELECT endpoint_name, engine, endpoint_type, endpoint_url, region, s3_addressing_style FROM dms_stream.endpoint ORDER BY 1;
 SELECT table_owner, table_name, table_path FROM dms_stream.external_table;
 
--- ServiceAccessRoleArn is accepted (pasted DMS settings) with a notice.
+-- ServiceAccessRoleArn is honoured (AssumeRole when the endpoint is used): no notice.
 SELECT dms_stream.create_endpoint('kin-role', 'kinesis', 'target', '{"StreamName": "x", "ServiceAccessRoleArn": "arn:aws:iam::123456789012:role/dms"}');
 
 -- Malformed endpoints.

@@ -42,6 +42,25 @@ static char *aws_access_key_id_setting = NULL;
 static char *aws_secret_access_key_setting = NULL;
 static char *aws_session_token_setting = NULL;
 static char *aws_profile_setting = NULL;
+static char *sts_endpoint_url_setting = NULL;
+
+/* Defaults of the endpoint's role settings (dms_stream's own keys). */
+#define ROLE_SESSION_NAME_DEFAULT "dms_stream"
+#define ROLE_DURATION_DEFAULT 3600
+
+/*
+ * Process-wide cache of assumed-role credentials, one entry per role,
+ * external id, session name, duration and base access key id.
+ */
+typedef struct RoleCacheEntry
+{
+	struct RoleCacheEntry *next;
+	char	   *cache_key;
+	AwsResolvedCredentials *creds;
+	TimestampTz until;
+} RoleCacheEntry;
+
+static RoleCacheEntry *role_cache = NULL;
 
 /* Process-wide cache of the chain after the endpoint's own keys. */
 static AwsResolvedCredentials *cached = NULL;
@@ -74,6 +93,12 @@ aws_credentials_define_settings(void)
 							   "Empty means AWS_PROFILE from the server's environment, else \"default\".",
 							   &aws_profile_setting, "",
 							   PGC_SIGHUP, GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+	DefineCustomStringVariable("dms_stream.sts_endpoint_url",
+							   "STS endpoint for the AssumeRole calls of endpoints with a ServiceAccessRoleArn.",
+							   "Empty means AWS_ENDPOINT_URL_STS from the server's environment, else https://sts.REGION.amazonaws.com.",
+							   &sts_endpoint_url_setting, "",
+							   PGC_SUSET, GUC_SUPERUSER_ONLY,
 							   NULL, NULL, NULL);
 }
 
@@ -626,11 +651,11 @@ resolve_chain(StringInfo tried)
 }
 
 /*
- * aws_credentials_resolve
- *		The credentials to sign an endpoint's requests with.
+ * resolve_base
+ *		The endpoint's own keys, else the chain (sources 2-7, cached).
  */
-AwsResolvedCredentials *
-aws_credentials_resolve(const DmsEndpoint *ep)
+static AwsResolvedCredentials *
+resolve_base(const DmsEndpoint *ep)
 {
 	AwsResolvedCredentials *result = palloc0(sizeof(AwsResolvedCredentials));
 	TimestampTz now = GetCurrentTimestamp();
@@ -670,4 +695,220 @@ aws_credentials_resolve(const DmsEndpoint *ep)
 	result->source = pstrdup(cached->source);
 	result->expires_at = cached->expires_at;
 	return result;
+}
+
+/*
+ * sts_url_for
+ *		The STS endpoint: dms_stream.sts_endpoint_url, AWS_ENDPOINT_URL_STS,
+ *		AWS_ENDPOINT_URL, else the regional endpoint; always ending in "/".
+ */
+static const char *
+sts_url_for(const char *region)
+{
+	const char *url;
+
+	if (sts_endpoint_url_setting && *sts_endpoint_url_setting)
+		url = sts_endpoint_url_setting;
+	else if (env("AWS_ENDPOINT_URL_STS"))
+		url = env("AWS_ENDPOINT_URL_STS");
+	else if (env("AWS_ENDPOINT_URL"))
+		url = env("AWS_ENDPOINT_URL");
+	else
+		url = psprintf("https://sts.%s.amazonaws.com", region);
+	if (url[strlen(url) - 1] != '/')
+		url = psprintf("%s/", url);
+	return url;
+}
+
+/*
+ * assume_role_failed
+ *		ERROR for an AssumeRole call that STS refused: the role, STS's error
+ *		in DETAIL, and what to check in the HINT.  Transport failures and
+ *		server errors go through dms_http_raise_error.
+ */
+static void
+assume_role_failed(const DmsEndpoint *ep, const char *role, const AwsResolvedCredentials *base,
+				   const DmsHttpRequest *req, const DmsHttpResponse *resp)
+{
+	const char *code = resp->error_code ? resp->error_code : "";
+
+	if (resp->status < 400 || resp->status >= 500)
+		dms_http_raise_error(ERROR, psprintf("STS AssumeRole of role %s for endpoint \"%s\"", role, ep->name),
+							 req, resp);
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("could not assume role %s for endpoint \"%s\"", role, ep->name),
+			 errdetail("STS AssumeRole at %s answered HTTP %ld %s: %s (base credentials: %s, access key id %s).",
+					   req->url, resp->status, *code ? code : "(no error code)",
+					   resp->error_message ? resp->error_message : "(no message)",
+					   base->source, base->credentials.access_key_id),
+			 errhint("%s",
+					 strcmp(code, "AccessDenied") == 0 ?
+					 "The role's trust policy must allow the base credentials' principal to call sts:AssumeRole (with the endpoint's ServiceAccessRoleExternalId if it has an sts:ExternalId condition), and that principal's own policy must allow sts:AssumeRole on the role." :
+					 "Check ServiceAccessRoleArn and the ServiceAccessRole* settings of the endpoint, and the base credentials (dms_stream.endpoint_credentials() without the role).")));
+}
+
+/*
+ * assume_role
+ *		STS AssumeRole of role with the base credentials, signed SigV4
+ *		(service sts, the endpoint's region); returns the temporary
+ *		credentials in TopMemoryContext.
+ */
+static AwsResolvedCredentials *
+assume_role(const DmsEndpoint *ep, const AwsResolvedCredentials *base, const char *role,
+			const char *external_id, const char *session, int duration)
+{
+	const char *region = ep->region ? ep->region : "us-east-1";
+	StringInfoData body;
+	AwsHeader	headers[1] = {{"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"}};
+	DmsHttpRequest req = {0};
+	DmsHttpResponse *resp;
+	xmlDoc	   *doc;
+	char	   *key,
+			   *secret,
+			   *token,
+			   *expiration;
+
+	initStringInfo(&body);
+	appendStringInfo(&body, "Action=AssumeRole&Version=2011-06-15&DurationSeconds=%d&RoleArn=", duration);
+	aws_uri_encode_append(&body, role, strlen(role), true);
+	appendStringInfoString(&body, "&RoleSessionName=");
+	aws_uri_encode_append(&body, session, strlen(session), true);
+	if (external_id)
+	{
+		appendStringInfoString(&body, "&ExternalId=");
+		aws_uri_encode_append(&body, external_id, strlen(external_id), true);
+	}
+
+	req.method = "POST";
+	req.url = sts_url_for(region);
+	req.headers = headers;
+	req.nheaders = 1;
+	req.body = body.data;
+	req.body_len = body.len;
+	req.credentials = &base->credentials;
+	req.service = "sts";
+	req.region = region;
+	req.max_retries = -1;
+	resp = dms_http_request(&req);
+	if (!resp->ok)
+		assume_role_failed(ep, role, base, &req, resp);
+
+	doc = xmlReadMemory(resp->body, (int) resp->body_len, NULL, NULL,
+						XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+	if (doc == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_XML_DOCUMENT),
+				 errmsg("STS AssumeRole returned a response that is not XML"),
+				 errdetail("URL %s, HTTP status %ld, role %s.", req.url, resp->status, role)));
+	key = xml_find(xmlDocGetRootElement(doc), "AccessKeyId");
+	secret = xml_find(xmlDocGetRootElement(doc), "SecretAccessKey");
+	token = xml_find(xmlDocGetRootElement(doc), "SessionToken");
+	expiration = xml_find(xmlDocGetRootElement(doc), "Expiration");
+	xmlFreeDoc(doc);
+	if (!key || !secret || !token)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_XML_DOCUMENT),
+				 errmsg("STS AssumeRole returned no credentials"),
+				 errdetail("URL %s, role %s.", req.url, role)));
+	return make_cached(psprintf("assume-role:%s", role), key, secret, token,
+					   expiration ? parse_expiration(expiration, "STS AssumeRole") : 0);
+}
+
+/*
+ * role_setting_int
+ *		An integer setting of the endpoint (validated when it was stored),
+ *		or dflt when it is absent.
+ */
+static int
+role_setting_int(const DmsEndpoint *ep, const char *key, int dflt)
+{
+	json_t	   *v = ep->settings ? json_object_get(ep->settings, key) : NULL;
+
+	if (v && json_is_integer(v))
+		return (int) json_integer_value(v);
+	if (v && json_is_string(v))
+		return atoi(json_string_value(v));
+	return dflt;
+}
+
+/*
+ * resolve_role
+ *		The credentials of the endpoint's ServiceAccessRoleArn, assumed with
+ *		base and cached per role, external id, session name, duration and
+ *		base key id until shortly before they expire (five minutes, or half
+ *		their lifetime when that is shorter).
+ */
+static AwsResolvedCredentials *
+resolve_role(const DmsEndpoint *ep, const AwsResolvedCredentials *base, const char *role)
+{
+	const char *external_id = dms_endpoint_setting(ep, "ServiceAccessRoleExternalId");
+	const char *session = dms_endpoint_setting(ep, "ServiceAccessRoleSessionName");
+	int			duration = role_setting_int(ep, "ServiceAccessRoleDurationSeconds", ROLE_DURATION_DEFAULT);
+	TimestampTz now = GetCurrentTimestamp();
+	char	   *cache_key;
+	RoleCacheEntry *e;
+	AwsResolvedCredentials *fresh;
+	AwsResolvedCredentials *result;
+
+	if (external_id && *external_id == '\0')
+		external_id = NULL;
+	if (session == NULL || *session == '\0')
+		session = ROLE_SESSION_NAME_DEFAULT;
+	cache_key = psprintf("%s\n%s\n%s\n%d\n%s", role, external_id ? external_id : "", session,
+						 duration, base->credentials.access_key_id);
+	for (e = role_cache; e; e = e->next)
+		if (strcmp(e->cache_key, cache_key) == 0)
+			break;
+	if (e == NULL || now >= e->until)
+	{
+		fresh = assume_role(ep, base, role, external_id, session, duration);
+		if (e == NULL)
+		{
+			e = MemoryContextAllocZero(TopMemoryContext, sizeof(RoleCacheEntry));
+			e->cache_key = MemoryContextStrdup(TopMemoryContext, cache_key);
+			e->next = role_cache;
+			role_cache = e;
+		}
+		else
+		{
+			pfree((void *) e->creds->credentials.access_key_id);
+			pfree((void *) e->creds->credentials.secret_access_key);
+			pfree((void *) e->creds->credentials.session_token);
+			pfree((void *) e->creds->source);
+			pfree(e->creds);
+		}
+		e->creds = fresh;
+		if (fresh->expires_at == 0)
+			e->until = now + STATIC_TTL_USEC;
+		else
+			e->until = fresh->expires_at - Min(REFRESH_MARGIN_USEC, (fresh->expires_at - now) / 2);
+	}
+
+	result = palloc0(sizeof(AwsResolvedCredentials));
+	result->credentials.access_key_id = pstrdup(e->creds->credentials.access_key_id);
+	result->credentials.secret_access_key = pstrdup(e->creds->credentials.secret_access_key);
+	result->credentials.session_token = pstrdup(e->creds->credentials.session_token);
+	result->source = pstrdup(e->creds->source);
+	result->expires_at = e->creds->expires_at;
+	return result;
+}
+
+/*
+ * aws_credentials_resolve
+ *		The credentials to sign an endpoint's requests with: the base
+ *		credentials, or those of the endpoint's ServiceAccessRoleArn (S3 and
+ *		Kinesis endpoints) assumed with them.
+ */
+AwsResolvedCredentials *
+aws_credentials_resolve(const DmsEndpoint *ep)
+{
+	AwsResolvedCredentials *base = resolve_base(ep);
+	const char *role = NULL;
+
+	if (strcmp(ep->engine, "s3") == 0 || strcmp(ep->engine, "kinesis") == 0)
+		role = dms_endpoint_setting(ep, "ServiceAccessRoleArn");
+	if (role == NULL || *role == '\0')
+		return base;
+	return resolve_role(ep, base, role);
 }

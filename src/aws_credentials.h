@@ -21,6 +21,13 @@
  * Sources 2-7 are cached per process and refreshed five minutes before they
  * expire.
  *
+ * An S3 or Kinesis endpoint with a non-empty ServiceAccessRoleArn signs with
+ * the credentials of STS AssumeRole on that role, called with the above as
+ * base credentials (ExternalId, session name and duration from the endpoint's
+ * ServiceAccessRole* settings; STS URL dms_stream.sts_endpoint_url,
+ * AWS_ENDPOINT_URL_STS, AWS_ENDPOINT_URL or the regional endpoint); cached
+ * per role, options and base key id until shortly before they expire.
+ *
  *-------------------------------------------------------------------------
  */
 #ifndef AWS_CREDENTIALS_H
@@ -34,7 +41,8 @@
 typedef struct AwsResolvedCredentials
 {
 	AwsCredentials credentials;
-	const char *source;			/* e.g. "endpoint", "environment", "web-identity" */
+	const char *source;			/* e.g. "endpoint", "environment", "web-identity",
+								 * "assume-role:ARN" */
 	TimestampTz expires_at;		/* 0 when the credentials do not expire */
 } AwsResolvedCredentials;
 

@@ -39,7 +39,6 @@ static const char *const canned_acls[] = {
 static const char *const message_formats[] = {"json", "json-unformatted", NULL};
 
 /* Why a key is accepted without effect (see SettingSpec.no_effect). */
-#define NE_ROLE "applies when DMS assumes a role; dms_stream signs with the endpoint's credentials (set_endpoint_credentials) or the server's AWS credential chain"
 #define NE_S3_TARGET "an S3 target setting; an S3 source reads the objects as they are"
 #define NE_S3_CSV_OUT "a setting for CSV files written to an S3 target; delta extracts write Parquet"
 #define NE_S3_CDC_OUT "a setting for change files written to an S3 target; delta extracts write full and incremental extracts, not change files"
@@ -72,7 +71,11 @@ static const SettingSpec s3_source_specs[] = {
 	{"ExternalTableDefinition", SETTING_ANY},
 	{"ExpectedBucketOwner", SETTING_NONEMPTY},
 	{"DataFormat", SETTING_ENUM, 0, 0, data_format_csv},
-	{"ServiceAccessRoleArn", SETTING_STRING, .no_effect = NE_ROLE},
+	{"ServiceAccessRoleArn", SETTING_STRING},
+	/* dms_stream's own: the AssumeRole call for ServiceAccessRoleArn */
+	{"ServiceAccessRoleExternalId", SETTING_STRING},
+	{"ServiceAccessRoleSessionName", SETTING_STRING},
+	{"ServiceAccessRoleDurationSeconds", SETTING_INT, 900, 43200},
 	{"CompressionType", SETTING_ENUM, 0, 0, compression_types, NE_S3_TARGET, "none"},
 	{"EncryptionMode", SETTING_ENUM, 0, 0, encryption_modes, NE_S3_TARGET},
 	{"ServerSideEncryptionKmsKeyId", SETTING_STRING, .no_effect = NE_S3_TARGET},
@@ -127,7 +130,11 @@ static const SettingSpec s3_target_specs[] = {
 	{"ServerSideEncryptionKmsKeyId", SETTING_STRING},
 	{"CannedAclForObjects", SETTING_ENUM, 0, 0, canned_acls},
 	{"ExpectedBucketOwner", SETTING_NONEMPTY},
-	{"ServiceAccessRoleArn", SETTING_STRING, .no_effect = NE_ROLE},
+	{"ServiceAccessRoleArn", SETTING_STRING},
+	/* dms_stream's own: the AssumeRole call for ServiceAccessRoleArn */
+	{"ServiceAccessRoleExternalId", SETTING_STRING},
+	{"ServiceAccessRoleSessionName", SETTING_STRING},
+	{"ServiceAccessRoleDurationSeconds", SETTING_INT, 900, 43200},
 	{"ExternalTableDefinition", SETTING_ANY, .no_effect = NE_S3_SOURCE},
 	{"CdcPath", SETTING_STRING, .no_effect = NE_S3_CDC_OUT},
 	{"IgnoreHeaderRows", SETTING_INT, 0, 1, .no_effect = NE_S3_SOURCE},
@@ -156,7 +163,11 @@ static const SettingSpec kinesis_specs[] = {
 	{"StreamArn", SETTING_NONEMPTY},
 	{"StreamName", SETTING_NONEMPTY},
 	{"MessageFormat", SETTING_ENUM, 0, 0, message_formats},
-	{"ServiceAccessRoleArn", SETTING_STRING, .no_effect = NE_ROLE},
+	{"ServiceAccessRoleArn", SETTING_STRING},
+	/* dms_stream's own: the AssumeRole call for ServiceAccessRoleArn */
+	{"ServiceAccessRoleExternalId", SETTING_STRING},
+	{"ServiceAccessRoleSessionName", SETTING_STRING},
+	{"ServiceAccessRoleDurationSeconds", SETTING_INT, 900, 43200},
 	{"IncludeTransactionDetails", SETTING_BOOL},
 	{"IncludePartitionValue", SETTING_BOOL},
 	{"PartitionIncludeSchemaTable", SETTING_BOOL},
@@ -275,6 +286,53 @@ check_stream_arn(const DmsJsonDoc *doc, const char *arn)
 }
 
 /*
+ * check_role_settings
+ *		ServiceAccessRoleArn (an IAM role ARN) and the dms_stream keys of its
+ *		AssumeRole call, with STS's own limits on the external id and the
+ *		session name.
+ */
+static void
+check_role_settings(const DmsJsonDoc *doc, json_t *obj)
+{
+	const char *arn = dms_json_get_string(doc, obj, "", "ServiceAccessRoleArn", false, true);
+	const char *ext = dms_json_get_string(doc, obj, "", "ServiceAccessRoleExternalId", false, true);
+	const char *session = dms_json_get_string(doc, obj, "", "ServiceAccessRoleSessionName", false, true);
+	const char *p;
+
+	if (arn && *arn && (strncmp(arn, "arn:", 4) != 0 || strstr(arn, ":role/") == NULL || strlen(arn) > 2048))
+		dms_json_fail(doc, "ServiceAccessRoleArn",
+					  "Write the role's ARN, e.g. arn:aws:iam::123456789012:role/dms-access; an empty string means no role.",
+					  "\"%s\" is not an IAM role ARN.", arn);
+	if ((ext && *ext) || (session && *session))
+	{
+		if (arn == NULL || *arn == '\0')
+			dms_json_fail(doc, ext && *ext ? "ServiceAccessRoleExternalId" : "ServiceAccessRoleSessionName",
+						  "Give \"ServiceAccessRoleArn\" too, or remove this key.",
+						  "This key applies to the AssumeRole call of ServiceAccessRoleArn, which is not set.");
+	}
+	if (ext && *ext)
+	{
+		for (p = ext; *p; p++)
+			if (!isalnum((unsigned char) *p) && strchr("_+=,.@:/-", *p) == NULL)
+				break;
+		if (strlen(ext) < 2 || strlen(ext) > 1224 || *p)
+			dms_json_fail(doc, "ServiceAccessRoleExternalId",
+						  "STS accepts 2 to 1224 letters, digits and _+=,.@:/- in an external id.",
+						  "Invalid external id \"%s\".", ext);
+	}
+	if (session && *session)
+	{
+		for (p = session; *p; p++)
+			if (!isalnum((unsigned char) *p) && strchr("_+=,.@-", *p) == NULL)
+				break;
+		if (strlen(session) < 2 || strlen(session) > 64 || *p)
+			dms_json_fail(doc, "ServiceAccessRoleSessionName",
+						  "STS accepts 2 to 64 letters, digits and _+=,.@- in a role session name.",
+						  "Invalid role session name \"%s\".", session);
+	}
+}
+
+/*
  * validate_s3_source
  *		S3 source: bucket, CSV format and the external table definition.
  */
@@ -286,6 +344,7 @@ validate_s3_source(const DmsJsonDoc *doc, json_t *obj)
 	const char *row_delim;
 
 	settings_validate(doc, obj, "", s3_source_specs);
+	check_role_settings(doc, obj);
 	check_bucket_name(doc, dms_json_get_string(doc, obj, "", "BucketName", true, false));
 	s3_check_key_segments("S3Settings.BucketFolder",
 						  dms_json_get_string(doc, obj, "", "BucketFolder", false, true), S3_SEGMENTS_TRIM);
@@ -334,6 +393,7 @@ static void
 validate_s3_target(const DmsJsonDoc *doc, json_t *obj)
 {
 	settings_validate(doc, obj, "", s3_target_specs);
+	check_role_settings(doc, obj);
 	check_bucket_name(doc, dms_json_get_string(doc, obj, "", "BucketName", true, false));
 	s3_check_key_segments("S3Settings.BucketFolder",
 						  dms_json_get_string(doc, obj, "", "BucketFolder", false, true), S3_SEGMENTS_TRIM);
@@ -359,6 +419,7 @@ validate_kinesis(const DmsJsonDoc *doc, json_t *obj)
 	const char *name;
 
 	settings_validate(doc, obj, "", kinesis_specs);
+	check_role_settings(doc, obj);
 	arn = dms_json_get_string(doc, obj, "", "StreamArn", false, false);
 	name = dms_json_get_string(doc, obj, "", "StreamName", false, false);
 	if (arn == NULL && name == NULL)

@@ -19,6 +19,8 @@ DECLARE
 	det text;
 	hint text;
 	probe text;
+	need text;			-- the IAM permission of the call being made
+	denied constant text := '(AccessDenied|AccessDeniedException|HTTP 403|status 403)';
 BEGIN
 	-- 1. credentials (not needed for this database)
 	IF e.engine <> 'postgres' THEN
@@ -49,7 +51,9 @@ BEGIN
 		EXCEPTION WHEN OTHERS THEN
 			GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
 			ok := false;
-			detail := concat_ws(' ', msg, nullif(det, ''), nullif(hint, ''));
+			detail := concat_ws(' ', CASE WHEN concat(msg, det) ~ denied
+										  THEN format('Denied: ListObjectsV2 needs s3:ListBucket on arn:aws:s3:::%s.', e.settings ->> 'BucketName') END,
+								msg, nullif(det, ''), nullif(hint, ''));
 			RETURN NEXT;
 			RETURN;
 		END;
@@ -91,14 +95,20 @@ BEGIN
 			probe := format('dms_stream_test_endpoint_%s', md5(clock_timestamp()::text || random()::text));
 			step := 'write and delete a test object';
 			BEGIN
+				need := 'PutObject needs s3:PutObject';
 				PERFORM dms_stream.s3_put_object(e.endpoint_name, probe, convert_to('dms_stream test_endpoint', 'UTF8'));
+				need := 'DeleteObject needs s3:DeleteObject';
 				PERFORM dms_stream.s3_delete_object(e.endpoint_name, probe);
 				ok := true;
 				detail := format('wrote and deleted %s', probe);
 			EXCEPTION WHEN OTHERS THEN
 				GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
 				ok := false;
-				detail := concat_ws(' ', msg, nullif(det, ''), nullif(hint, ''));
+				detail := concat_ws(' ', CASE WHEN concat(msg, det) ~ denied
+											  THEN format('Denied: %s on arn:aws:s3:::%s/%s*.', need, e.settings ->> 'BucketName',
+														  CASE WHEN trim(BOTH '/' FROM coalesce(e.settings ->> 'BucketFolder', '')) = '' THEN ''
+															   ELSE trim(BOTH '/' FROM e.settings ->> 'BucketFolder') || '/' END) END,
+									msg, nullif(det, ''), nullif(hint, ''));
 			END;
 			RETURN NEXT;
 		END IF;
@@ -114,7 +124,11 @@ BEGIN
 		EXCEPTION WHEN OTHERS THEN
 			GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, det = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
 			ok := false;
-			detail := concat_ws(' ', msg, nullif(det, ''), nullif(hint, ''));
+			detail := concat_ws(' ', CASE WHEN concat(msg, det) ~ denied
+										  THEN format('Denied: %1$s needs kinesis:%1$s on %2$s (tasks need kinesis:PutRecords).',
+													  CASE WHEN msg ~ 'ListShards' THEN 'ListShards' ELSE 'DescribeStreamSummary' END,
+													  coalesce(e.settings ->> 'StreamArn', format('stream %s', e.settings ->> 'StreamName'))) END,
+								msg, nullif(det, ''), nullif(hint, ''));
 		END;
 		RETURN NEXT;
 

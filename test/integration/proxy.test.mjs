@@ -483,3 +483,41 @@ async function waitForFault(p, kind, before) {
   }
   throw new Error(`fault ${kind} never injected`);
 }
+
+describe('--service sts (in front of the fake STS of test/lib/fake_sts.mjs)', () => {
+  const KEY = 'AKIDPROXYSTS0001';
+  const SECRET = 'proxyStsSecret/0000000000000000000000000';
+  const ROLE = 'arn:aws:iam::123456789012:role/proxy-test';
+  const body = `Action=AssumeRole&Version=2011-06-15&RoleArn=${encodeURIComponent(ROLE)}&RoleSessionName=p`;
+  const call = (sts, opts = {}) => signedFetch({
+    service: 'sts', url: `${sts.url}/`, method: 'POST', body,
+    headers: { 'content-type': 'application/x-www-form-urlencoded; charset=utf-8' },
+    accessKeyId: KEY, secretAccessKey: SECRET, ...opts,
+  });
+
+  test('a good signature is forwarded; a wrong secret, an unknown key and a kinesis scope are refused with STS XML errors', async () => {
+    const { startFakeSts } = await import('../lib/fake_sts.mjs');
+    const sts = await startFakeSts({ roles: { [ROLE]: null }, baseKey: KEY, baseSecret: SECRET,
+      logFile: path.join(tmp, 'sts-proxy.log') });
+    try {
+      const ok = await call(sts);
+      const okText = await ok.text();
+      assert.equal(ok.status, 200, okText);
+      assert.match(okText, new RegExp(`<AccessKeyId>${env.DMS_BED_SESSION_ACCESS_KEY_ID}</AccessKeyId>`));
+      assert.equal(sts.calls.length, 1);
+
+      const wrong = await call(sts, { secretAccessKey: 'not-the-secret' });
+      assert.equal(wrong.status, 400);
+      assert.match(await wrong.text(), /<ErrorResponse[^>]*><Error><Type>Sender<\/Type><Code>SignatureDoesNotMatch<\/Code>/);
+      const unknown = await call(sts, { accessKeyId: 'AKIDNOTKNOWN0000' });
+      assert.match(await unknown.text(), /<Code>InvalidClientTokenId<\/Code>/);
+      const scope = await call(sts, { scopeService: 'kinesis' });
+      assert.match(await scope.text(), /<Code>(InvalidSignatureException|SignatureDoesNotMatch)<\/Code>.*scoped to correct service: 'sts'/);
+      assert.equal(sts.calls.length, 1, 'refused requests never reach the upstream');
+      const stats = await sts.stats();
+      assert.deepEqual([stats.verified, stats.forwarded, stats.rejected_total], [1, 1, 3], JSON.stringify(stats));
+    } finally {
+      await sts.stop();
+    }
+  });
+});

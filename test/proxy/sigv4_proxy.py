@@ -2,7 +2,7 @@
 """SigV4-verifying, fault-injecting HTTP reverse proxy for the dms_stream test bed.
 
 One proxy sits in front of each AWS emulator (s3rver for S3, kinesalite for
-Kinesis). The emulators do not check signatures, so this proxy does, with
+Kinesis; with --service sts, a test's fake STS: SigV4Auth, XML errors). The emulators do not check signatures, so this proxy does, with
 botocore (Debian's python3-botocore, run this file with /usr/bin/python3):
 an implementation independent of the extension's C signer.
 
@@ -103,6 +103,9 @@ FAULT_KEYS = {
     'count': int,              # inject exactly this many faults, then none
     'seed': int,               # seed of the fault RNG (deterministic runs)
 }
+# STS's names for the proxy's (Kinesis-style) reject codes
+STS_CODES = {'UnrecognizedClientException': 'InvalidClientTokenId',
+             'InvalidSignatureException': 'SignatureDoesNotMatch'}
 PUT_RECORDS_CODES = ['ProvisionedThroughputExceededException', 'InternalFailure']
 
 
@@ -708,6 +711,13 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
             body = ''.join(parts).encode()
             headers = [('Content-Type', 'application/xml'), ('x-amz-request-id', rid),
                        ('x-amz-id-2', base64.b64encode(os.urandom(24)).decode())]
+        elif self.service == 'sts':
+            # STS (query protocol): XML ErrorResponse, STS's names for the codes
+            code = STS_CODES.get(code, code)
+            body = ('<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type>'
+                    '<Code>%s</Code><Message>%s</Message></Error><RequestId>%s</RequestId></ErrorResponse>'
+                    % (xml_escape(code), xml_escape(message), request_id)).encode()
+            headers = [('Content-Type', 'text/xml'), ('x-amzn-RequestId', request_id)]
         else:
             body = json.dumps({'__type': code, 'message': message}).encode()
             headers = [('Content-Type', 'application/x-amz-json-1.1'), ('x-amzn-RequestId', request_id),
@@ -1088,7 +1098,7 @@ def xml_escape(text):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--service', required=True, choices=['s3', 'kinesis'])
+    ap.add_argument('--service', required=True, choices=['s3', 'kinesis', 'sts'])
     ap.add_argument('--listen', default='127.0.0.1:0', help='HOST:PORT to listen on')
     ap.add_argument('--upstream', required=True, help='http://HOST:PORT of the emulator')
     ap.add_argument('--region', default='us-east-1')
