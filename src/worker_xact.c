@@ -14,6 +14,7 @@
 #include "pgstat.h"
 #include "utils/builtins.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 
 #include "worker_xact.h"
 
@@ -76,4 +77,53 @@ worker_exec(const char *sql, int nargs, const char **params, int expected)
 	if (SPI_processed > 0 && SPI_tuptable != NULL)
 		return SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	return NULL;
+}
+
+/*
+ * worker_write_figures
+ *		Write the latency, rate and throttling figures of task_progress (see
+ *		worker_xact.h).
+ */
+void
+worker_write_figures(const char *task_name, TimestampTz source_commit,
+					 TimestampTz target_commit, TimestampTz idle_at,
+					 TimestampTz caught_up_at, WorkerRateInterval *iv,
+					 TimestampTz run_started, int64 rows,
+					 int64 throttled_requests, int64 throttled_records)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	const char *params[9];
+	long		secs;
+	int			usecs;
+
+	if (iv->start == 0)
+	{
+		iv->start = run_started;
+		iv->start_rows = 0;
+	}
+	params[0] = task_name;
+	params[1] = source_commit ? pstrdup(timestamptz_to_str(source_commit)) : NULL;
+	params[2] = target_commit ? pstrdup(timestamptz_to_str(target_commit)) : NULL;
+	params[3] = idle_at ? pstrdup(timestamptz_to_str(idle_at)) : NULL;
+	params[4] = caught_up_at ? pstrdup(timestamptz_to_str(caught_up_at)) : NULL;
+	params[5] = NULL;
+	params[6] = NULL;
+	TimestampDifference(iv->start, now, &secs, &usecs);
+	if (secs >= 1)
+	{
+		params[5] = psprintf(INT64_FORMAT, rows - iv->start_rows);
+		params[6] = psprintf("%.3f", secs + usecs / 1000000.0);
+		iv->start = now;
+		iv->start_rows = rows;
+	}
+	params[7] = psprintf(INT64_FORMAT, throttled_requests);
+	params[8] = psprintf(INT64_FORMAT, throttled_records);
+	worker_exec("UPDATE dms_stream.task_progress"
+				"   SET source_commit_time = $2::timestamptz, target_commit_time = $3::timestamptz,"
+				"       source_idle_at = $4::timestamptz, caught_up_at = $5::timestamptz,"
+				"       interval_rows = coalesce($6::bigint, interval_rows),"
+				"       interval_seconds = coalesce($7::double precision, interval_seconds),"
+				"       throttled_requests = $8::bigint, throttled_records = $9::bigint"
+				" WHERE task_name = $1",
+				9, params, SPI_OK_UPDATE);
 }
