@@ -337,8 +337,10 @@ pj_write_progress(PgJob *job, int64 rows)
 {
 	const KinesisBatcherStats *bs = kinesis_shipper_stats(job->shipper);
 	TimestampTz now = GetCurrentTimestamp();
+	/* nothing unacknowledged, nor decoded and not yet handed to the batcher */
 	bool		all_acked = kinesis_shipper_unacked(job->shipper) == 0 &&
-		job->acked_tag == job->next_tag;
+		job->acked_tag == job->next_tag &&
+		(job->pc->spool == NULL || job->pc->spool->bytes == 0);
 	bool		idle = job->cdc && !job->loading && job->read_caught_up;
 
 	/* everything read is acknowledged: the newest read commit counts */

@@ -95,17 +95,18 @@ worker_write_figures(const char *task_name, TimestampTz source_commit,
 	const char *params[9];
 	long		secs;
 	int			usecs;
+	bool		first = iv->start == 0;
 
-	if (iv->start == 0)
+	if (first)
 	{
 		iv->start = run_started;
 		iv->start_rows = 0;
 	}
 	params[0] = task_name;
-	params[1] = source_commit ? pstrdup(timestamptz_to_str(source_commit)) : NULL;
-	params[2] = target_commit ? pstrdup(timestamptz_to_str(target_commit)) : NULL;
-	params[3] = idle_at ? pstrdup(timestamptz_to_str(idle_at)) : NULL;
-	params[4] = caught_up_at ? pstrdup(timestamptz_to_str(caught_up_at)) : NULL;
+	params[1] = source_commit ? psprintf(INT64_FORMAT, (int64) source_commit) : NULL;
+	params[2] = target_commit ? psprintf(INT64_FORMAT, (int64) target_commit) : NULL;
+	params[3] = idle_at ? psprintf(INT64_FORMAT, (int64) idle_at) : NULL;
+	params[4] = caught_up_at ? psprintf(INT64_FORMAT, (int64) caught_up_at) : NULL;
 	params[5] = NULL;
 	params[6] = NULL;
 	TimestampDifference(iv->start, now, &secs, &usecs);
@@ -116,11 +117,19 @@ worker_write_figures(const char *task_name, TimestampTz source_commit,
 		iv->start = now;
 		iv->start_rows = rows;
 	}
+	else if (first)
+	{
+		/* no interval yet in this run: not the last run's figure */
+		params[5] = "0";
+		params[6] = "0";
+	}
 	params[7] = psprintf(INT64_FORMAT, throttled_requests);
 	params[8] = psprintf(INT64_FORMAT, throttled_records);
+	/* timestamps as microseconds since 2000-01-01 UTC (TimestampTz) */
+#define WORKER_TS(p) "'2000-01-01 00:00:00+00'::timestamptz + " p "::bigint * interval '1 microsecond'"
 	worker_exec("UPDATE dms_stream.task_progress"
-				"   SET source_commit_time = $2::timestamptz, target_commit_time = $3::timestamptz,"
-				"       source_idle_at = $4::timestamptz, caught_up_at = $5::timestamptz,"
+				"   SET source_commit_time = " WORKER_TS("$2") ", target_commit_time = " WORKER_TS("$3") ","
+				"       source_idle_at = " WORKER_TS("$4") ", caught_up_at = " WORKER_TS("$5") ","
 				"       interval_rows = coalesce($6::bigint, interval_rows),"
 				"       interval_seconds = coalesce($7::double precision, interval_seconds),"
 				"       throttled_requests = $8::bigint, throttled_records = $9::bigint"
