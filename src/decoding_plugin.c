@@ -1009,6 +1009,7 @@ emit(PgSourceContext *pc, PgSourceRel *r, DmsChange *ch, PgStatKind stat)
 	e.xid = pc->xid;
 	e.commit_lsn = pc->commit_lsn;
 	e.end_lsn = pc->end_lsn;
+	e.commit_time = pc->commit_time;
 	e.ordinal = key;
 	pg_spool_write(pc->spool, &e, pc->message.data, pc->key.data);
 	pc->emitted++;
@@ -1339,6 +1340,7 @@ dp_commit(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, XLogRecPtr commit_
 		e.xid = pc->xid;
 		e.commit_lsn = pc->commit_lsn;
 		e.end_lsn = pc->end_lsn;
+		e.commit_time = pc->commit_time;
 		e.ordinal = pc->ordinal * PG_SPOOL_SUBS + pc->controls;
 		pg_spool_write(pc->spool, &e, NULL, NULL);
 	}

@@ -75,6 +75,7 @@ typedef struct PgSpoolEntry
 	uint32		xid;
 	XLogRecPtr	commit_lsn;		/* CDC: the commit record's position */
 	XLogRecPtr	end_lsn;		/* CDC: the end of the commit record */
+	TimestampTz commit_time;	/* CDC: the transaction's commit time */
 	int64		ordinal;		/* CDC: position key in the transaction
 								 * (record id * PG_SPOOL_SUBS + sub); load:
 								 * the row number */

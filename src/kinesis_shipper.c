@@ -675,6 +675,52 @@ kinesis_shipper_flush(KinesisShipper *s)
 }
 
 /*
+ * kinesis_shipper_flush_start
+ *		Queue a flush mark without waiting for it (see the header).
+ */
+void
+kinesis_shipper_flush_start(KinesisShipper *s)
+{
+	if (s->local)
+	{
+		kinesis_batcher_flush(s->local);
+		return;
+	}
+	shipper_send_mark(s, SHIPPER_FLUSH, ++s->flush_seq);
+}
+
+/*
+ * kinesis_shipper_flush_done
+ *		Whether the shipper has flushed past the last mark, waiting at most
+ *		timeout_ms for it; the published acknowledgements are taken.
+ */
+bool
+kinesis_shipper_flush_done(KinesisShipper *s, long timeout_ms)
+{
+	uint64		flushed;
+
+	if (s->local)
+		return true;
+	shipper_check_alive(s);
+	SpinLockAcquire(&s->shared->mutex);
+	flushed = s->shared->flushed_seq;
+	SpinLockRelease(&s->shared->mutex);
+	if (flushed < s->flush_seq)
+	{
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 timeout_ms, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		shipper_check_alive(s);
+		SpinLockAcquire(&s->shared->mutex);
+		flushed = s->shared->flushed_seq;
+		SpinLockRelease(&s->shared->mutex);
+	}
+	shipper_take_published(s);
+	return flushed >= s->flush_seq;
+}
+
+/*
  * kinesis_shipper_acked_through
  *		The acknowledged prefix, as last published.
  */

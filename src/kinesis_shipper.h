@@ -93,6 +93,16 @@ extern void kinesis_shipper_poll(KinesisShipper *s);
 /* As kinesis_batcher_flush. */
 extern void kinesis_shipper_flush(KinesisShipper *s);
 
+/*
+ * A flush in two steps, so that the caller can do other work (write its
+ * progress) while it waits: kinesis_shipper_flush_start queues the flush
+ * mark (with a local batcher it flushes at once); kinesis_shipper_flush_done
+ * waits at most timeout_ms and tells whether every record added before the
+ * mark is acknowledged.
+ */
+extern void kinesis_shipper_flush_start(KinesisShipper *s);
+extern bool kinesis_shipper_flush_done(KinesisShipper *s, long timeout_ms);
+
 /* As kinesis_batcher_acked_through. */
 extern bool kinesis_shipper_acked_through(KinesisShipper *s, uint64 *tag);
 

@@ -69,6 +69,7 @@ typedef struct PgRingEntry
 {
 	int64		spool_end;		/* full load: spool offset after it */
 	XLogRecPtr	commit_lsn;		/* CDC */
+	TimestampTz commit_time;	/* CDC: its transaction's commit time */
 	int64		ordinal;
 	int32		table;
 	uint32		stat;
@@ -129,6 +130,13 @@ typedef struct PgJob
 	int64		cdc_rows;
 	int64		cdc_rows_at_start;
 	bool		loading;		/* the ring holds full-load records */
+
+	/* task_status figures (see pj_write_progress) */
+	TimestampTz read_commit_time;	/* newest transaction decoded */
+	TimestampTz ack_commit_time;	/* newest acknowledged record's */
+	bool		read_caught_up; /* the last check found no new WAL */
+	XLogRecPtr	wal_seen;		/* decoded, or written by this worker */
+	WorkerRateInterval interval;
 
 	TimestampTz run_started;
 	TimestampTz last_checkpoint;
@@ -315,6 +323,35 @@ pj_load_task(PgJob *job, MemoryContext job_cxt)
  * ----------------------------------------------------------------
  */
 
+/*
+ * pj_write_progress
+ *		The task_status figures (inside the checkpoint's transaction): the
+ *		commit times of the newest change decoded and of the newest one
+ *		acknowledged, whether the worker was caught up (decoded up to the
+ *		flushed WAL, and everything acknowledged) at its last check, the
+ *		records acknowledged in the last interval of at least a second, and
+ *		the batcher's throttling counters.
+ */
+static void
+pj_write_progress(PgJob *job, int64 rows)
+{
+	const KinesisBatcherStats *bs = kinesis_shipper_stats(job->shipper);
+	TimestampTz now = GetCurrentTimestamp();
+	/* nothing unacknowledged, nor decoded and not yet handed to the batcher */
+	bool		all_acked = kinesis_shipper_unacked(job->shipper) == 0 &&
+		job->acked_tag == job->next_tag &&
+		(job->pc->spool == NULL || job->pc->spool->bytes == 0);
+	bool		idle = job->cdc && !job->loading && job->read_caught_up;
+
+	/* everything read is acknowledged: the newest read commit counts */
+	if (all_acked && job->read_commit_time > job->ack_commit_time)
+		job->ack_commit_time = job->read_commit_time;
+	worker_write_figures(job->task_name, job->read_commit_time, job->ack_commit_time,
+						 idle ? now : 0, idle && all_acked ? now : 0, &job->interval,
+						 job->run_started, rows, bs->requests_throttled,
+						 bs->entries_throttled);
+}
+
 static void
 pj_write_checkpoint(PgJob *job)
 {
@@ -417,6 +454,7 @@ pj_write_checkpoint(PgJob *job)
 			"       updated_at = now()"
 			" WHERE task_name = $1",
 			4, params, SPI_OK_UPDATE);
+	pj_write_progress(job, rows);
 	params[0] = psprintf(INT64_FORMAT, job->run_id);
 	params[1] = psprintf(INT64_FORMAT, rows);
 	worker_exec("UPDATE dms_stream.run_history SET rows_processed = $2::bigint"
@@ -433,8 +471,23 @@ pj_checkpoint(PgJob *job)
 	worker_xact_begin();
 	pj_write_checkpoint(job);
 	worker_xact_end(cxt);
+	/* this worker's own WAL is not new work for it */
+	job->wal_seen = Max(job->wal_seen, XactLastCommitEnd);
 	job->last_checkpoint = GetCurrentTimestamp();
 	job->checkpoint_tag = job->acked_tag;
+}
+
+/*
+ * pj_idle_checkpoint
+ *		Checkpoint after the decoder reached the end of the WAL: caught up on
+ *		the source side unless WAL other than this worker's own progress
+ *		writes was flushed since.
+ */
+static void
+pj_idle_checkpoint(PgJob *job)
+{
+	job->read_caught_up = GetFlushRecPtr(NULL) <= job->wal_seen;
+	pj_checkpoint(job);
 }
 
 /* Take the newly acknowledged records from the batcher. */
@@ -461,6 +514,8 @@ pj_note_acks(PgJob *job)
 		{
 			job->ack_lsn = e->commit_lsn;
 			job->ack_ordinal = e->ordinal;
+			if (e->commit_time != 0)
+				job->ack_commit_time = e->commit_time;
 			job->cdc_rows++;
 		}
 	}
@@ -478,6 +533,7 @@ pj_add(PgJob *job, const PgSpoolEntry *e, StringInfo data, StringInfo key, int64
 
 	r->spool_end = spool_end;
 	r->commit_lsn = e->commit_lsn;
+	r->commit_time = e->commit_time;
 	r->ordinal = e->ordinal;
 	r->table = e->table;
 	r->stat = e->stat;
@@ -1062,6 +1118,37 @@ pj_heartbeat(PgJob *job)
 }
 
 /*
+ * pj_read_ahead
+ *		While waiting for Kinesis: decode the WAL flushed since into the
+ *		spool (fed to the batcher by the next round of pj_cdc_run), a
+ *		bounded amount, and stopping only where no transaction is open, so
+ *		that the source side stays read (cdc_latency_source) while the target
+ *		is slow.
+ */
+static void
+pj_read_ahead(PgJob *job, LogicalDecodingContext *ctx, PgSpool *spool)
+{
+	XLogRecPtr	end_of_wal = GetFlushRecPtr(NULL);
+
+	while (ctx->reader->EndRecPtr < end_of_wal &&
+		   (spool->bytes < PG_JOB_FEED_BYTES || IsTransactionOrTransactionBlock()))
+	{
+		XLogRecord *record;
+		char	   *errm = NULL;
+
+		record = XLogReadRecord(ctx->reader, &errm);
+		if (errm)
+			elog(ERROR, "could not find record for logical decoding: %s", errm);
+		if (record != NULL)
+			LogicalDecodingProcessRecord(ctx, ctx->reader);
+		CHECK_FOR_INTERRUPTS();
+	}
+	if (job->pc->commit_time > job->read_commit_time)
+		job->read_commit_time = job->pc->commit_time;
+	job->wal_seen = Max(job->wal_seen, ctx->reader->EndRecPtr);
+}
+
+/*
  * pj_cdc_run
  *		Decode, ship and confirm until stopped.
  */
@@ -1123,6 +1210,8 @@ pj_cdc_run(PgJob *job)
 		 * nonetheless, feeding and polling wait until it is not.
 		 */
 		end_of_wal = GetFlushRecPtr(NULL);
+		if (end_of_wal > job->wal_seen)
+			job->read_caught_up = false;
 		INSTR_TIME_SET_CURRENT(t0);
 		while (ctx->reader->EndRecPtr < end_of_wal &&
 			   ctx->reader->EndRecPtr - from < PG_JOB_STRETCH_BYTES)
@@ -1172,21 +1261,44 @@ pj_cdc_run(PgJob *job)
 			INSTR_TIME_SUBTRACT(f1, f0);
 			feed_ms += INSTR_TIME_GET_MILLISEC(f1);
 		}
+		if (pc->commit_time > job->read_commit_time)
+			job->read_commit_time = pc->commit_time;
+		job->wal_seen = Max(job->wal_seen, ctx->reader->EndRecPtr);
 		if (ctx->reader->EndRecPtr >= end_of_wal)
 		{
 			instr_time	w0,
 						w1;
 
+			/*
+			 * Send everything and wait for the answers, writing the
+			 * progress every second meanwhile: task_status shows the target
+			 * latency growing while the source side stays caught up.
+			 */
 			INSTR_TIME_SET_CURRENT(w0);
-			kinesis_shipper_flush(job->shipper);
+			kinesis_shipper_flush_start(job->shipper);
+			while (!kinesis_shipper_flush_done(job->shipper, PG_JOB_CHECKPOINT_MS / 10))
+			{
+				task_worker_check_interrupts();
+				pj_note_acks(job);
+				pj_read_ahead(job, ctx, spool);
+				if (!IsTransactionOrTransactionBlock() &&
+					TimestampDifferenceExceeds(job->last_checkpoint, GetCurrentTimestamp(),
+											   PG_JOB_CHECKPOINT_MS))
+					pj_idle_checkpoint(job);
+			}
 			pj_note_acks(job);
 			if (job->acked_tag != job->checkpoint_tag)
-				pj_checkpoint(job);
+				pj_idle_checkpoint(job);
 			INSTR_TIME_SET_CURRENT(w1);
 			INSTR_TIME_SUBTRACT(w1, w0);
 			wait_ms = INSTR_TIME_GET_MILLISEC(w1);
 		}
 		pj_confirm(job);
+		/* caught up and idle: the progress (latency, rate) every second */
+		if (ctx->reader->EndRecPtr >= end_of_wal &&
+			TimestampDifferenceExceeds(job->last_checkpoint, GetCurrentTimestamp(),
+									   PG_JOB_CHECKPOINT_MS))
+			pj_idle_checkpoint(job);
 
 		INSTR_TIME_SET_CURRENT(t1);
 		INSTR_TIME_SUBTRACT(t1, t0);

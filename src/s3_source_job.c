@@ -68,6 +68,7 @@ typedef struct JobFile
 	char	   *key;
 	int64		size;
 	uint64		key_hash;		/* of key, for event ids (0: not yet) */
+	TimestampTz last_modified;	/* CDC: the "commit time" of its rows */
 } JobFile;
 
 /* A place in a table's files: file index, next offset and line. */
@@ -173,6 +174,11 @@ typedef struct Job
 
 	TimestampTz run_started;
 	int64		rows_at_start;	/* rows committed for all tables at start */
+	/* task_status figures (job_write_progress) */
+	TimestampTz cdc_read_time;	/* LastModified of the CDC file read */
+	TimestampTz cdc_ack_time;	/* ... of the one acknowledged */
+	TimestampTz cdc_idle_at;	/* listing whose files are all done, or 0 */
+	WorkerRateInterval interval;
 
 	MemoryContext row_cxt;		/* reset per row */
 	StringInfoData values;		/* rendered column values of a row */
@@ -573,6 +579,14 @@ job_write_progress(Job *job)
 			 "       updated_at = now()"
 			 " WHERE task_name = $1",
 			 6, params, SPI_OK_UPDATE);
+	{
+		const KinesisBatcherStats *bs = job->shipper ? kinesis_shipper_stats(job->shipper) : NULL;
+
+		worker_write_figures(job->task_name, job->cdc_read_time, job->cdc_ack_time,
+							 job->cdc_idle_at, job->cdc_idle_at, &job->interval,
+							 job->run_started, rows, bs ? bs->requests_throttled : 0,
+							 bs ? bs->entries_throttled : 0);
+	}
 	params[0] = job_int64_text(job->run_id);
 	worker_exec("UPDATE dms_stream.run_history SET rows_processed = $2::bigint"
 			 " WHERE run_id = $1::bigint",
@@ -1388,6 +1402,8 @@ job_cdc_checkpoint(Job *job, const JobPosition *pos, bool done)
 
 	worker_xact_begin();
 	job_write_exceptions(job, cdc, pos);
+	if (done || pos->rows > cdc->committed.rows)
+		job->cdc_ack_time = cdc->files[pos->file].last_modified;
 	cdc->committed = *pos;
 	params[0] = job->task_name;
 	params[1] = cdc->files[pos->file].key;
@@ -1620,6 +1636,8 @@ job_cdc_file(Job *job, int file, int64 offset, int64 line)
 
 	start.offset = offset;
 	start.line = line;
+	job->cdc_read_time = f->last_modified;
+	job->cdc_idle_at = 0;
 	cdc->file = file;
 	cdc->queued.file = file;
 	cdc->queued.offset = offset;
@@ -1842,12 +1860,14 @@ job_cdc_run(Job *job)
 		int			nfiles = 0;
 		int			p = 0;
 		int			f;
+		TimestampTz listed_at;
 
 		task_worker_check_interrupts();
 
 		MemoryContextReset(poll_cxt);
 		old = MemoryContextSwitchTo(poll_cxt);
 		task_worker_set_phase("cdc: listing s3://%s/%s", job->bucket, job->cdc_prefix);
+		listed_at = GetCurrentTimestamp();
 		objects = s3_list_objects(job->source, job->bucket, job->cdc_prefix, NULL, 0, 0);
 		cdc->files = palloc0(sizeof(JobFile) * Max(list_length(objects), 1));
 		keys = palloc(sizeof(char *) * Max(list_length(objects), 1));
@@ -1866,6 +1886,7 @@ job_cdc_run(Job *job)
 			{
 				cdc->files[nfiles].key = obj->key;
 				cdc->files[nfiles].size = obj->size;
+				cdc->files[nfiles].last_modified = obj->last_modified;
 				nfiles++;
 			}
 			else if (cmp < 0)
@@ -1902,6 +1923,8 @@ job_cdc_run(Job *job)
 
 		task_worker_set_phase("cdc: waiting for new files in s3://%s/%s",
 							  job->bucket, job->cdc_prefix);
+		/* every file of the listing read and acknowledged: caught up */
+		job->cdc_idle_at = listed_at;
 		worker_xact_begin();
 		job_write_progress(job);
 		worker_xact_end(poll_cxt);

@@ -29,4 +29,25 @@ extern void worker_xact_end(MemoryContext keep);
 extern char *worker_exec(const char *sql, int nargs, const char **params,
 						 int expected);
 
+/*
+ * The task_status figures of a task's worker (task_progress): commit times
+ * of the newest change read and of the newest acknowledged (0: none), the
+ * time of the last check that found nothing new to read (idle_at) and
+ * nothing unacknowledged either (caught_up_at; 0: the check found work),
+ * the records acknowledged in the interval of at least a second that ended
+ * last (an interval shorter than that keeps counting), and the Kinesis
+ * batcher's throttling counters.  Inside a transaction.
+ */
+typedef struct WorkerRateInterval
+{
+	TimestampTz start;			/* 0: not started */
+	int64		start_rows;
+} WorkerRateInterval;
+
+extern void worker_write_figures(const char *task_name, TimestampTz source_commit,
+								 TimestampTz target_commit, TimestampTz idle_at,
+								 TimestampTz caught_up_at, WorkerRateInterval *iv,
+								 TimestampTz run_started, int64 rows,
+								 int64 throttled_requests, int64 throttled_records);
+
 #endif							/* DMS_WORKER_XACT_H */

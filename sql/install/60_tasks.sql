@@ -42,7 +42,24 @@ CREATE TABLE dms_stream.task_progress (
 	bytes_done			bigint,
 	rows_sent			bigint NOT NULL DEFAULT 0,
 	rows_per_second		double precision,
-	updated_at			timestamptz NOT NULL DEFAULT now()
+	updated_at			timestamptz NOT NULL DEFAULT now(),
+	-- CDC latency (task_status): commit time of the newest change read from
+	-- the source and of the newest one acknowledged by Kinesis (an S3 CDC
+	-- file's LastModified), and the time of the last check that found
+	-- nothing new to read (source_idle_at) and also nothing unacknowledged
+	-- (caught_up_at); NULL when that check found more to do.
+	source_commit_time	timestamptz,
+	target_commit_time	timestamptz,
+	source_idle_at		timestamptz,
+	caught_up_at		timestamptz,
+	-- records acknowledged in the last progress interval and its length
+	interval_rows		bigint,
+	interval_seconds	double precision,
+	-- the Kinesis batcher's throttling counters this run: requests
+	-- re-queued because of throttling, entries answered
+	-- ProvisionedThroughputExceeded
+	throttled_requests	bigint,
+	throttled_records	bigint
 );
 
 COMMENT ON TABLE dms_stream.task_progress IS
@@ -168,9 +185,20 @@ SELECT t.task_name AS task,
 	   CASE WHEN p.bytes_total > 0
 			THEN round(100.0 * least(p.bytes_done, p.bytes_total) / p.bytes_total, 1)
 			WHEN p.bytes_total = 0 THEN 100.0 END AS progress_percent,
-	   round(p.rows_per_second::numeric, 1) AS records_per_second,
+	   CASE WHEN t.status = 'running' THEN
+			coalesce(round((p.interval_rows / nullif(p.interval_seconds, 0))::numeric, 1),
+					 round(p.rows_per_second::numeric, 1)) END AS records_per_second,
+	   round(p.rows_per_second::numeric, 1) AS records_per_second_run,
 	   p.rows_sent AS records_sent_this_run,
 	   CASE WHEN t.status = 'running' THEN now() - p.updated_at END AS lag,
+	   CASE WHEN t.status = 'running' AND t.migration_type <> 'full-load' THEN
+			greatest(now() - greatest(p.source_commit_time, p.source_idle_at), interval '0') END
+		 AS cdc_latency_source,
+	   CASE WHEN t.status = 'running' AND t.migration_type <> 'full-load' THEN
+			greatest(now() - greatest(p.target_commit_time, p.caught_up_at), interval '0') END
+		 AS cdc_latency_target,
+	   p.throttled_requests,
+	   p.throttled_records,
 	   t.stop_reason,
 	   t.last_error,
 	   p.worker_pid,
@@ -180,7 +208,7 @@ SELECT t.task_name AS task,
   LEFT JOIN dms_stream.task_progress p USING (task_name);
 
 COMMENT ON VIEW dms_stream.task_status IS
-'one row per task: DMS status, what its worker does, full-load progress, throughput, lag since the last progress write, last error and worker pid';
+'one row per task: DMS status, what its worker does, full-load progress, throughput (records/s of the last progress interval, and the run average), lag since the last progress write, DMS CDC latencies (CDCLatencySource, CDCLatencyTarget), throttling counts, last error and worker pid';
 
 CREATE VIEW dms_stream.table_statistics_view AS
 SELECT s.task_name AS "TaskName",
