@@ -373,6 +373,42 @@ credentials_request_failed(const char *source, const DmsHttpRequest *req,
 }
 
 /*
+ * sts_credentials
+ *		The temporary credentials in a successful STS answer to action
+ *		(AssumeRole, AssumeRoleWithWebIdentity), cached as source.
+ */
+static AwsResolvedCredentials *
+sts_credentials(const char *action, const char *source, const char *url, const char *role,
+				const DmsHttpResponse *resp)
+{
+	xmlDoc	   *doc;
+	char	   *key,
+			   *secret,
+			   *token,
+			   *expiration;
+
+	doc = xmlReadMemory(resp->body, (int) resp->body_len, NULL, NULL,
+						XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+	if (doc == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_XML_DOCUMENT),
+				 errmsg("STS %s returned a response that is not XML", action),
+				 errdetail("URL %s, HTTP status %ld, role %s.", url, resp->status, role)));
+	key = xml_find(xmlDocGetRootElement(doc), "AccessKeyId");
+	secret = xml_find(xmlDocGetRootElement(doc), "SecretAccessKey");
+	token = xml_find(xmlDocGetRootElement(doc), "SessionToken");
+	expiration = xml_find(xmlDocGetRootElement(doc), "Expiration");
+	xmlFreeDoc(doc);
+	if (!key || !secret || !token)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_XML_DOCUMENT),
+				 errmsg("STS %s returned no credentials", action),
+				 errdetail("URL %s, role %s.", url, role)));
+	return make_cached(source, key, secret, token,
+					   expiration ? parse_expiration(expiration, psprintf("STS %s", action)) : 0);
+}
+
+/*
  * from_web_identity
  *		STS AssumeRoleWithWebIdentity with the token file's contents.
  */
@@ -390,11 +426,6 @@ from_web_identity(StringInfo tried)
 	AwsHeader	headers[1] = {{"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"}};
 	DmsHttpRequest req = {0};
 	DmsHttpResponse *resp;
-	xmlDoc	   *doc;
-	char	   *key,
-			   *secret,
-			   *session_token,
-			   *expiration;
 
 	if (token_file == NULL || role_arn == NULL)
 	{
@@ -433,25 +464,7 @@ from_web_identity(StringInfo tried)
 	if (!resp->ok)
 		credentials_request_failed("STS AssumeRoleWithWebIdentity", &req, resp);
 
-	doc = xmlReadMemory(resp->body, (int) resp->body_len, NULL, NULL,
-						XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
-	if (doc == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_XML_DOCUMENT),
-				 errmsg("STS AssumeRoleWithWebIdentity returned a response that is not XML"),
-				 errdetail("URL %s, HTTP status %ld.", sts_url, resp->status)));
-	key = xml_find(xmlDocGetRootElement(doc), "AccessKeyId");
-	secret = xml_find(xmlDocGetRootElement(doc), "SecretAccessKey");
-	session_token = xml_find(xmlDocGetRootElement(doc), "SessionToken");
-	expiration = xml_find(xmlDocGetRootElement(doc), "Expiration");
-	xmlFreeDoc(doc);
-	if (!key || !secret || !session_token)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_XML_DOCUMENT),
-				 errmsg("STS AssumeRoleWithWebIdentity returned no credentials"),
-				 errdetail("URL %s, role %s.", sts_url, role_arn)));
-	return make_cached("web-identity", key, secret, session_token,
-					   expiration ? parse_expiration(expiration, "STS") : 0);
+	return sts_credentials("AssumeRoleWithWebIdentity", "web-identity", sts_url, role_arn, resp);
 }
 
 /*
@@ -763,11 +776,6 @@ assume_role(const DmsEndpoint *ep, const AwsResolvedCredentials *base, const cha
 	AwsHeader	headers[1] = {{"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"}};
 	DmsHttpRequest req = {0};
 	DmsHttpResponse *resp;
-	xmlDoc	   *doc;
-	char	   *key,
-			   *secret,
-			   *token,
-			   *expiration;
 
 	initStringInfo(&body);
 	appendStringInfo(&body, "Action=AssumeRole&Version=2011-06-15&DurationSeconds=%d&RoleArn=", duration);
@@ -794,25 +802,7 @@ assume_role(const DmsEndpoint *ep, const AwsResolvedCredentials *base, const cha
 	if (!resp->ok)
 		assume_role_failed(ep, role, base, &req, resp);
 
-	doc = xmlReadMemory(resp->body, (int) resp->body_len, NULL, NULL,
-						XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
-	if (doc == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_XML_DOCUMENT),
-				 errmsg("STS AssumeRole returned a response that is not XML"),
-				 errdetail("URL %s, HTTP status %ld, role %s.", req.url, resp->status, role)));
-	key = xml_find(xmlDocGetRootElement(doc), "AccessKeyId");
-	secret = xml_find(xmlDocGetRootElement(doc), "SecretAccessKey");
-	token = xml_find(xmlDocGetRootElement(doc), "SessionToken");
-	expiration = xml_find(xmlDocGetRootElement(doc), "Expiration");
-	xmlFreeDoc(doc);
-	if (!key || !secret || !token)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_XML_DOCUMENT),
-				 errmsg("STS AssumeRole returned no credentials"),
-				 errdetail("URL %s, role %s.", req.url, role)));
-	return make_cached(psprintf("assume-role:%s", role), key, secret, token,
-					   expiration ? parse_expiration(expiration, "STS AssumeRole") : 0);
+	return sts_credentials("AssumeRole", psprintf("assume-role:%s", role), req.url, role, resp);
 }
 
 /*
