@@ -64,7 +64,7 @@ PG_FUNCTION_INFO_V1(dms_delta_load_query);
 typedef struct DeltaFile
 {
 	BufFile    *buf;
-	int64		number;			/* LOADxxxxxxxx */
+	int64		number;			/* the 8 hex digits after LOAD */
 	int64		rows;
 	int64		bytes;
 	char	   *key;			/* full object key */
@@ -475,7 +475,7 @@ spool_sink(void *arg, const void *data, size_t len)
  * new_spool_file
  *		Start the run's next file: a temporary BufFile, its file number
  *		(next_file_number plus the files so far) and its S3 key
- *		LOADxxxxxxxx.parquet, allocated in the run's context and appended to
+ *		LOAD<8 hex digits>.parquet, allocated in the run's context and appended to
  *		run->files.  An ERROR once the numbers pass LOADFFFFFFFF.
  */
 static DeltaFile *
@@ -709,7 +709,7 @@ step_extract(DeltaRun *run)
 
 /*
  * is_stale_key
- *		True if key names a file of this table (LOADxxxxxxxx.parquet)
+ *		True if key names a file of this table (LOAD, 8 hex digits, .parquet)
  *		numbered at or above next_file_number: no committed run wrote it.
  */
 static bool
@@ -726,20 +726,24 @@ is_stale_key(DeltaRun *run, const char *key)
 }
 
 /*
- * abort_stale_upload
- *		AbortMultipartUpload of a failed run's leftover upload; a failure is
- *		a WARNING (an incomplete upload is not visible as an object), a
- *		cancel is re-raised.  True if it was aborted.
+ * cleanup_request
+ *		Delete key (upload_id NULL) or abort its incomplete multipart upload
+ *		upload_id, as part of cleaning up after a failed run.  A failure is a
+ *		WARNING with hint (what removes the leftover later); a cancel is
+ *		re-raised.  True if the request succeeded.
  */
 static bool
-abort_stale_upload(DeltaRun *run, S3MultipartUpload *u)
+cleanup_request(DeltaRun *run, const char *key, const char *upload_id, const char *hint)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	volatile bool ok = true;
 
 	PG_TRY();
 	{
-		s3_abort_multipart_upload(run->ep, run->bucket, u->key, u->upload_id);
+		if (upload_id)
+			s3_abort_multipart_upload(run->ep, run->bucket, key, upload_id);
+		else
+			s3_delete_object(run->ep, run->bucket, key);
 	}
 	PG_CATCH();
 	{
@@ -752,14 +756,29 @@ abort_stale_upload(DeltaRun *run, S3MultipartUpload *u)
 		FlushErrorState();
 		ereport(WARNING,
 				(errcode(e->sqlerrcode),
+				 upload_id ?
 				 errmsg("delta load \"%s\" could not abort the incomplete upload %s of s3://%s/%s",
-						run->target, u->upload_id, run->bucket, u->key),
+						run->target, upload_id, run->bucket, key) :
+				 errmsg("delta load \"%s\" could not remove s3://%s/%s of its failed run",
+						run->target, run->bucket, key),
 				 errdetail("%s", e->message),
-				 errhint("A bucket lifecycle rule with AbortIncompleteMultipartUpload removes such uploads.")));
+				 errhint("%s", hint)));
 		ok = false;
 	}
 	PG_END_TRY();
 	return ok;
+}
+
+/*
+ * abort_stale_upload
+ *		AbortMultipartUpload of a failed run's leftover upload (an incomplete
+ *		upload is not visible as an object).  True if it was aborted.
+ */
+static bool
+abort_stale_upload(DeltaRun *run, S3MultipartUpload *u)
+{
+	return cleanup_request(run, u->key, u->upload_id,
+						   "A bucket lifecycle rule with AbortIncompleteMultipartUpload removes such uploads.");
 }
 
 /*
@@ -1030,35 +1049,11 @@ static void
 step_remove_uploaded(DeltaRun *run)
 {
 	ListCell   *lc;
-	MemoryContext cxt = CurrentMemoryContext;
 
 	InvalidateCatalogSnapshot();
 	foreach(lc, run->uploaded)
-	{
-		const char *key = (const char *) lfirst(lc);
-
-		PG_TRY();
-		{
-			s3_delete_object(run->ep, run->bucket, key);
-		}
-		PG_CATCH();
-		{
-			ErrorData  *e;
-
-			MemoryContextSwitchTo(cxt);
-			e = CopyErrorData();
-			if (e->sqlerrcode == ERRCODE_QUERY_CANCELED)
-				PG_RE_THROW();
-			FlushErrorState();
-			ereport(WARNING,
-					(errcode(e->sqlerrcode),
-					 errmsg("delta load \"%s\" could not remove s3://%s/%s of its failed run",
-							run->target, run->bucket, key),
-					 errdetail("%s", e->message),
-					 errhint("The next run of this target deletes it before uploading.")));
-		}
-		PG_END_TRY();
-	}
+		(void) cleanup_request(run, (const char *) lfirst(lc), NULL,
+							   "The next run of this target deletes it before uploading.");
 	run->uploaded = NIL;
 }
 
