@@ -543,12 +543,12 @@ dms_json_get_string(const DmsJsonDoc *doc, const json_t *obj, const char *path,
 }
 
 /*
- * enum_equal_loose
+ * dms_json_enum_equal
  *		Whether a and b are equal ignoring case and treating '_' and '-'
- *		alike.
+ *		alike (DMS spells enum values both ways: sse-s3, SSE_S3).
  */
-static bool
-enum_equal_loose(const char *a, const char *b)
+bool
+dms_json_enum_equal(const char *a, const char *b)
 {
 	for (; *a && *b; a++, b++)
 	{
@@ -573,7 +573,7 @@ dms_json_match_enum(const DmsJsonDoc *doc, const char *path, const char *value,
 
 	for (i = 0; allowed[i] != NULL; i++)
 		if (strcmp(value, allowed[i]) == 0 ||
-			(ignore_case && enum_equal_loose(value, allowed[i])))
+			(ignore_case && dms_json_enum_equal(value, allowed[i])))
 			return i;
 
 	dms_json_fail(doc, path, psprintf("Valid values are: %s.", dms_json_list(allowed)),

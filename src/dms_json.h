@@ -105,6 +105,9 @@ extern const char *dms_json_get_string(const DmsJsonDoc *doc, const json_t *obj,
  * its index; anything else is an error listing them.  With ignore_case,
  * "JSON_UNFORMATTED" matches "json-unformatted" as DMS's guide spells it.
  */
+/* Equal ignoring case, '_' and '-' alike (enum spellings). */
+extern bool dms_json_enum_equal(const char *a, const char *b);
+
 extern int	dms_json_match_enum(const DmsJsonDoc *doc, const char *path,
 								const char *value, const char *const *allowed,
 								bool ignore_case);

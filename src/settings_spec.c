@@ -8,7 +8,6 @@
 #include "postgres.h"
 
 #include "lib/stringinfo.h"
-#include "port.h"
 
 #include "settings_spec.h"
 
@@ -82,22 +81,9 @@ settings_validate(const DmsJsonDoc *doc, const json_t *obj, const char *path,
 static bool
 value_is(const json_t *value, const char *same_as)
 {
-	const char *a;
-	const char *b;
-
 	if (json_is_boolean(value))
 		return strcmp(json_is_true(value) ? "true" : "false", same_as) == 0;
-	if (!json_is_string(value))
-		return false;
-	for (a = json_string_value(value), b = same_as; *a && *b; a++, b++)
-	{
-		char		ca = (*a == '_') ? '-' : pg_tolower((unsigned char) *a);
-		char		cb = (*b == '_') ? '-' : pg_tolower((unsigned char) *b);
-
-		if (ca != cb)
-			return false;
-	}
-	return *a == '\0' && *b == '\0';
+	return json_is_string(value) && dms_json_enum_equal(json_string_value(value), same_as);
 }
 
 /*
